@@ -1,0 +1,3 @@
+from macs_bench.cli import main
+
+main()

@@ -1,0 +1,108 @@
+"""``macs-bench``: a thin typer layer over :mod:`macs_bench`'s Python API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.table import Table
+
+from macs_bench import __version__
+from macs_bench.errors import MacsError
+
+app = typer.Typer(
+    name="macs-bench",
+    help="Build the MACS benchmarks and score audio-to-image models.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+datasets_app = typer.Typer(help="Build benchmark splits offline from pinned metadata.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"macs-bench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Build the MACS benchmarks and score audio-to-image models."""
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List the datasets macs can build."""
+    from macs_bench.datasets import DATASETS
+
+    table = Table("name", "what")
+    for spec in DATASETS.values():
+        table.add_row(spec.name, spec.summary)
+    console.print(table)
+
+
+@datasets_app.command("build")
+def datasets_build(
+    name: str = typer.Argument(..., help="llp-multi, audioset-eval, landscape or fsd50k."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for manifest.csv and stats.json."),
+    seed: int = typer.Option(0, help="Seed of the fold / train-test assignment."),
+    folds: int = typer.Option(5, help="Number of cross-validation folds (llp-multi, audioset-eval)."),
+    num_sources: int = typer.Option(6, "--num-sources", "-M", help="Prompt slots M per clip (fsd50k)."),
+    available: Optional[Path] = typer.Option(
+        None, help="File of sample ids or YTIDs you obtained (one per line): keep only those, folds unchanged."
+    ),
+    metadata_dir: Optional[Path] = typer.Option(
+        None, help="Read metadata from this folder instead of the vendored copy (still checksum-verified)."
+    ),
+) -> None:
+    """Build a benchmark split: writes OUT/manifest.csv and OUT/stats.json (offline, seconds)."""
+    from macs_bench.datasets import build
+
+    manifest = build(
+        name, out, seed=seed, n_folds=folds, num_sources=num_sources, available=available, metadata_dir=metadata_dir
+    )
+    counts = manifest.counts()
+    summary = f"{name}: {counts['n_samples']:,} samples, {counts['n_classes']} classes"
+    if "folds" in counts:
+        summary += f", {len(counts['folds'])} folds (" + " / ".join(f"{n:,}" for n in counts["folds"].values()) + ")"
+    else:
+        summary += ", splits " + ", ".join(f"{k} {v:,}" for k, v in counts["splits"].items())
+    if available is not None:
+        summary += f"; {manifest.provenance['available']['n_dropped']:,} dropped as unavailable"
+    console.print(summary)
+    console.print(f"wrote {out / 'manifest.csv'} and {out / 'stats.json'}")
+
+
+@datasets_app.command("info")
+def datasets_info(name: str = typer.Argument(..., help="llp-multi, audioset-eval, landscape or fsd50k.")) -> None:
+    """Print the dataset card and the counts of a fresh build."""
+    from macs_bench.datasets import build, card
+
+    text = card(name)
+    counts = build(name).counts()
+    console.print(Markdown(text))
+    table = Table("count", "value", title=f"{name}: counts of a build with the default options")
+    for key, value in counts.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def main() -> None:
+    """Console entry point: a user error becomes one line on stderr and exit status 2."""
+    try:
+        app()
+    except MacsError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        sys.exit(2)

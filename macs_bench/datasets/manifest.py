@@ -1,0 +1,177 @@
+"""The manifest: one row per sample, the contract between dataset builders and every later stage.
+
+``manifest.csv`` has the columns :data:`COLUMNS` (lists ``;``-separated, empty cells for "not applicable"),
+optionally followed by dataset-specific extra columns. ``stats.json`` beside it records counts and the
+provenance (metadata checksums, seed, options, tool version). Both are written atomically and byte-identically
+for the same inputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from macs_bench.errors import MacsError
+from macs_bench.io import atomic_write_text, dumps_json, sha256_file
+
+COLUMNS = ("sample_id", "ytid", "start", "end", "labels", "mids", "n_labels", "frame_seconds", "fold", "split")
+LIST_SEP = ";"
+MANIFEST_NAME = "manifest.csv"
+STATS_NAME = "stats.json"
+DROPPED_NAME = "dropped.txt"
+
+
+@dataclass(frozen=True)
+class Sample:
+    sample_id: str
+    labels: tuple[str, ...]
+    split: str
+    ytid: str = ""
+    start: str = ""
+    end: str = ""
+    mids: tuple[str, ...] = ()
+    frame_seconds: tuple[int, ...] = ()
+    fold: int | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.labels)
+
+    def cells(self) -> list[str]:
+        for name, items in (("labels", self.labels), ("mids", self.mids)):
+            bad = [x for x in items if LIST_SEP in x]
+            if bad:
+                raise MacsError(f"{self.sample_id}: {name} entry {bad[0]!r} contains the list separator ';'")
+        return [
+            self.sample_id,
+            self.ytid,
+            self.start,
+            self.end,
+            LIST_SEP.join(self.labels),
+            LIST_SEP.join(self.mids),
+            str(self.n_labels),
+            LIST_SEP.join(str(s) for s in self.frame_seconds),
+            "" if self.fold is None else str(self.fold),
+            self.split,
+        ] + [value for _, value in self.extra]
+
+
+@dataclass
+class Manifest:
+    dataset: str
+    samples: list[Sample]
+    stats: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.samples[0].extra) if self.samples else ()
+
+    def counts(self) -> dict[str, Any]:
+        """Counts derived from the rows: totals, label-count histogram, per fold and per split."""
+        n_labels = Counter(s.n_labels for s in self.samples)
+        out: dict[str, Any] = {
+            "n_samples": len(self.samples),
+            "n_videos": len({s.ytid for s in self.samples if s.ytid}),
+            "n_classes": len({m for s in self.samples for m in (s.mids or s.labels)}),
+            "n_labels": {str(k): n_labels[k] for k in sorted(n_labels)},
+            "splits": dict(sorted(Counter(s.split for s in self.samples).items())),
+        }
+        folds = Counter(s.fold for s in self.samples if s.fold is not None)
+        if folds:
+            out["folds"] = {str(k): folds[k] for k in sorted(folds)}
+        return out
+
+    def restrict(self, available: Path) -> tuple["Manifest", list[str]]:
+        """Keep the samples named in ``available`` (sample ids or YTIDs, one per line); folds are kept."""
+        wanted = read_id_list(available)
+        by_sample = {s.sample_id for s in self.samples}
+        by_ytid = {s.ytid for s in self.samples if s.ytid}
+        unknown = sorted(i for i in wanted if i not in by_sample and i not in by_ytid)
+        if len(unknown) == len(wanted):
+            raise MacsError(f"{available}: none of its {len(wanted)} ids is a sample id or YTID of {self.dataset}")
+        kept = [s for s in self.samples if s.sample_id in wanted or s.ytid in wanted]
+        dropped = [s.sample_id for s in self.samples if not (s.sample_id in wanted or s.ytid in wanted)]
+        restricted = replace(self, samples=kept, stats=dict(self.stats), provenance=dict(self.provenance))
+        restricted.provenance["available"] = {
+            "file": str(available),
+            "sha256": sha256_file(available),
+            "n_ids": len(wanted),
+            "n_kept": len(kept),
+            "n_dropped": len(dropped),
+            "n_unknown_ids": len(unknown),
+            "unknown_ids_first": unknown[:20],
+        }
+        restricted.stats["before_available"] = self.counts()
+        return restricted, dropped
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(COLUMNS + self.extra_columns)
+        for sample in self.samples:
+            writer.writerow(sample.cells())
+        return buf.getvalue()
+
+    def write(self, out_dir: str | os.PathLike, dropped: Iterable[str] | None = None) -> dict[str, Path]:
+        """Write ``manifest.csv`` and ``stats.json`` (and ``dropped.txt`` after :meth:`restrict`)."""
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise MacsError(f"{out}: exists and is not a directory")
+        text = self.to_csv()
+        manifest_path = out / MANIFEST_NAME
+        atomic_write_text(manifest_path, text)
+        paths = {"manifest": manifest_path}
+        dropped_path = out / DROPPED_NAME
+        if dropped is not None:
+            atomic_write_text(dropped_path, "".join(f"{d}\n" for d in dropped))
+            paths["dropped"] = dropped_path
+        else:
+            dropped_path.unlink(missing_ok=True)  # a stale list from an earlier --available build would mislead
+        stats = {
+            "dataset": self.dataset,
+            **self.counts(),
+            **self.stats,
+            "manifest_sha256": sha256_file(manifest_path),
+            "provenance": self.provenance,
+        }
+        atomic_write_text(out / STATS_NAME, dumps_json(stats))
+        paths["stats"] = out / STATS_NAME
+        return paths
+
+
+def read_id_list(path: Path) -> set[str]:
+    """Ids one per line; blank lines and ``#`` comments ignored."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MacsError(f"{path}: cannot read id list ({exc.strerror})") from None
+    ids = {line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")}
+    if not ids:
+        raise MacsError(f"{path}: the id list is empty")
+    return ids
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a written manifest as dicts (lists still ``;``-joined); checks the columns."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or tuple(reader.fieldnames[: len(COLUMNS)]) != COLUMNS:
+                raise MacsError(f"{path}:1: not a macs manifest (columns {reader.fieldnames})")
+            return list(reader)
+    except OSError as exc:
+        raise MacsError(f"{path}: cannot read manifest ({exc.strerror})") from None

@@ -1,0 +1,3 @@
+from macs_model.cli import main
+
+main()
