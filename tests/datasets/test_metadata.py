@@ -1,0 +1,49 @@
+import pytest
+
+from macs_bench.datasets import build
+from macs_bench.datasets.metadata import MetadataStore, read_json, read_table
+from macs_bench.errors import MetadataError
+
+
+def test_vendored_metadata_verifies():
+    store = MetadataStore()
+    sums = store.verify(sorted(store.pinned))
+    assert len(sums) == 13 and sums == store.pinned
+
+
+def test_tampered_file_is_refused(metadata_copy):
+    target = metadata_copy / "avvp" / "AVVP_dataset_full.csv"
+    data = bytearray(target.read_bytes())
+    data[100] ^= 1  # one bit
+    target.write_bytes(bytes(data))
+    with pytest.raises(MetadataError, match=rf"^{target}: sha256 .* does not match the pinned"):
+        build("llp-multi", metadata_dir=metadata_copy)
+    # datasets that do not read the file still build
+    assert len(build("landscape", metadata_dir=metadata_copy)) == 1000
+
+
+def test_missing_file_is_refused(metadata_copy):
+    (metadata_copy / "macs" / "Landscape.csv").unlink()
+    with pytest.raises(MetadataError, match="Landscape.csv: metadata file is missing"):
+        build("landscape", metadata_dir=metadata_copy)
+
+
+def test_read_table_quoting_error(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('a,b\n1,"x"y\n')
+    with pytest.raises(MetadataError, match=rf"^{path}:2: "):
+        list(read_table(path, ("a", "b")))
+
+
+def test_read_table_empty(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("")
+    with pytest.raises(MetadataError, match="empty file"):
+        list(read_table(path, ("a", "b")))
+
+
+def test_read_json_error_names_line(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text('{"a": [1, 2],\n "b": [1,, 2]}')
+    with pytest.raises(MetadataError, match=rf"^{path}:2: invalid JSON"):
+        read_json(path)

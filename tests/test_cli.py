@@ -1,0 +1,87 @@
+"""The console scripts as a user meets them: real subprocesses, exit codes, one-line errors."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from macs_bench.datasets.metadata import datasets_root
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args, env=None):
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, env=full_env, timeout=120)
+
+
+def test_build_llp_multi_twice_is_byte_identical(tmp_path):
+    first = run("macs-bench", "datasets", "build", "llp-multi", "--out", str(tmp_path / "x"))
+    assert first.returncode == 0, first.stderr
+    assert "7,201 samples" in first.stdout and "5 folds" in first.stdout
+    before = {p.name: p.read_bytes() for p in (tmp_path / "x").iterdir()}
+    again = run("macs-bench", "datasets", "build", "llp-multi", "--out", str(tmp_path / "x"))
+    assert again.returncode == 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / "x").iterdir()} == before
+    stats = json.loads(before["stats.json"])
+    assert stats["n_samples"] == 7201 and len(stats["folds"]) == 5
+
+
+def test_build_audioset_eval_reports_counts(tmp_path):
+    out = run("macs-bench", "datasets", "build", "audioset-eval", "--out", str(tmp_path / "y"))
+    assert out.returncode == 0, out.stderr
+    assert "20,371 samples, 527 classes" in out.stdout
+
+
+def test_tampered_metadata_exits_with_one_line(tmp_path):
+    root = tmp_path / "datasets"
+    shutil.copytree(datasets_root(), root)
+    target = root / "metadata" / "audioset" / "ontology.json"
+    target.write_text(target.read_text().replace("Human sounds", "Human noises", 1))
+    out = run("macs-bench", "datasets", "build", "llp-multi", "--out", str(tmp_path / "z"),
+              env={"MACS_DATASETS_DIR": str(root)})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(target) in lines[0] and "sha256" in lines[0], out.stderr
+    assert not (tmp_path / "z").exists()
+
+
+def test_available_option(tmp_path):
+    ids = tmp_path / "available.txt"
+    ids.write_text("CI0jX5TMs0Q_457_467\nMZjZEVgQmno\n")
+    out = run("macs-bench", "datasets", "build", "landscape", "--out", str(tmp_path / "l"), "--available", str(ids))
+    assert out.returncode == 0, out.stderr
+    assert "landscape: 3 samples" in out.stdout and "997 dropped" in out.stdout  # MZjZEVgQmno has two clips
+    assert len((tmp_path / "l" / "dropped.txt").read_text().split()) == 997
+    assert f"wrote {tmp_path / 'l' / 'manifest.csv'}" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["datasets", "build", "llp", "--out", "o"], "unknown dataset 'llp'"),
+        (["datasets", "build", "landscape", "--out", "o", "--available", "missing.txt"], "missing.txt: cannot read"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, args, message):
+    out = subprocess.run([str(BIN / "macs-bench"), *args], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr, out.stderr
+
+
+def test_info_prints_card_and_counts():
+    out = run("macs-bench", "datasets", "info", "landscape")
+    assert out.returncode == 0, out.stderr
+    assert "Licence" in out.stdout and "n_samples" in out.stdout and "1000" in out.stdout
+
+
+def test_list_and_version():
+    listed = run("macs-bench", "datasets", "list")
+    assert all(name in listed.stdout for name in ("llp-multi", "audioset-eval", "landscape", "fsd50k"))
+    assert run("macs-bench", "--version").stdout.startswith("macs-bench ")
+    assert run("macs-model", "--version").stdout.startswith("macs-model ")
