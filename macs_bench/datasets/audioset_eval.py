@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from macs_bench.datasets.folds import assign_folds, label_count_bucket
+from macs_bench.datasets.frames import centre_second, frame_histogram
 from macs_bench.datasets.manifest import Manifest, Sample
 from macs_bench.datasets.metadata import MetadataStore, read_table
 from macs_bench.datasets.ontology import Ontology
@@ -17,8 +18,6 @@ ONTOLOGY = "audioset/ontology.json"
 DISPLAY_NAMES = "macs/AudioSet.csv"
 FILES = (SEGMENTS, ONTOLOGY, DISPLAY_NAMES)
 
-# No per-second annotations of the eval set are vendored: take the middle second of the 10 s segment.
-FRAME_SECOND = 5
 PAPER = {
     "n_samples": 15712,
     "n_classes": 610,
@@ -71,7 +70,7 @@ def build(store: MetadataStore, *, seed: int = 0, n_folds: int = 5) -> Manifest:
                 end=end,
                 labels=tuple(ontology.name(m) for m in mids),
                 mids=tuple(mids),
-                frame_seconds=(FRAME_SECOND,),
+                frame_seconds=(centre_second(start, end),),
                 split="eval",
             )
         )
@@ -86,7 +85,12 @@ def build(store: MetadataStore, *, seed: int = 0, n_folds: int = 5) -> Manifest:
             "and names such as 'Domestic animals, pets' contain commas, so splitting on every comma yields "
             "fragments; the paper's '610 distinct classes' matches this artefact. The true count is by MID.",
         },
-        "frames": {"rule": f"the middle second ({FRAME_SECOND}) of each 10 s segment", "n_per_clip": 1},
+        "frames": {
+            "rule": "no per-second annotations are public: the central whole second of each segment (4 of a 10 s "
+            "segment), earlier on ties",
+            "histogram": frame_histogram(samples),
+        },
         "paper": PAPER,
     }
     return Manifest("audioset-eval", samples, stats=stats)
+

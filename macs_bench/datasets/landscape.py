@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from macs_bench.datasets.folds import holdout_split
+from macs_bench.datasets.frames import centre_second
 from macs_bench.datasets.manifest import Manifest, Sample
 from macs_bench.datasets.metadata import MetadataStore, read_table
 from macs_bench.datasets.segments import parse_segment, sample_id
@@ -12,7 +13,6 @@ from macs_bench.errors import MetadataError
 
 CLIPS = "macs/Landscape.csv"
 FILES = (CLIPS,)
-FRAME_SECOND = 5
 TEST_FRACTION = 0.1
 PAPER = {
     "n_samples": 1000,
@@ -45,7 +45,7 @@ def build(store: MetadataStore, *, seed: int = 0, test_fraction: float = TEST_FR
             start=start,
             end=end,
             labels=(label,),
-            frame_seconds=(FRAME_SECOND,),
+            frame_seconds=(centre_second(start, end),),
             split=split,
         )
         for (ytid, start, end, label), split in zip(rows, splits)
@@ -69,7 +69,7 @@ def build(store: MetadataStore, *, seed: int = 0, test_fraction: float = TEST_FR
             "with_several_clips": sum(n > 1 for n in per_video.values()),
             "with_several_classes": sum(len(c) > 1 for c in classes_per_video.values()),
         },
-        "frames": {"rule": f"the middle second ({FRAME_SECOND}) of each 10 s clip", "n_per_clip": 1},
+        "frames": {"rule": "the central whole second of each clip (4 of a 10 s clip)"},
         "paper": PAPER,
     }
     return Manifest("landscape", samples, stats=stats)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
 from macs_bench.datasets.folds import assign_folds, label_count_bucket
+from macs_bench.datasets.frames import frame_histogram, select_frame_second
 from macs_bench.datasets.manifest import Manifest, Sample
 from macs_bench.datasets.metadata import MetadataStore, read_json, read_table
 from macs_bench.datasets.ontology import Ontology
@@ -52,15 +52,6 @@ def read_llp_labels(path: Path) -> list[LLPRow]:
             raise MetadataError(f"{path}:{lineno}: no event label for {filename}")
         rows.append(LLPRow(lineno, filename, ytid, start, end, list(dict.fromkeys(names)), len(names)))
     return rows
-
-
-def select_frame_second(counts: list[int]) -> tuple[int, bool]:
-    """The second with the most audio-visual co-occurrence; ties go to the second nearest the clip centre,
-    then to the earlier one. Returns ``(second, was_tied)``."""
-    best = max(counts)
-    tied = [k for k, c in enumerate(counts) if c == best]
-    centre = (len(counts) - 1) / 2
-    return min(tied, key=lambda k: (abs(k - centre), k)), len(tied) > 1
 
 
 def build(store: MetadataStore, *, seed: int = 0, n_folds: int = 5) -> Manifest:
@@ -125,7 +116,7 @@ def build(store: MetadataStore, *, seed: int = 0, n_folds: int = 5) -> Manifest:
             "rule": "argmax of the per-second audio-visual co-occurrence counts; ties to the second nearest the "
             "clip centre, then the earlier second",
             "tied_clips": ties,
-            "histogram": _histogram(s.frame_seconds[0] for s in samples),
+            "histogram": frame_histogram(samples),
         },
         "ytids": {
             "all_llp_clips": _id_stats([(row.ytid, row.start, row.end) for row in rows]),
@@ -143,7 +134,3 @@ def _id_stats(segments: list[tuple[str, str, str]]) -> dict[str, int]:
         "fractional_start": sum("." in start for _, start, _ in segments),
     }
 
-
-def _histogram(values) -> dict[str, int]:
-    counts = Counter(values)
-    return {str(k): counts[k] for k in sorted(counts)}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from macs_bench.datasets import build
-from macs_bench.datasets.llp_multi import read_llp_labels, select_frame_second
+from macs_bench.datasets.llp_multi import read_llp_labels
 from macs_bench.datasets.metadata import datasets_root
 from macs_bench.errors import MetadataError
 
@@ -51,21 +51,6 @@ def test_frames_are_the_cooccurrence_argmax(manifests):
     assert m.stats["frames"]["tied_clips"] == sum(
         (np.array(counts[s.ytid]) == max(counts[s.ytid])).sum() > 1 for s in m.samples
     )
-
-
-@pytest.mark.parametrize(
-    "counts, expected",
-    [
-        ([0, 0, 0, 0, 0, 0, 0, 0, 0, 3], (9, False)),
-        ([1] * 10, (4, True)),
-        ([2, 0, 0, 0, 0, 0, 0, 0, 0, 2], (0, True)),
-        ([0, 0, 0, 0, 0, 1, 0, 0, 1, 0], (5, True)),
-        ([0, 0, 1, 0, 0, 0, 0, 1, 0, 0], (2, True)),
-        ([0, 0, 1, 0, 0, 0, 1, 0, 0, 0], (6, True)),
-    ],
-)
-def test_select_frame_second(counts, expected):
-    assert select_frame_second(counts) == expected
 
 
 def test_available_keeps_folds_and_records_drops(tmp_path, manifests):

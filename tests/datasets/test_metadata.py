@@ -47,3 +47,18 @@ def test_read_json_error_names_line(tmp_path):
     path.write_text('{"a": [1, 2],\n "b": [1,, 2]}')
     with pytest.raises(MetadataError, match=rf"^{path}:2: invalid JSON"):
         read_json(path)
+
+
+def test_cards_list_exactly_the_files_each_builder_reads():
+    import re
+
+    from macs_bench.datasets import DATASETS, card
+
+    pinned = MetadataStore().pinned
+    for name, spec in DATASETS.items():
+        text = card(name)
+        files_section = text.split("## Files", 1)[1].split("\n## ", 1)[0]
+        listed = dict(re.findall(r"^\| ([\w./-]+) \| ([0-9a-f]{64}) \|$", files_section, flags=re.M))
+        assert listed == {f: pinned[f] for f in spec.files}, name
+        for section in ("## Source", "## Licence", "## Counts", "## Known defects"):
+            assert section in text, (name, section)
