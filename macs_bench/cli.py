@@ -15,31 +15,41 @@ from rich.table import Table
 from macs_bench import __version__
 from macs_bench.errors import MacsError
 
-app = typer.Typer(
-    name="macs-bench",
-    help="Build the MACS benchmarks and score audio-to-image models.",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-)
-datasets_app = typer.Typer(help="Build benchmark splits offline from pinned metadata.", no_args_is_help=True)
-app.add_typer(datasets_app, name="datasets")
-
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"macs-bench {__version__}")
-        raise typer.Exit()
+def new_app(name: str, help: str) -> typer.Typer:
+    """A typer app with the settings and ``--version`` option every macs CLI shares."""
+    app = typer.Typer(name=name, help=help, no_args_is_help=True, rich_markup_mode="rich",
+                      pretty_exceptions_enable=False)
+
+    def version(value: bool) -> None:
+        if value:
+            console.print(f"{name} {__version__}")
+            raise typer.Exit()
+
+    @app.callback(help=help)
+    def root(
+        _: bool = typer.Option(False, "--version", callback=version, is_eager=True, help="Print the version."),
+    ) -> None:
+        pass
+
+    return app
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-) -> None:
-    """Build the MACS benchmarks and score audio-to-image models."""
+def run(app: typer.Typer) -> None:
+    """Run a CLI: a user error becomes one line on stderr and exit status 2."""
+    try:
+        app()
+    except MacsError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+
+
+app = new_app("macs-bench", "Build the MACS benchmarks and score audio-to-image models.")
+datasets_app = typer.Typer(help="Build benchmark splits offline from pinned metadata.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
 
 
 @datasets_app.command("list")
@@ -100,9 +110,4 @@ def datasets_info(name: str = typer.Argument(..., help="llp-multi, audioset-eval
 
 
 def main() -> None:
-    """Console entry point: a user error becomes one line on stderr and exit status 2."""
-    try:
-        app()
-    except MacsError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        sys.exit(2)
+    run(app)

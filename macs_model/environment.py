@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from importlib.metadata import version
 from typing import Any
 
 
@@ -24,7 +25,7 @@ def environment_report() -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda_available": torch.cuda.is_available(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
-        "torchsort": getattr(torchsort, "__version__", "unknown"),
+        "torchsort": version("torchsort"),
         "torchsort_cpu_soft_rank": ranks.detach().round().tolist()[0],
         "torchsort_cuda_kernels": _torchsort_has_cuda(),
         "ffmpeg": ffmpeg,
