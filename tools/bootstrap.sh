@@ -47,26 +47,50 @@ ensure_ffmpeg() {
     fi
 }
 
+torchsort_flavour_ok() {
+    "$venv/bin/python" - "$cuda" 2>/dev/null <<'PY'
+import importlib.util, sys
+import torchsort  # noqa: F401
+has_cuda = importlib.util.find_spec("torchsort.isotonic_cuda") is not None
+sys.exit(0 if has_cuda == (sys.argv[1] == "1") else 1)
+PY
+}
+
+install_torchsort() {
+    local pip=("$venv/bin/python" -m pip --disable-pip-version-check -q install -c constraints.txt --no-build-isolation)
+    if [[ $cuda == 1 ]]; then
+        "${pip[@]}" "$@" torchsort
+    else
+        env -u CUDA_HOME -u CUDA_PATH PATH="$venv/bin:/usr/bin:/bin" "${pip[@]}" "$@" torchsort
+    fi
+}
+
 ensure_venv() {
     if [[ -f $stamp_file && $(cat "$stamp_file") == "$stamp" ]] && "$venv/bin/python" -c '' 2>/dev/null; then
         return
     fi
     log "creating/refreshing $venv (first run takes a few minutes)"
     rm -f "$stamp_file"
-    [[ -x $venv/bin/python ]] || "$python" -m venv "$venv"
+    if ! "$venv/bin/python" -c 'import pip' 2>/dev/null; then
+        rm -rf "$venv"  # missing, or left half-made by an interrupted run
+        "$python" -m venv "$venv"
+    fi
     local pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
     # torch first, from the pinned builds, so nothing later can pull another one.
+    log "installing torch and torchvision (constraints.txt)"
     "${pip[@]}" install -c constraints.txt torch torchvision
     # torchsort ships only as source and must build against the torch above: no build isolation. Without a GPU
-    # the CUDA build fails, so hide nvcc/CUDA_HOME from it.
-    if ! "$venv/bin/python" -c 'import torchsort' 2>/dev/null; then
-        if [[ $cuda == 1 ]]; then
-            "${pip[@]}" install -c constraints.txt --no-build-isolation torchsort
-        else
-            env -u CUDA_HOME -u CUDA_PATH PATH="$venv/bin:/usr/bin:/bin" \
-                "${pip[@]}" install -c constraints.txt --no-build-isolation torchsort
+    # the CUDA build fails, so nvcc/CUDA_HOME are hidden from it. A build of the wrong flavour (say, a CPU wheel
+    # from pip's cache on a machine that now has a GPU) is rebuilt without the cache.
+    if ! torchsort_flavour_ok; then
+        log "building torchsort ($([[ $cuda == 1 ]] && echo CUDA || echo CPU-only))"
+        install_torchsort
+        if ! torchsort_flavour_ok; then
+            install_torchsort --force-reinstall --no-deps --no-cache-dir
         fi
+        torchsort_flavour_ok || { log "error: torchsort did not build with cuda=$cuda"; exit 2; }
     fi
+    log "installing macs and its dependencies"
     "${pip[@]}" install -c constraints.txt -e '.[dev]'
     "$venv/bin/python" - <<'PY'
 import torch, torchvision, torchsort  # noqa: F401  fail loudly here, not in the first test
