@@ -1,5 +1,6 @@
-# The two commands of the README. Both first create or refresh .venv (tools/bootstrap.sh, idempotent).
-PY := .venv/bin/python
+# The two commands of the README. Both first create or refresh the venv (tools/bootstrap.sh, idempotent).
+VENV ?= $(or $(MACS_VENV),.venv)
+export MACS_VENV := $(VENV)
 
 .PHONY: env test main
 
@@ -8,8 +9,8 @@ env:
 
 ## make test: the whole test suite (slow tests included; `make test PYTEST_ARGS='-m "not slow"'` skips them)
 test: env
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-## make main: the main job (until the demo lands: build the LLP-multi split offline)
+## make main: the main job (until the demo lands: build the LLP-multi split into runs/llp-multi)
 main: env
-	.venv/bin/macs-bench datasets build llp-multi --out runs/llp-multi
+	$(VENV)/bin/macs-bench datasets build llp-multi --out runs/llp-multi

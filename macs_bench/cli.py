@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from macs_bench import __version__
 from macs_bench.errors import MacsError
@@ -39,12 +39,25 @@ def new_app(name: str, help: str) -> typer.Typer:
 
 
 def run(app: typer.Typer) -> None:
-    """Run a CLI: a user error becomes one line on stderr and exit status 2."""
+    """Run a CLI: a user error (bad input or bad usage) becomes one line on stderr and exit status 2."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except MacsError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        sys.exit(2)
+        _fail(str(exc))
+    except TyperException as exc:  # bad usage: unknown option, invalid value, missing argument
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            app(args=[*sys.argv[1:], "--help"])  # a bare group: show its rich help, as standalone typer does
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _fail(exc.format_message().replace("\n", " ") + hint)
+    except typer.Abort:
+        _fail("aborted")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    sys.exit(2)
 
 
 app = new_app("macs-bench", "Build the MACS benchmarks and score audio-to-image models.")
@@ -102,7 +115,7 @@ def datasets_info(name: str = typer.Argument(..., help="llp-multi, audioset-eval
 
     text = card(name)
     counts = build(name).counts()
-    console.print(Markdown(text))
+    console.print(text, markup=False, highlight=False)  # raw Markdown: nothing cropped, checksums whole
     table = Table("count", "value", title=f"{name}: counts of a build with the default options")
     for key, value in counts.items():
         table.add_row(key, str(value))

@@ -1,6 +1,8 @@
 """The console scripts as a user meets them: real subprocesses, exit codes, one-line errors."""
 
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -39,12 +41,15 @@ def test_build_audioset_eval_reports_counts(tmp_path):
 
 
 def test_tampered_metadata_exits_with_one_line(tmp_path):
-    root = tmp_path / "datasets"
-    shutil.copytree(datasets_root(), root)
-    target = root / "metadata" / "audioset" / "ontology.json"
+    root = tmp_path / "metadata"
+    shutil.copytree(datasets_root() / "metadata", root)
+    target = root / "audioset" / "ontology.json"
     target.write_text(target.read_text().replace("Human sounds", "Human noises", 1))
-    out = run("macs-bench", "datasets", "build", "llp-multi", "--out", str(tmp_path / "z"),
-              env={"MACS_DATASETS_DIR": str(root)})
+    # re-summing the copy does not help: the pins are the package's own
+    sums = root / "SHA256SUMS"
+    new_sum = hashlib.sha256(target.read_bytes()).hexdigest()
+    sums.write_text(re.sub(r"^\w+(?=  audioset/ontology.json)", new_sum, sums.read_text(), flags=re.M))
+    out = run("macs-bench", "datasets", "build", "llp-multi", "--out", str(tmp_path / "z"), "--metadata-dir", str(root))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and str(target) in lines[0] and "sha256" in lines[0], out.stderr
@@ -66,18 +71,34 @@ def test_available_option(tmp_path):
     [
         (["datasets", "build", "llp", "--out", "o"], "unknown dataset 'llp'"),
         (["datasets", "build", "landscape", "--out", "o", "--available", "missing.txt"], "missing.txt: cannot read"),
+        (["datasets", "build", "landscape", "--out", "o", "--available", "."], ".: cannot read id list"),
+        (["datasets", "build", "landscape", "--out", "o", "--available", "latin1.txt"], "latin1.txt: id list is not UTF-8"),
+        (["datasets", "build", "landscape", "--out", "afile/sub"], "afile/sub: cannot write the manifest"),
+        (["datasets", "build", "llp-multi", "--out", "o", "--folds", "abc"], "Invalid value for '--folds'"),
+        (["datasets", "build", "llp-multi", "--out", "o", "--folds", "9000"], "cannot make 9000 folds of 7201 videos"),
+        (["datasets", "build", "llp-multi"], "Missing option '--out'"),
+        (["datasets", "nope"], "No such command 'nope'"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, args, message):
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
     out = subprocess.run([str(BIN / "macs-bench"), *args], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr, out.stderr
 
 
-def test_info_prints_card_and_counts():
-    out = run("macs-bench", "datasets", "info", "landscape")
+@pytest.mark.parametrize("name", ["landscape", "fsd50k"])
+def test_info_prints_whole_card_and_counts(name):
+    from macs_bench.datasets import DATASETS
+    from macs_bench.datasets.metadata import MetadataStore
+
+    out = run("macs-bench", "datasets", "info", name)
     assert out.returncode == 0, out.stderr
-    assert "Licence" in out.stdout and "n_samples" in out.stdout and "1000" in out.stdout
+    assert "## Licence" in out.stdout and "n_samples" in out.stdout
+    pinned = MetadataStore().pinned
+    for file in DATASETS[name].files:  # whole checksums, nothing cropped at the terminal width
+        assert f"| {file} | {pinned[file]} |" in out.stdout
 
 
 def test_list_and_version():

@@ -24,10 +24,8 @@ def test_macs_model_env_reports_working_stack():
 
 
 @pytest.mark.skipif(not IN_REPO_VENV, reason="checks the repository's own .venv")
-def test_bootstrap_is_idempotent():
-    stamp = (REPO / ".venv" / ".macs-stamp").read_text()
-    out = subprocess.run(["bash", str(REPO / "tools" / "bootstrap.sh")], capture_output=True, text=True, timeout=600,
-                         env={k: v for k, v in os.environ.items() if k != "MACS_VENV"})
-    assert out.returncode == 0, out.stderr
-    assert "creating/refreshing" not in out.stderr, "a second bootstrap with nothing changed reinstalled"
-    assert (REPO / ".venv" / ".macs-stamp").read_text() == stamp
+def test_bootstrap_has_nothing_left_to_do():
+    """After `make test` set the venv up, a second bootstrap would install nothing (checked without installing)."""
+    out = subprocess.run(["bash", str(REPO / "tools" / "bootstrap.sh"), "--check"], capture_output=True, text=True,
+                         timeout=120, env={k: v for k, v in os.environ.items() if k != "MACS_VENV"})
+    assert out.returncode == 0, "tools/bootstrap.sh would reinstall: the stamp does not match " + out.stderr

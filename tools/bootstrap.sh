@@ -2,11 +2,14 @@
 # Create or refresh the project's virtual environment (.venv) and make sure ffmpeg is on PATH.
 #
 # Idempotent: the environment is rebuilt only when pyproject.toml, constraints.txt, this script, the Python
-# version or the GPU flavour changed (a hash stamp in .venv records what was installed). A second run with
-# nothing changed returns in about a second.
+# version or the torchsort flavour changed (a hash stamp in the venv records what was installed). A second
+# run with nothing changed returns in about a second.
+#
+#   tools/bootstrap.sh           create or refresh as needed
+#   tools/bootstrap.sh --check   change nothing; exit 0 if up to date, 1 if a run would install something
 #
 # Environment knobs: MACS_PYTHON (interpreter, default python3.11), MACS_VENV (default .venv),
-# MACS_TORCHSORT_CUDA=0|1 (force the torchsort flavour; default: CUDA when nvidia-smi sees a GPU).
+# MACS_TORCHSORT_CUDA=0|1 (force the torchsort flavour; default: CUDA when a GPU and nvcc are both present).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,37 +17,57 @@ cd "$root"
 python=${MACS_PYTHON:-python3.11}
 venv=${MACS_VENV:-$root/.venv}
 stamp_file=$venv/.macs-stamp
+check_only=0
+[[ ${1:-} == --check ]] && check_only=1
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 2; }
 
-if ! command -v "$python" >/dev/null 2>&1; then
-    log "error: $python not found; set MACS_PYTHON to a Python 3.10+ interpreter"
-    exit 2
-fi
+command -v "$python" >/dev/null 2>&1 || die "$python not found; set MACS_PYTHON to a Python 3.10+ interpreter"
 
 if [[ -n ${MACS_TORCHSORT_CUDA:-} ]]; then
     cuda=$MACS_TORCHSORT_CUDA
 elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    cuda=1
+    if command -v nvcc >/dev/null 2>&1 || [[ -x ${CUDA_HOME:-/nonexistent}/bin/nvcc ]]; then
+        cuda=1
+    else
+        cuda=0
+        log "warning: a GPU is present but nvcc is not; torchsort is built CPU-only (set CUDA_HOME to a CUDA toolkit for GPU kernels)"
+    fi
 else
     cuda=0
 fi
 
 stamp=$( { cat pyproject.toml constraints.txt tools/bootstrap.sh; "$python" -V; echo "cuda=$cuda"; } | sha256sum | cut -d' ' -f1)
 
+have_ffmpeg() { command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; }
+venv_current() { [[ -f $stamp_file && $(cat "$stamp_file") == "$stamp" ]] && "$venv/bin/python" -c '' 2>/dev/null; }
+
+if [[ $check_only == 1 ]]; then
+    have_ffmpeg && venv_current && exit 0
+    exit 1
+fi
+
 ensure_ffmpeg() {
-    if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then
-        return
-    fi
+    have_ffmpeg && return
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
         log "installing ffmpeg with apt-get"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >/dev/null
         apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
     else
-        log "error: ffmpeg/ffprobe not found and apt-get is not usable here; install ffmpeg (e.g. 'sudo apt-get install ffmpeg' or 'conda install ffmpeg') and rerun"
-        exit 2
+        die "ffmpeg/ffprobe not found and apt-get is not usable here; install ffmpeg (e.g. 'sudo apt-get install ffmpeg' or 'conda install ffmpeg') and rerun"
     fi
+}
+
+# PATH without the folders that hold nvcc: torch's extension builder then makes a CPU-only torchsort.
+path_without_nvcc() {
+    local out="" dir
+    IFS=: read -ra dirs <<<"$PATH"
+    for dir in "${dirs[@]}"; do
+        [[ -x $dir/nvcc ]] || out+="${out:+:}$dir"
+    done
+    printf '%s' "$out"
 }
 
 torchsort_flavour_ok() {
@@ -61,37 +84,44 @@ install_torchsort() {
     if [[ $cuda == 1 ]]; then
         "${pip[@]}" "$@" torchsort
     else
-        env -u CUDA_HOME -u CUDA_PATH PATH="$venv/bin:/usr/bin:/bin" "${pip[@]}" "$@" torchsort
+        env -u CUDA_HOME -u CUDA_PATH PATH="$(path_without_nvcc)" "${pip[@]}" "$@" torchsort
     fi
 }
 
+make_venv() {
+    local want have
+    want=$("$python" -c 'import sys; print(sys.version)')
+    have=$("$venv/bin/python" -c 'import sys, pip; print(sys.version)' 2>/dev/null || true)
+    [[ $have == "$want" ]] && return
+    if [[ -e $venv ]]; then
+        # Replace only what is recognisably a venv (missing, half-made or of another Python), never other folders.
+        [[ -f $venv/pyvenv.cfg || -z $(ls -A "$venv" 2>/dev/null) ]] \
+            || die "$venv exists and is not a virtual environment; move it away or set MACS_VENV"
+        rm -rf "$venv"
+    fi
+    "$python" -m venv "$venv"
+}
+
 ensure_venv() {
-    if [[ -f $stamp_file && $(cat "$stamp_file") == "$stamp" ]] && "$venv/bin/python" -c '' 2>/dev/null; then
-        return
-    fi
+    venv_current && return
     log "creating/refreshing $venv (first run takes a few minutes)"
+    make_venv
     rm -f "$stamp_file"
-    if ! "$venv/bin/python" -c 'import pip' 2>/dev/null; then
-        rm -rf "$venv"  # missing, or left half-made by an interrupted run
-        "$python" -m venv "$venv"
-    fi
     local pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
     # torch first, from the pinned builds, so nothing later can pull another one.
     log "installing torch and torchvision (constraints.txt)"
     "${pip[@]}" install -c constraints.txt torch torchvision
-    # torchsort ships only as source and must build against the torch above: no build isolation. Without a GPU
-    # the CUDA build fails, so nvcc/CUDA_HOME are hidden from it. A build of the wrong flavour (say, a CPU wheel
-    # from pip's cache on a machine that now has a GPU) is rebuilt without the cache.
+    # torchsort ships only as source and must build against the torch above: no build isolation. A build of
+    # the wrong flavour (say, a CPU wheel from pip's cache on a machine that now has a GPU) is rebuilt
+    # without the cache.
     if ! torchsort_flavour_ok; then
         log "building torchsort ($([[ $cuda == 1 ]] && echo CUDA || echo CPU-only))"
         install_torchsort
-        if ! torchsort_flavour_ok; then
-            install_torchsort --force-reinstall --no-deps --no-cache-dir
-        fi
-        torchsort_flavour_ok || { log "error: torchsort did not build with cuda=$cuda"; exit 2; }
+        torchsort_flavour_ok || install_torchsort --force-reinstall --no-deps --no-cache-dir
+        torchsort_flavour_ok || die "torchsort did not build with cuda=$cuda"
     fi
     log "installing macs and its dependencies"
-    "${pip[@]}" install -c constraints.txt -e '.[dev]'
+    "${pip[@]}" install -c constraints.txt -e '.[model,dev]'
     "$venv/bin/python" - <<'PY'
 import torch, torchvision, torchsort  # noqa: F401  fail loudly here, not in the first test
 assert torch.__version__.split("+")[0] == "2.14.1", torch.__version__
@@ -101,4 +131,7 @@ PY
 }
 
 ensure_ffmpeg
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9  # a second bootstrap (make test beside make main) waits instead of racing this one
 ensure_venv

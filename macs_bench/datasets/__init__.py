@@ -22,6 +22,9 @@ from macs_bench.errors import MacsError
 __all__ = ["DATASETS", "DatasetSpec", "Manifest", "Sample", "build", "card", "read_manifest"]
 
 
+MAX_SOURCES = 64
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -74,10 +77,8 @@ def build(
     """
     ds = spec(name)
     store = MetadataStore(metadata_dir)
-    if n_folds < 2:
-        raise MacsError(f"the number of folds must be at least 2, got {n_folds}")
-    if num_sources < 1:
-        raise MacsError(f"the number of sources M must be at least 1, got {num_sources}")
+    if not 1 <= num_sources <= MAX_SOURCES:
+        raise MacsError(f"the number of sources M must be 1 to {MAX_SOURCES}, got {num_sources}")
     given = {"seed": seed, "n_folds": n_folds, "num_sources": num_sources}
     options: dict[str, Any] = {key: given[key] for key in ds.params}
     manifest = ds.builder(store, **options)

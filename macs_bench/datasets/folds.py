@@ -11,6 +11,8 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
+from macs_bench.errors import MacsError
+
 
 def _rank_key(seed: int, group: str) -> str:
     return hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()
@@ -37,9 +39,9 @@ def assign_folds(groups: Sequence[str], strata: Sequence[str], n_folds: int = 5,
     Strata are dealt smallest first. Within a stratum, groups in hash order each go to the fold holding the
     fewest rows of that stratum, ties to the fold with the fewest rows overall, then the lowest index.
     """
-    if n_folds < 2:
-        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
     group_stratum, group_size = _group_strata(groups, strata)
+    if not 2 <= n_folds <= len(group_size):
+        raise MacsError(f"cannot make {n_folds} folds of {len(group_size)} videos: choose 2 to {len(group_size)}")
     by_stratum: dict[str, list[str]] = defaultdict(list)
     for group, stratum in group_stratum.items():
         by_stratum[stratum].append(group)

@@ -59,8 +59,9 @@ def build(store: MetadataStore, *, seed: int = 0, n_folds: int = 5) -> Manifest:
     ontology = Ontology.load(store.path(ONTOLOGY))
     partition_of: dict[str, str] = {}
     for name, rel in PARTITIONS.items():
-        for _, (filename, _labels) in read_table(store.path(rel), ("filename", "event_labels"), delimiter="\t"):
-            partition_of[filename] = name
+        for lineno, (filename, _labels) in read_table(store.path(rel), ("filename", "event_labels"), delimiter="\t"):
+            if partition_of.setdefault(filename, name) != name:
+                raise MetadataError(f"{store.path(rel)}:{lineno}: {filename} is also in the {partition_of[filename]} list")
     cooccurrence: dict[str, list[int]] = {}
     for rel in COOCCURRENCE:
         data = read_json(store.path(rel))

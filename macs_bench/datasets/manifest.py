@@ -102,9 +102,10 @@ class Manifest:
             raise MacsError(f"{available}: none of its {len(wanted)} ids is a sample id or YTID of {self.dataset}")
         kept = [s for s in self.samples if s.sample_id in wanted or s.ytid in wanted]
         dropped = [s.sample_id for s in self.samples if not (s.sample_id in wanted or s.ytid in wanted)]
-        restricted = replace(self, samples=kept, stats=dict(self.stats), provenance=dict(self.provenance))
+        restricted = replace(self, samples=kept, stats={"full_build": {**self.counts(), **self.stats}},
+                             provenance=dict(self.provenance))
         restricted.provenance["available"] = {
-            "file": str(available),
+            "file": Path(available).name,
             "sha256": sha256_file(available),
             "n_ids": len(wanted),
             "n_kept": len(kept),
@@ -112,7 +113,6 @@ class Manifest:
             "n_unknown_ids": len(unknown),
             "unknown_ids_first": unknown[:20],
         }
-        restricted.stats["before_available"] = self.counts()
         return restricted, dropped
 
     def to_csv(self) -> str:
@@ -126,11 +126,16 @@ class Manifest:
     def write(self, out_dir: str | os.PathLike, dropped: Iterable[str] | None = None) -> dict[str, Path]:
         """Write ``manifest.csv`` and ``stats.json`` (and ``dropped.txt`` after :meth:`restrict`)."""
         out = Path(out_dir)
+        try:
+            return self._write(out, dropped)
+        except OSError as exc:
+            raise MacsError(f"{exc.filename or out}: cannot write the manifest ({exc.strerror})") from None
+
+    def _write(self, out: Path, dropped: Iterable[str] | None) -> dict[str, Path]:
         if out.exists() and not out.is_dir():
             raise MacsError(f"{out}: exists and is not a directory")
-        text = self.to_csv()
         manifest_path = out / MANIFEST_NAME
-        atomic_write_text(manifest_path, text)
+        atomic_write_text(manifest_path, self.to_csv())
         paths = {"manifest": manifest_path}
         dropped_path = out / DROPPED_NAME
         if dropped is not None:
@@ -156,6 +161,8 @@ def read_id_list(path: Path) -> set[str]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise MacsError(f"{path}: cannot read id list ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise MacsError(f"{path}: id list is not UTF-8 text (byte {exc.start})") from None
     ids = {line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")}
     if not ids:
         raise MacsError(f"{path}: the id list is empty")

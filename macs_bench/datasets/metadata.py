@@ -1,8 +1,10 @@
 """Vendored upstream metadata: where it lives, checksum verification, and line-aware readers.
 
-The pinned checksums are ``datasets/metadata/SHA256SUMS`` of this package. A build reads metadata only through
-:class:`MetadataStore`, which verifies each file against its pinned sha256 first, so a modified file is refused
-before anything is parsed. Readers report problems as ``path:line: problem``.
+The pinned checksums are ``datasets/metadata/SHA256SUMS`` of this package, itself pinned by
+:data:`SHA256SUMS_SHA256` here in the code, so editing a data file together with its checksum line is refused
+too. A build reads metadata only through :class:`MetadataStore`, which verifies each file against its pinned
+sha256 first, so a modified file is refused before anything is parsed. Readers report problems as
+``path:line: problem``.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from macs_bench.errors import MetadataError
 from macs_bench.io import sha256_file
 
 
+# sha256 of datasets/metadata/SHA256SUMS; change it only together with a deliberate metadata update.
+SHA256SUMS_SHA256 = "5cc80c838822e8d444b1df101d543a888717b1998aa81f4b49d1ca607ed6c2c5"
+
+
 def datasets_root() -> Path:
     """The ``datasets/`` folder: the repository's in a checkout, the packaged copy in a wheel install."""
-    env = os.environ.get("MACS_DATASETS_DIR")
-    if env:
-        return Path(env)
     here = Path(__file__).resolve().parent.parent  # macs_bench/
     for candidate in (here / "_vendored", here.parent / "datasets"):
         if (candidate / "metadata" / "SHA256SUMS").is_file():
@@ -52,8 +55,16 @@ class MetadataStore:
 
     def __init__(self, root: str | os.PathLike | None = None):
         pinned_root = datasets_root() / "metadata"
-        self.pinned = read_sha256sums(pinned_root / "SHA256SUMS")
+        sums = pinned_root / "SHA256SUMS"
+        if sha256_file(sums) != SHA256SUMS_SHA256:
+            raise MetadataError(
+                f"{sums}: does not match the checksum pinned in macs_bench; the vendored metadata was modified "
+                "(restore it, e.g. with 'git checkout -- datasets/metadata')"
+            )
+        self.pinned = read_sha256sums(sums)
         self.root = Path(root) if root is not None else pinned_root
+        if not self.root.is_dir():
+            raise MetadataError(f"{self.root}: metadata folder does not exist")
         self._verified: dict[str, str] = {}
 
     def verify(self, relpaths: Sequence[str]) -> dict[str, str]:
@@ -90,7 +101,18 @@ def read_table(
     skip_comments: bool = False,
     skipinitialspace: bool = False,
 ) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(line_number, fields)`` for each data row, checking the header and the field count."""
+    """Yield ``(line_number, fields)`` for each data row, checking the header and the field count.
+
+    With ``skip_comments``, leading ``#`` lines are skipped; the header may be the last of them (Google's
+    AudioSet CSVs write ``# YTID, start_seconds, ...``).
+    """
+    try:
+        yield from _read_table(path, header, delimiter, skip_comments, skipinitialspace)
+    except UnicodeDecodeError as exc:
+        raise MetadataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _read_table(path, header, delimiter, skip_comments, skipinitialspace):
     with open(path, encoding="utf-8", newline="") as fh:
         lines: Iterator[str] = fh
         first_line = 1
@@ -99,6 +121,9 @@ def read_table(
             n_comments = 0
             while n_comments < len(buffered) and buffered[n_comments].startswith("#"):
                 n_comments += 1
+            if n_comments and _fields(buffered[n_comments - 1].lstrip("#"), delimiter) == list(header):
+                buffered[n_comments - 1] = buffered[n_comments - 1].lstrip("#")
+                n_comments -= 1
             lines = iter(buffered[n_comments:])
             first_line = n_comments + 1
         reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=skipinitialspace, strict=True)
@@ -126,6 +151,10 @@ def read_table(
                     f"found {len(row)}"
                 )
             yield lineno, row
+
+
+def _fields(line: str, delimiter: str) -> list[str]:
+    return [f.strip() for f in line.strip().split(delimiter)]
 
 
 def read_json(path: Path) -> Any:

@@ -4,6 +4,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from macs_bench.datasets.folds import assign_folds, holdout_split, label_count_bucket
+from macs_bench.errors import MacsError
 
 
 def _synthetic(n_groups=400, seed=1):
@@ -54,9 +55,11 @@ def test_deterministic_and_seed_dependent():
     assert a != assign_folds(groups, strata, seed=1)
 
 
-def test_assign_folds_rejects_one_fold():
-    with pytest.raises(ValueError):
-        assign_folds(["a"], ["1"], n_folds=1)
+def test_assign_folds_rejects_impossible_fold_counts():
+    with pytest.raises(MacsError, match="cannot make 1 folds"):
+        assign_folds(["a", "b"], ["1", "1"], n_folds=1)
+    with pytest.raises(MacsError, match="cannot make 3 folds of 2 videos"):
+        assign_folds(["a", "b", "b"], ["1", "1", "1"], n_folds=3)
 
 
 def test_holdout_is_grouped_stratified_and_seeded():
@@ -80,3 +83,18 @@ def test_holdout_is_grouped_stratified_and_seeded():
         assert per_class[cls] >= totals[cls] * 0.1 - 2
     assert split == holdout_split(groups, classes, 0.1, seed=0)
     assert split != holdout_split(groups, classes, 0.1, seed=1)
+
+
+def test_manifest_fold_checker_on_grouped_data(check_folds):
+    """The real manifests have one clip per video; this exercises grouping and the 2-point bound together."""
+    from dataclasses import replace
+
+    from macs_bench.datasets.manifest import Manifest, Sample
+
+    groups, strata = _synthetic(n_groups=3000, seed=5)
+    labels_of = {"2": 2, "3": 3, "4": 4, "5+": 5}
+    samples = [Sample(f"{g}_{i}_{i + 1}", tuple(f"l{k}" for k in range(labels_of[st])), "eval", ytid=g)
+               for i, (g, st) in enumerate(zip(groups, strata))]
+    folds = assign_folds(groups, strata, n_folds=5, seed=0)
+    check_folds(Manifest("synthetic", [replace(s, fold=f) for s, f in zip(samples, folds)]),
+                max_bucket_spread=3)

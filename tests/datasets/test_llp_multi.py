@@ -70,7 +70,9 @@ def test_available_keeps_folds_and_records_drops(tmp_path, manifests):
     record = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert record["provenance"]["available"]["n_dropped"] == len(dropped)
     assert record["provenance"]["available"]["unknown_ids_first"] == ["zzzzzzzzzzz_1_2"]
-    assert record["before_available"]["n_samples"] == 7201
+    assert record["full_build"]["n_samples"] == 7201 and "frames" in record["full_build"]
+    assert "frames" not in record  # full-build details are never presented as the subset's
+    assert record["provenance"]["available"]["file"] == "available.txt"
     # a plain rebuild into the same folder removes the stale list
     build("llp-multi", tmp_path / "out")
     assert not (tmp_path / "out" / "dropped.txt").exists()

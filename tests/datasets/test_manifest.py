@@ -55,8 +55,12 @@ def test_seed_and_folds_options():
     a = build("llp-multi", seed=1, n_folds=10)
     assert {s.fold for s in a.samples} == set(range(10))
     assert a.provenance["options"] == {"seed": 1, "n_folds": 10}
-    with pytest.raises(MacsError, match="at least 2"):
+    with pytest.raises(MacsError, match="cannot make 1 folds"):
         build("llp-multi", n_folds=1)
+    with pytest.raises(MacsError, match="cannot make 8000 folds of 7201 videos"):
+        build("llp-multi", n_folds=8000)
+    with pytest.raises(MacsError, match="M must be 1 to 64"):
+        build("fsd50k", num_sources=0)
 
 
 def test_available_with_no_known_id(tmp_path):

@@ -22,6 +22,30 @@ def test_tampered_file_is_refused(metadata_copy):
     assert len(build("landscape", metadata_dir=metadata_copy)) == 1000
 
 
+def test_resummed_vendored_copy_is_refused(metadata_copy, monkeypatch):
+    """Editing a vendored file together with its SHA256SUMS line is caught by the pin in the code."""
+    import hashlib
+
+    from macs_bench.datasets import metadata
+
+    target = metadata_copy / "macs" / "Landscape.csv"
+    target.write_text(target.read_text().replace("explosion", "explosiom"))
+    sums = metadata_copy / "SHA256SUMS"
+    lines = [
+        f"{hashlib.sha256(target.read_bytes()).hexdigest()}  macs/Landscape.csv" if "Landscape" in line else line
+        for line in sums.read_text().splitlines()
+    ]
+    sums.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(metadata, "datasets_root", lambda: metadata_copy.parent)
+    with pytest.raises(MetadataError, match=rf"^{sums}: does not match the checksum pinned in macs_bench"):
+        build("landscape")
+
+
+def test_missing_metadata_dir(tmp_path):
+    with pytest.raises(MetadataError, match="metadata folder does not exist"):
+        build("landscape", metadata_dir=tmp_path / "nope")
+
+
 def test_missing_file_is_refused(metadata_copy):
     (metadata_copy / "macs" / "Landscape.csv").unlink()
     with pytest.raises(MetadataError, match="Landscape.csv: metadata file is missing"):

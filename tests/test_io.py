@@ -1,0 +1,34 @@
+import os
+
+import pytest
+
+from macs_bench import io
+
+
+def test_atomic_write_replaces_whole_file_with_normal_mode(tmp_path):
+    target = tmp_path / "sub" / "f.txt"
+    io.atomic_write_text(target, "old\n")
+    io.atomic_write_text(target, "new\n")
+    assert target.read_text() == "new\n"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "f.txt"
+    io.atomic_write_text(target, "old\n")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io.os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        io.atomic_write_text(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # temporary file removed
+
+
+def test_dumps_json_is_stable():
+    assert io.dumps_json({"b": 1, "a": [1, 2]}) == '{\n  "b": 1,\n  "a": [\n    1,\n    2\n  ]\n}\n'
