@@ -39,3 +39,17 @@ def test_malformed_segment_row(tmp_path):
     path.write_text("# c\nYTID, start_seconds, end_seconds, positive_labels\n--4gqARaEJE, 0.000, 10.000\n")
     with pytest.raises(MetadataError, match=rf"^{path}:3: expected 4 comma-separated fields, found 3$"):
         read_segments(path)
+
+
+def test_google_commented_header_is_accepted(tmp_path):
+    """Google's own release writes the header as a comment line ('# YTID, ...')."""
+    path = tmp_path / "segments.csv"
+    path.write_text(
+        "# Segments csv created Sun Mar  5 10:54:25 2017\n# num_ytids=2\n"
+        "# YTID, start_seconds, end_seconds, positive_labels\n"
+        '--4gqARaEJE, 0.000, 10.000, "/m/068hy,/m/07q6cd_"\n'
+        "-BfvyPmVMo_, 30.000, 40.000, /m/03l9g\n"
+    )
+    rows = read_segments(path)
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [(4, "--4gqARaEJE", "0", "10"), (5, "-BfvyPmVMo_", "30", "40")]
+    assert rows[0][4] == ["/m/068hy", "/m/07q6cd_"]
