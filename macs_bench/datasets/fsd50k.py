@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from macs_bench.datasets.manifest import Manifest, Sample
+from macs_bench.datasets.manifest import LIST_SEP, Manifest, Sample
 from macs_bench.datasets.metadata import MetadataStore, read_table
 from macs_bench.datasets.ontology import Ontology
 from macs_bench.errors import MetadataError
@@ -72,7 +72,7 @@ def build(store: MetadataStore, *, num_sources: int = DEFAULT_NUM_SOURCES) -> Ma
                     labels=labels,
                     mids=tuple(leaves),
                     split=split,
-                    extra=(("prompts", ";".join(clap_prompts(labels, num_sources))),),
+                    extra=(("prompts", LIST_SEP.join(clap_prompts(labels, num_sources))),),
                 )
             )
     stats = {
