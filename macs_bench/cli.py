@@ -122,5 +122,71 @@ def datasets_info(name: str = typer.Argument(..., help="llp-multi, audioset-eval
     console.print(table)
 
 
+@datasets_app.command("fetch")
+def datasets_fetch(
+    manifest_dir: Path = typer.Argument(..., help="Folder of a built manifest (datasets build --out)."),
+    root: Path = typer.Option(..., "--root", help="MEDIA folder: audio/, frames/, the ledger and reports."),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, help="Clips fetched in parallel."),
+    source_dir: Optional[Path] = typer.Option(
+        None, help="Local videos (<sample_id> or <ytid>.mp4/.mkv/..., full-length or trimmed), or the FSD50K "
+        "folder for fsd50k; without it clips are downloaded with yt-dlp."),
+    frames: str = typer.Option("selected", help="'selected': the manifest's frame(s); 'all': also one per second "
+                               "under frames_all/."),
+    retries: int = typer.Option(3, min=1, help="Attempts per clip for transient errors in one run."),
+    backoff: float = typer.Option(2.0, min=0, help="Seconds before the 2nd attempt, doubling after."),
+    retry_unavailable: bool = typer.Option(False, help="Also retry clips recorded as unavailable."),
+    quality_filter: bool = typer.Option(True, help="Mark silent, blank-frame and frozen clips unavailable."),
+    min_rms_dbfs: float = typer.Option(-60.0, help="Quality: audio RMS below this (dBFS) is silent."),
+    min_frame_std: float = typer.Option(2.0, help="Quality: frame grey-level std below this is blank."),
+    min_motion: float = typer.Option(0.5, help="Quality: largest per-second frame difference below this is frozen."),
+    downloader: Optional[str] = typer.Option(None, help="Another downloader as 'module:Class' (a mirror, a test "
+                                             "double); default yt-dlp."),
+    dry_run: bool = typer.Option(False, help="Say what would be fetched; write nothing."),
+) -> None:
+    """Fetch each clip's 16 kHz audio and frame(s) into MEDIA, resumably, with an availability ledger."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    from macs_bench.media.fetch import FetchOptions, fetch
+    from macs_bench.media.quality import QualityThresholds
+    from macs_bench.media.sources import load_downloader
+
+    if frames not in ("selected", "all"):
+        raise MacsError(f"--frames must be 'selected' or 'all', got {frames!r}")
+    options = FetchOptions(
+        jobs=jobs, all_frames=frames == "all", retries=retries, backoff=backoff, retry_unavailable=retry_unavailable,
+        quality=QualityThresholds(min_rms_dbfs, min_frame_std, min_motion) if quality_filter else None,
+    )
+    loaded = load_downloader(downloader) if downloader else None
+    progress = Progress(TextColumn("fetch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console)
+
+    def factory(total: int):
+        task = progress.add_task("fetch", total=total, last="")
+        return lambda item, outcome: progress.update(
+            task, advance=1, last=f"{outcome.status} {outcome.reason}".strip())
+
+    try:
+        with progress:
+            result = fetch(manifest_dir, root, source_dir=source_dir, downloader=loaded, options=options,
+                           dry_run=dry_run, progress_factory=factory)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished clips are recorded; rerun the same command to continue")
+        sys.exit(130)
+    if dry_run:
+        console.print(f"dry run: {result['to_fetch']:,} of {result['n_samples']:,} samples would be fetched; "
+                      f"skipped: {result['skipped'] or 'none'}")
+        return
+    table = Table("labels", "total", "ok", "unavailable", "failed", "ok %", title=f"availability in {root}")
+    for bucket, c in result["by_label_count"].items():
+        table.add_row(bucket, f"{c['total']:,}", f"{c['ok']:,}", f"{c['unavailable']:,}", f"{c['failed']:,}",
+                      f"{100 * c['ok'] / c['total']:.1f}")
+    console.print(table)
+    if result["unavailable_reasons"]:
+        console.print("unavailable: " + ", ".join(f"{k} {v}" for k, v in result["unavailable_reasons"].items()))
+    console.print(f"{result['n_ok']:,} of {result['n_samples']:,} samples available; wrote {root / 'available.txt'} "
+                  f"(for 'datasets build --available') and {root / 'fetch_report.json'}")
+
+
 def main() -> None:
     run(app)

@@ -1,0 +1,482 @@
+"""``datasets fetch``: from a built manifest to ``MEDIA/audio/<id>.wav`` and ``MEDIA/frames/<id>.jpg``.
+
+Each clip comes from a local folder of videos (full-length or already trimmed), a local FSD50K copy, or a
+downloader (yt-dlp by default). One ffmpeg pass extracts its audio and frames into a private temporary folder
+under MEDIA; the outputs are verified, optionally quality-filtered, then renamed into place, and only then is
+the clip marked ``ok`` in the ledger. Reruns skip ``ok``, retry ``failed``, and keep ``unavailable`` unless asked.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+import uuid
+import wave
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from macs_bench import __version__
+from macs_bench.datasets.folds import label_count_bucket
+from macs_bench.datasets.frames import whole_seconds
+from macs_bench.datasets.manifest import LIST_SEP, read_manifest
+from macs_bench.datasets.segments import is_ytid
+from macs_bench.errors import MacsError
+from macs_bench.io import atomic_write_text, dumps_json, sha256_file
+from macs_bench.media import ffmpeg
+from macs_bench.media.ledger import Entry, Ledger
+from macs_bench.media.quality import QualityThresholds, assess
+from macs_bench.media.sources import (
+    Downloader,
+    LocalFSD50K,
+    LocalVideos,
+    Transient,
+    Unavailable,
+    classify_error,
+)
+
+SAMPLE_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
+DURATION_TOLERANCE = 0.5  # seconds a source may fall short of the range and still count (padded with silence)
+TRIMMED_SLACK = 2.0  # a pre-trimmed clip may run this much longer than the range
+LEDGER_NAME = "ledger.sqlite"
+AVAILABLE_NAME = "available.txt"
+REPORT_NAME = "fetch_report.json"
+
+
+@dataclass(frozen=True)
+class FetchItem:
+    sample_id: str
+    ytid: str
+    start: str
+    end: str
+    frame_seconds: tuple[int, ...]
+    n_labels: int
+
+    @property
+    def audio_only(self) -> bool:
+        return not self.ytid
+
+    @property
+    def duration(self) -> float:
+        return float(Decimal(self.end) - Decimal(self.start))
+
+
+@dataclass
+class FetchOptions:
+    jobs: int = 4
+    all_frames: bool = False
+    retries: int = 3
+    backoff: float = 2.0
+    retry_unavailable: bool = False
+    quality: QualityThresholds | None = field(default_factory=QualityThresholds)
+
+
+@dataclass
+class Outcome:
+    status: str
+    reason: str = ""
+    attempts: int = 1
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def read_items(manifest_dir: Path) -> list[FetchItem]:
+    """The manifest's samples, with their ids checked to be safe file names."""
+    items = []
+    path = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
+    for lineno, row in enumerate(read_manifest(path), 2):
+        sid = row["sample_id"]
+        if not SAMPLE_ID_RE.fullmatch(sid) or ".." in sid:
+            raise MacsError(f"{path}:{lineno}: sample_id {sid!r} is not a safe file name")
+        if row["ytid"] and not is_ytid(row["ytid"]):
+            raise MacsError(f"{path}:{lineno}: ytid {row['ytid']!r} is not a YouTube id")
+        try:
+            frames = tuple(int(x) for x in row["frame_seconds"].split(LIST_SEP) if x)
+            n_labels = int(row["n_labels"] or 0)
+            item = FetchItem(sid, row["ytid"], row["start"], row["end"], frames, n_labels)
+            if not item.audio_only and item.duration <= 0:
+                raise ValueError("end is not after start")
+        except (ValueError, ArithmeticError) as exc:
+            raise MacsError(f"{path}:{lineno}: {exc}") from None
+        items.append(item)
+    return items
+
+
+class Fetcher:
+    """Fetches items into ``root``; thread-safe per item, the ledger is written by the caller's thread."""
+
+    def __init__(self, root: Path, options: FetchOptions, *, source_dir: Path | None = None,
+                 downloader: Downloader | None = None, fsd50k: bool = False):
+        self.root = Path(root)
+        self.options = options
+        self.stop = threading.Event()
+        self.fsd50k = LocalFSD50K(source_dir) if fsd50k and source_dir else None
+        self.videos = LocalVideos(source_dir) if source_dir and not fsd50k else None
+        self.downloader = downloader
+        if fsd50k and self.fsd50k is None:
+            raise MacsError("fsd50k media come from a local FSD50K copy: pass --source-dir")
+        if not fsd50k and self.videos is None and downloader is None:
+            raise MacsError("no source: pass --source-dir or allow downloads")
+
+    # -- paths -------------------------------------------------------------------------------------------
+    def audio_path(self, item: FetchItem) -> Path:
+        return self.root / "audio" / f"{item.sample_id}.wav"
+
+    def frame_paths(self, item: FetchItem) -> list[Path]:
+        names = [f"{item.sample_id}.jpg"] + [f"{item.sample_id}.s{k}.jpg" for k in item.frame_seconds[1:]]
+        return [self.root / "frames" / name for name in names] if item.frame_seconds else []
+
+    def all_frames_dir(self, item: FetchItem) -> Path:
+        return self.root / "frames_all" / item.sample_id
+
+    def is_done(self, item: FetchItem, entry: Entry | None) -> bool:
+        """``ok`` in the ledger, for the same frame choice, with every output still on disk."""
+        if entry is None or entry.status != "ok":
+            return False
+        if tuple(entry.detail.get("frame_seconds", ())) != item.frame_seconds:
+            return False
+        if self.options.all_frames and not item.audio_only and not self.all_frames_dir(item).is_dir():
+            return False
+        return all(p.is_file() for p in [self.audio_path(item), *self.frame_paths(item)])
+
+    # -- one clip ----------------------------------------------------------------------------------------
+    def process(self, item: FetchItem) -> Outcome | None:
+        """Fetch one clip; ``None`` when the run was interrupted before it finished."""
+        workdir = self.root / ".tmp" / f"{item.sample_id}.{uuid.uuid4().hex[:8]}"
+        workdir.mkdir(parents=True)
+        attempts = 0
+        try:
+            while True:
+                attempts += 1
+                try:
+                    outcome = self._attempt(item, workdir)
+                    outcome.attempts = attempts
+                    return outcome
+                except Unavailable as exc:
+                    return Outcome("unavailable", exc.reason, attempts, {"detail": exc.detail})
+                except Transient as exc:
+                    if self.stop.is_set():
+                        return None
+                    if attempts >= self.options.retries:
+                        return Outcome("failed", "transient", attempts, {"detail": str(exc)[-300:]})
+                    time.sleep(self.options.backoff * 2 ** (attempts - 1))
+                    for child in workdir.iterdir():
+                        _remove(child)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _attempt(self, item: FetchItem, workdir: Path) -> Outcome:
+        if self.stop.is_set():
+            raise Transient("interrupted")
+        if item.audio_only:
+            return self._attempt_audio_only(item, workdir)
+        src, kind = self._obtain(item, workdir)
+        local = kind != "download"
+        try:
+            info = ffmpeg.probe(src)
+        except ffmpeg.ProbeError as exc:
+            if local:
+                raise Unavailable("corrupt", str(exc)) from None
+            raise Transient(f"downloaded file unreadable: {exc}") from None
+        if info.audio_duration is None:
+            raise Unavailable("no-audio", f"{src.name} has no audio stream")
+        if not info.has_video:
+            raise Unavailable("no-video", f"{src.name} has no video stream")
+        offset, layout = self._locate(item, info.duration)
+        if info.audio_duration + DURATION_TOLERANCE < offset + item.duration:
+            raise Unavailable("too-short", f"audio lasts {info.audio_duration:.2f} s, the range needs "
+                                           f"{offset + item.duration:.2f} s")
+        n_frames = whole_seconds(item.start, item.end)
+        wav, frames_dir = workdir / "audio.wav", workdir / "frames"
+        frames_dir.mkdir()
+        try:
+            frames = ffmpeg.extract_clip(src, offset, item.duration, n_frames, wav, frames_dir)
+        except ffmpeg.ExtractError as exc:
+            if local:
+                raise Unavailable("corrupt", str(exc)) from None
+            raise Transient(f"extraction failed: {exc}") from None
+        self._verify_wav(wav, round(item.duration * ffmpeg.SAMPLE_RATE))
+        missing = [f for f in frames if not f.is_file()]
+        if missing:
+            raise Unavailable("too-short", f"video ends before second {frames.index(missing[0])} of the clip")
+        for frame in frames:
+            _verify_image(frame)
+        selected = [frames[k] for k in item.frame_seconds if k < len(frames)]
+        if len(selected) != len(item.frame_seconds):
+            raise Unavailable("too-short", f"frame seconds {item.frame_seconds} beyond the clip's {len(frames)} s")
+        detail: dict[str, Any] = {"source": kind, "layout": layout, "offset": offset, "source_name": src.name,
+                                  "source_duration": round(info.duration, 3), "frame_seconds": list(item.frame_seconds),
+                                  "width": info.width, "height": info.height}
+        self._filter(wav, selected, frames, detail)
+        self._install(item, wav, selected, frames)
+        return Outcome("ok", "", detail=detail)
+
+    def _attempt_audio_only(self, item: FetchItem, workdir: Path) -> Outcome:
+        assert self.fsd50k is not None
+        src = self.fsd50k.find(item.sample_id)
+        if src is None:
+            raise Unavailable("not-in-source-dir", f"no audio file for {item.sample_id}")
+        wav = workdir / "audio.wav"
+        try:
+            info = ffmpeg.probe(src)
+            if info.audio_duration is None:
+                raise Unavailable("no-audio", f"{src.name} has no audio stream")
+            ffmpeg.extract_audio(src, wav)
+        except (ffmpeg.ProbeError, ffmpeg.ExtractError) as exc:
+            raise Unavailable("corrupt", str(exc)) from None
+        self._verify_wav(wav, None)
+        detail: dict[str, Any] = {"source": "fsd50k", "source_name": src.name, "frame_seconds": [],
+                                  "source_duration": round(info.duration, 3)}
+        self._filter(wav, [], [], detail)
+        self._install(item, wav, [], [])
+        return Outcome("ok", "", detail=detail)
+
+    def _obtain(self, item: FetchItem, workdir: Path) -> tuple[Path, str]:
+        if self.videos is not None:
+            found = self.videos.find(item.sample_id, item.ytid)
+            if found is None:
+                raise Unavailable("not-in-source-dir", f"no video named {item.sample_id} or {item.ytid}")
+            return found, "local"
+        assert self.downloader is not None
+        try:
+            return self.downloader.download(item.ytid, float(item.start), float(item.end), workdir), "download"
+        except (Unavailable, Transient):
+            raise
+        except Exception as exc:  # a downloader's own error type: classify by its message
+            raise classify_error(f"{type(exc).__name__}: {exc}") from None
+
+    def _locate(self, item: FetchItem, duration: float) -> tuple[float, str]:
+        """Where the range starts in the file: a full-length video is cut at ``start``; a file about as long as
+        the clip is taken as already trimmed to it."""
+        start, end = float(item.start), float(item.end)
+        if duration + DURATION_TOLERANCE >= end:
+            return start, "full"
+        if item.duration - DURATION_TOLERANCE <= duration <= item.duration + TRIMMED_SLACK:
+            return 0.0, "trimmed"
+        raise Unavailable("too-short", f"the file lasts {duration:.2f} s: neither the whole video up to {end:g} s "
+                                       f"nor a {item.duration:g} s clip")
+
+    def _verify_wav(self, wav: Path, n_samples: int | None) -> None:
+        try:
+            with wave.open(str(wav), "rb") as fh:
+                shape = (fh.getnchannels(), fh.getframerate(), fh.getsampwidth(), fh.getnframes())
+        except (OSError, wave.Error, EOFError) as exc:
+            raise Unavailable("corrupt", f"extracted audio unreadable: {exc}") from None
+        if shape[:3] != (1, ffmpeg.SAMPLE_RATE, 2) or shape[3] == 0:
+            raise Unavailable("corrupt", f"extracted audio is {shape}, not 16 kHz mono PCM16")
+        if n_samples is not None and shape[3] != n_samples:
+            raise Unavailable("too-short", f"extracted {shape[3]} samples, expected {n_samples}")
+
+    def _filter(self, wav: Path, selected: list[Path], frames: list[Path], detail: dict[str, Any]) -> None:
+        if self.options.quality is None:
+            return
+        problems, measured = assess(wav, selected, frames, self.options.quality)
+        detail["quality"] = measured
+        if problems:
+            raise Unavailable("poor-quality", ",".join(problems) + " " + str(measured))
+
+    def _install(self, item: FetchItem, wav: Path, selected: list[Path], frames: list[Path]) -> None:
+        """Rename verified outputs into place (same filesystem: each rename is atomic)."""
+        if self.stop.is_set():
+            raise Transient("interrupted")
+        for src, dst in zip(selected, self.frame_paths(item)):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            src.replace(dst)  # the selected frames are moved; with all_frames they are re-copied below
+        if self.options.all_frames and frames:
+            staging = wav.parent / "all"
+            staging.mkdir()
+            for k, frame in enumerate(frames):
+                target = staging / f"{k:02d}.jpg"
+                if frame.exists():
+                    frame.replace(target)
+                else:
+                    shutil.copyfile(self.frame_paths(item)[item.frame_seconds.index(k)], target)
+            final = self.all_frames_dir(item)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _remove(final)
+            staging.replace(final)
+        self.audio_path(item).parent.mkdir(parents=True, exist_ok=True)
+        wav.replace(self.audio_path(item))
+
+
+def _verify_image(path: Path) -> None:
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except Exception as exc:  # PIL raises many types for a broken file
+        raise Unavailable("corrupt", f"frame {path.name} undecodable: {exc}") from None
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@dataclass
+class FetchPlan:
+    items: list[FetchItem]
+    todo: list[FetchItem]
+    skipped: Counter
+
+
+def plan(items: list[FetchItem], fetcher: Fetcher, ledger_entries: dict[str, Entry]) -> FetchPlan:
+    todo, skipped = [], Counter()
+    for item in items:
+        entry = ledger_entries.get(item.sample_id)
+        if fetcher.is_done(item, entry):
+            skipped["ok"] += 1
+        elif entry is not None and entry.status == "unavailable" and not fetcher.options.retry_unavailable:
+            skipped["unavailable"] += 1
+        else:
+            todo.append(item)
+    return FetchPlan(items, todo, skipped)
+
+
+def run_fetch(fetcher: Fetcher, ledger: Ledger, todo: list[FetchItem],
+              progress: Callable[[FetchItem, Outcome], None] | None = None) -> Counter:
+    """Process ``todo`` with ``options.jobs`` threads, recording each outcome as it arrives."""
+    done: Counter = Counter()
+    pool = ThreadPoolExecutor(max_workers=max(1, fetcher.options.jobs), thread_name_prefix="fetch")
+    try:
+        futures = {pool.submit(fetcher.process, item): item for item in todo}
+        for future in as_completed(futures):
+            outcome = future.result()
+            if outcome is None:
+                continue
+            item = futures[future]
+            ledger.record(item.sample_id, outcome.status, outcome.reason, outcome.attempts, outcome.detail)
+            done[outcome.status] += 1
+            if progress is not None:
+                progress(item, outcome)
+    except BaseException:
+        fetcher.stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return done
+
+
+def report(items: list[FetchItem], entries: dict[str, Entry], root: Path, manifest: Path,
+           options: FetchOptions, run_counts: Counter, elapsed: float) -> dict[str, Any]:
+    """Availability by label-count bucket, reasons, excluded clips; writes available.txt and the report."""
+    buckets: dict[str, Counter] = {}
+    reasons: Counter = Counter()
+    excluded, failed = [], []
+    for item in items:
+        entry = entries.get(item.sample_id)
+        status = entry.status if entry else "pending"
+        bucket = label_count_bucket(item.n_labels) if item.n_labels else "audio"
+        buckets.setdefault(bucket, Counter())[status] += 1
+        if entry and entry.status == "unavailable":
+            reasons[entry.reason] += 1
+            if entry.reason == "poor-quality":
+                excluded.append({"sample_id": item.sample_id, "why": entry.detail.get("detail", "")})
+        if entry and entry.status == "failed":
+            failed.append({"sample_id": item.sample_id, "attempts": entry.attempts,
+                           "detail": entry.detail.get("detail", "")})
+    ok_ids = sorted(i.sample_id for i in items if entries.get(i.sample_id) and entries[i.sample_id].status == "ok")
+    atomic_write_text(root / AVAILABLE_NAME, "".join(f"{sid}\n" for sid in ok_ids))
+    by_bucket = {
+        b: {"total": sum(c.values()), **{s: c.get(s, 0) for s in ("ok", "unavailable", "failed", "pending")}}
+        for b, c in sorted(buckets.items())
+    }
+    result = {
+        "tool": "macs-bench",
+        "version": __version__,
+        "manifest": str(manifest),
+        "manifest_sha256": sha256_file(manifest),
+        "options": {"all_frames": options.all_frames, "retries": options.retries, "backoff": options.backoff,
+                    "quality": options.quality.as_dict() if options.quality else None},
+        "n_samples": len(items),
+        "n_ok": len(ok_ids),
+        "by_label_count": by_bucket,
+        "unavailable_reasons": dict(sorted(reasons.items())),
+        "poor_quality_excluded": excluded,
+        "failed": failed,
+        "this_run": dict(run_counts),
+        "this_run_seconds": round(elapsed, 2),
+    }
+    atomic_write_text(root / REPORT_NAME, dumps_json(result))
+    return result
+
+
+def clean_stale_tmp(root: Path) -> None:
+    """Remove what killed runs left in MEDIA/.tmp (nothing there ever counts as done)."""
+    tmp = root / ".tmp"
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path | None = None,
+          downloader: Downloader | None = None, options: FetchOptions | None = None, dry_run: bool = False,
+          progress_factory: Callable[[int], Callable[[FetchItem, Outcome], None]] | None = None) -> dict[str, Any]:
+    """Fetch every sample of a built manifest into ``root``; returns the report (also in fetch_report.json).
+
+    Without ``source_dir`` clips are downloaded with ``downloader`` (yt-dlp when ``None``). With
+    ``dry_run`` nothing is written: the result says how many clips would be fetched or skipped.
+    """
+    from macs_bench.media.sources import YtDlpDownloader
+
+    options = options or FetchOptions()
+    manifest = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
+    items = read_items(manifest)
+    if not items:
+        raise MacsError(f"{manifest}: the manifest has no samples")
+    audio_only = {item.audio_only for item in items}
+    if len(audio_only) > 1:
+        raise MacsError(f"{manifest}: mixes YouTube clips and audio-only samples")
+    fsd50k = audio_only == {True}
+    if source_dir is None and not fsd50k and downloader is None:
+        downloader = YtDlpDownloader()
+    root = Path(root)
+    fetcher = Fetcher(root, options, source_dir=Path(source_dir) if source_dir else None,
+                      downloader=downloader, fsd50k=fsd50k)
+    ledger_path = root / LEDGER_NAME
+    if dry_run:
+        entries: dict[str, Entry] = {}
+        if ledger_path.is_file():
+            with Ledger(ledger_path) as ledger:
+                entries = ledger.all()
+        p = plan(items, fetcher, entries)
+        return {"dry_run": True, "n_samples": len(items), "to_fetch": len(p.todo), "skipped": dict(p.skipped)}
+
+    root.mkdir(parents=True, exist_ok=True)
+    with _exclusive(root), Ledger(ledger_path) as ledger:
+        clean_stale_tmp(root)
+        p = plan(items, fetcher, ledger.all())
+        started = time.monotonic()
+        callback = progress_factory(len(p.todo)) if progress_factory else None
+        counts = run_fetch(fetcher, ledger, p.todo, callback)
+        counts.update({f"skipped_{k}": v for k, v in p.skipped.items()})
+        shutil.rmtree(root / ".tmp", ignore_errors=True)
+        return report(items, ledger.all(), root, manifest, options, counts, time.monotonic() - started)
+
+
+class _exclusive:
+    """One fetch per MEDIA folder at a time (a second would delete the first one's temporary files)."""
+
+    def __init__(self, root: Path):
+        self.path = root / ".lock"
+
+    def __enter__(self) -> "_exclusive":
+        import fcntl
+
+        self.fh = open(self.path, "w")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            raise MacsError(f"{self.path.parent}: another fetch is writing to this folder") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.fh.close()

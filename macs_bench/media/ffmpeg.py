@@ -1,0 +1,117 @@
+"""ffprobe/ffmpeg, always as argument lists with absolute paths (a name beginning with '-' stays a path).
+
+One ffmpeg pass per clip writes the 16 kHz mono WAV of exactly the clip length and one JPEG per whole second:
+for second k, the first frame at or after k + 0.5 s, i.e. the middle of that second.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from macs_bench.errors import MacsError
+
+SAMPLE_RATE = 16000
+
+
+class ProbeError(Exception):
+    """ffprobe could not read the file (corrupt, truncated, not media)."""
+
+
+class ExtractError(Exception):
+    """ffmpeg failed or wrote something other than what was asked for."""
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise MacsError(f"{name}: not found on PATH; install ffmpeg (the README's set-up does)")
+    return path
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    duration: float  # container duration in seconds
+    audio_duration: float | None  # None: no audio stream
+    has_video: bool
+    width: int = 0
+    height: int = 0
+
+
+def probe(path: Path, timeout: float = 60) -> MediaInfo:
+    cmd = [tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+           str(Path(path).resolve())]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"ffprobe timed out after {timeout:.0f} s") from None
+    if out.returncode != 0:
+        raise ProbeError(_last_line(out.stderr) or f"ffprobe exited with {out.returncode}")
+    data = json.loads(out.stdout or "{}")
+    streams = data.get("streams", [])
+    fmt_duration = _float(data.get("format", {}).get("duration"))
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    video = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
+    if fmt_duration is None and not streams:
+        raise ProbeError("no media streams")
+    audio_duration = None
+    if audio:
+        audio_duration = _float(audio[0].get("duration")) or fmt_duration or 0.0
+    width = int(video[0].get("width", 0)) if video else 0
+    height = int(video[0].get("height", 0)) if video else 0
+    return MediaInfo(fmt_duration or 0.0, audio_duration, bool(video), width, height)
+
+
+def extract_clip(src: Path, offset: float, duration: float, n_frames: int, wav: Path, frames_dir: Path | None,
+                 timeout: float = 300) -> list[Path]:
+    """One pass: ``wav`` (16 kHz mono, exactly ``duration`` s) and, with ``frames_dir``, ``n_frames`` JPEGs
+    ``000.jpg``... where frame k is the video at ``offset + k + 0.5`` s. Returns the frame paths."""
+    cmd = [tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+           "-ss", f"{offset:.3f}", "-t", f"{duration:.3f}", "-i", str(Path(src).resolve())]
+    n_samples = round(duration * SAMPLE_RATE)
+    audio_chain = f"[0:a:0]aresample={SAMPLE_RATE},aformat=channel_layouts=mono,apad=whole_len={n_samples}[a]"
+    if frames_dir is not None:
+        video_chain = "[0:v:0]setpts=PTS-STARTPTS,select='gte(t,selected_n+0.5)'[v]"
+        cmd += ["-filter_complex", f"{audio_chain};{video_chain}"]
+    else:
+        cmd += ["-filter_complex", audio_chain]
+    cmd += ["-map", "[a]", "-c:a", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-t", f"{duration:.6f}",
+            str(Path(wav).resolve())]
+    if frames_dir is not None:
+        cmd += ["-map", "[v]", "-fps_mode", "passthrough", "-frames:v", str(n_frames), "-q:v", "2", "-start_number", "0",
+                str(Path(frames_dir).resolve() / "%03d.jpg")]
+    _run(cmd, timeout)
+    if frames_dir is None:
+        return []
+    return [Path(frames_dir) / f"{k:03d}.jpg" for k in range(n_frames)]
+
+
+def extract_audio(src: Path, wav: Path, timeout: float = 300) -> None:
+    """The whole audio track as a 16 kHz mono WAV (FSD50K clips keep their own length)."""
+    cmd = [tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(Path(src).resolve()),
+           "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", str(Path(wav).resolve())]
+    _run(cmd, timeout)
+
+
+def _run(cmd: list[str], timeout: float) -> None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise ExtractError(f"ffmpeg timed out after {timeout:.0f} s") from None
+    if out.returncode != 0:
+        raise ExtractError(_last_line(out.stderr) or f"ffmpeg exited with {out.returncode}")
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
