@@ -1,7 +1,7 @@
 """Which second(s) of a clip its ground-truth frame comes from.
 
 ``frame_seconds`` are 0-based whole seconds from the clip start; the frame itself is to be taken from the
-middle of that second when media are fetched. One rule serves every dataset: the best-scoring second, ties to
+middle of that second by ``macs-bench datasets fetch``. One rule serves every dataset: the best-scoring second, ties to
 the second nearest the clip centre, then the earlier one. With no per-second scores every second ties, which
 gives the central second (second 4 of a 10 s clip, whose middle, 4.5 s, is the clip's centre).
 """
