@@ -36,14 +36,14 @@ class Downloader(Protocol):
 
 
 # yt-dlp error texts -> permanent reasons. Anything unmatched is treated as transient and retried.
-_PERMANENT = [
+_PERMANENT = [  # specific reasons first: YouTube prefixes most of them with a generic "Video unavailable"
     (r"private video", "private"),
-    (r"removed|terminated|no longer available|does not exist|has been deleted|video unavailable", "removed"),
-    (r"copyright", "removed-copyright"),
     (r"sign in to confirm your age|age-restricted|inappropriate", "age-restricted"),
-    (r"not available in your country|geo.?restrict", "geo-blocked"),
+    (r"available in your country|geo.?restrict", "geo-blocked"),
     (r"members-only|join this channel", "members-only"),
+    (r"copyright", "removed-copyright"),
     (r"requested format is not available|no video formats", "no-formats"),
+    (r"removed|terminated|no longer available|does not exist|has been deleted|video unavailable", "removed"),
 ]
 _TRANSIENT = r"http error 5\d\d|http error 429|timed out|timeout|temporar|connection|reset by peer|network|ssl"
 
