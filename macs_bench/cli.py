@@ -135,7 +135,8 @@ def datasets_fetch(
     retries: int = typer.Option(3, min=1, help="Attempts per clip for transient errors in one run."),
     backoff: float = typer.Option(2.0, min=0, help="Seconds before the 2nd attempt, doubling after."),
     retry_unavailable: bool = typer.Option(False, help="Also retry clips recorded as unavailable."),
-    quality_filter: bool = typer.Option(True, help="Mark silent, blank-frame and frozen clips unavailable."),
+    quality_filter: Optional[bool] = typer.Option(
+        None, help="Mark silent, blank-frame and frozen clips unavailable (default: on for audioset-eval only)."),
     min_rms_dbfs: float = typer.Option(-60.0, help="Quality: audio RMS below this (dBFS) is silent."),
     min_frame_std: float = typer.Option(2.0, help="Quality: frame grey-level std below this is blank."),
     min_motion: float = typer.Option(0.5, help="Quality: largest per-second frame difference below this is frozen."),
@@ -155,7 +156,8 @@ def datasets_fetch(
         raise MacsError(f"--frames must be 'selected' or 'all', got {frames!r}")
     options = FetchOptions(
         jobs=jobs, all_frames=frames == "all", retries=retries, backoff=backoff, retry_unavailable=retry_unavailable,
-        quality=QualityThresholds(min_rms_dbfs, min_frame_std, min_motion) if quality_filter else None,
+        quality="auto" if quality_filter is None else
+        QualityThresholds(min_rms_dbfs, min_frame_std, min_motion) if quality_filter else None,
     )
     loaded = load_downloader(downloader) if downloader else None
     progress = Progress(TextColumn("fetch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),

@@ -182,3 +182,7 @@ def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
             return list(reader)
     except OSError as exc:
         raise MacsError(f"{path}: cannot read manifest ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise MacsError(f"{path}: manifest is not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise MacsError(f"{path}: malformed CSV ({exc})") from None

@@ -46,6 +46,8 @@ from macs_bench.media.sources import (
 SAMPLE_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
 DURATION_TOLERANCE = 0.5  # seconds a source may fall short of the range and still count (padded with silence)
 TRIMMED_SLACK = 2.0  # a pre-trimmed clip may run this much longer than the range
+# unavailable reasons looked at again on every run: the user may have added files or changed the thresholds
+RECHECKED_REASONS = ("not-in-source-dir", "ambiguous-trimmed")
 LEDGER_NAME = "ledger.sqlite"
 AVAILABLE_NAME = "available.txt"
 REPORT_NAME = "fetch_report.json"
@@ -76,7 +78,8 @@ class FetchOptions:
     retries: int = 3
     backoff: float = 2.0
     retry_unavailable: bool = False
-    quality: QualityThresholds | None = field(default_factory=QualityThresholds)
+    # "auto": the quality filter is on for AudioSet-Eval (the paper's "filtered" set) and off elsewhere
+    quality: QualityThresholds | None | str = "auto"
 
 
 @dataclass
@@ -88,24 +91,39 @@ class Outcome:
 
 
 def read_items(manifest_dir: Path) -> list[FetchItem]:
-    """The manifest's samples, with their ids checked to be safe file names."""
-    items = []
+    """The manifest's samples, checked: safe unique ids, YouTube ids, a range, frame seconds inside it."""
+    items: list[FetchItem] = []
     path = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
+    seen: dict[str, int] = {}
     for lineno, row in enumerate(read_manifest(path), 2):
+        if None in row.values() or None in row:
+            raise MacsError(f"{path}:{lineno}: wrong number of cells for the header's columns")
         sid = row["sample_id"]
         if not SAMPLE_ID_RE.fullmatch(sid) or ".." in sid:
             raise MacsError(f"{path}:{lineno}: sample_id {sid!r} is not a safe file name")
+        if sid in seen:
+            raise MacsError(f"{path}:{lineno}: sample_id {sid} repeats line {seen[sid]}")
+        seen[sid] = lineno
         if row["ytid"] and not is_ytid(row["ytid"]):
             raise MacsError(f"{path}:{lineno}: ytid {row['ytid']!r} is not a YouTube id")
         try:
             frames = tuple(int(x) for x in row["frame_seconds"].split(LIST_SEP) if x)
             n_labels = int(row["n_labels"] or 0)
             item = FetchItem(sid, row["ytid"], row["start"], row["end"], frames, n_labels)
-            if not item.audio_only and item.duration <= 0:
-                raise ValueError("end is not after start")
+            if not item.audio_only:
+                if item.duration <= 0:
+                    raise ValueError("end is not after start")
+                n_seconds = whole_seconds(item.start, item.end)
+                if len(set(frames)) != len(frames) or any(not 0 <= k < n_seconds for k in frames):
+                    raise ValueError(f"frame_seconds {row['frame_seconds']!r} must be distinct seconds 0 to "
+                                     f"{n_seconds - 1}")
         except (ValueError, ArithmeticError) as exc:
             raise MacsError(f"{path}:{lineno}: {exc}") from None
         items.append(item)
+    extra_names = {f"{i.sample_id}.s{k}" for i in items for k in i.frame_seconds[1:]}
+    clash = sorted(extra_names & set(seen))
+    if clash:
+        raise MacsError(f"{path}:{seen[clash[0]]}: sample_id {clash[0]} clashes with another sample's frame file")
     return items
 
 
@@ -120,10 +138,14 @@ class Fetcher:
         self.fsd50k = LocalFSD50K(source_dir) if fsd50k and source_dir else None
         self.videos = LocalVideos(source_dir) if source_dir and not fsd50k else None
         self.downloader = downloader
+        self.samples_per_ytid: Counter = Counter()
         if fsd50k and self.fsd50k is None:
             raise MacsError("fsd50k media come from a local FSD50K copy: pass --source-dir")
         if not fsd50k and self.videos is None and downloader is None:
             raise MacsError("no source: pass --source-dir or allow downloads")
+
+    def thresholds(self) -> dict[str, float] | None:
+        return self.options.quality.as_dict() if self.options.quality else None
 
     # -- paths -------------------------------------------------------------------------------------------
     def audio_path(self, item: FetchItem) -> Path:
@@ -142,6 +164,8 @@ class Fetcher:
             return False
         if tuple(entry.detail.get("frame_seconds", ())) != item.frame_seconds:
             return False
+        if entry.detail.get("thresholds") != self.thresholds():
+            return False  # judged under other quality thresholds (or none): judge again
         if self.options.all_frames and not item.audio_only and not self.all_frames_dir(item).is_dir():
             return False
         return all(p.is_file() for p in [self.audio_path(item), *self.frame_paths(item)])
@@ -150,27 +174,37 @@ class Fetcher:
     def process(self, item: FetchItem) -> Outcome | None:
         """Fetch one clip; ``None`` when the run was interrupted before it finished."""
         workdir = self.root / ".tmp" / f"{item.sample_id}.{uuid.uuid4().hex[:8]}"
-        workdir.mkdir(parents=True)
         attempts = 0
         try:
+            workdir.mkdir(parents=True)
             while True:
                 attempts += 1
                 try:
                     outcome = self._attempt(item, workdir)
                     outcome.attempts = attempts
+                    outcome.detail.update(tool=f"macs-bench {__version__}", thresholds=self.thresholds())
                     return outcome
                 except Unavailable as exc:
-                    return Outcome("unavailable", exc.reason, attempts, {"detail": exc.detail})
+                    return Outcome("unavailable", exc.reason, attempts,
+                                   {"detail": exc.detail, "thresholds": self.thresholds()})
                 except Transient as exc:
                     if self.stop.is_set():
                         return None
                     if attempts >= self.options.retries:
                         return Outcome("failed", "transient", attempts, {"detail": str(exc)[-300:]})
-                    time.sleep(self.options.backoff * 2 ** (attempts - 1))
+                    self.pause(self.options.backoff * 2 ** (attempts - 1))
                     for child in workdir.iterdir():
                         _remove(child)
+        except Exception as exc:  # one clip's unexpected error (a full disk, a bug) must not stop the others
+            if self.stop.is_set():
+                return None
+            return Outcome("failed", type(exc).__name__, max(attempts, 1), {"detail": str(exc)[-300:]})
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def pause(self, seconds: float) -> None:
+        """Back off before a retry; returns at once when the run is interrupted."""
+        self.stop.wait(seconds)
 
     def _attempt(self, item: FetchItem, workdir: Path) -> Outcome:
         if self.stop.is_set():
@@ -189,7 +223,7 @@ class Fetcher:
             raise Unavailable("no-audio", f"{src.name} has no audio stream")
         if not info.has_video:
             raise Unavailable("no-video", f"{src.name} has no video stream")
-        offset, layout = self._locate(item, info.duration)
+        offset, layout = (0.0, "download") if not local else self._locate(item, info.duration, kind)
         if info.audio_duration + DURATION_TOLERANCE < offset + item.duration:
             raise Unavailable("too-short", f"audio lasts {info.audio_duration:.2f} s, the range needs "
                                            f"{offset + item.duration:.2f} s")
@@ -199,15 +233,20 @@ class Fetcher:
         try:
             frames = ffmpeg.extract_clip(src, offset, item.duration, n_frames, wav, frames_dir)
         except ffmpeg.ExtractError as exc:
-            if local:
+            if local and not exc.transient:
                 raise Unavailable("corrupt", str(exc)) from None
             raise Transient(f"extraction failed: {exc}") from None
-        self._verify_wav(wav, round(item.duration * ffmpeg.SAMPLE_RATE))
-        missing = [f for f in frames if not f.is_file()]
-        if missing:
-            raise Unavailable("too-short", f"video ends before second {frames.index(missing[0])} of the clip")
-        for frame in frames:
-            _verify_image(frame)
+        try:
+            self._verify_wav(wav, round(item.duration * ffmpeg.SAMPLE_RATE))
+            missing = [f for f in frames if not f.is_file()]
+            if missing:
+                raise Unavailable("too-short", f"video ends before second {frames.index(missing[0])} of the clip")
+            for frame in frames:
+                _verify_image(frame)
+        except Unavailable as exc:
+            if local:
+                raise
+            raise Transient(f"downloaded clip failed its checks: {exc}") from None
         selected = [frames[k] for k in item.frame_seconds if k < len(frames)]
         if len(selected) != len(item.frame_seconds):
             raise Unavailable("too-short", f"frame seconds {item.frame_seconds} beyond the clip's {len(frames)} s")
@@ -229,7 +268,11 @@ class Fetcher:
             if info.audio_duration is None:
                 raise Unavailable("no-audio", f"{src.name} has no audio stream")
             ffmpeg.extract_audio(src, wav)
-        except (ffmpeg.ProbeError, ffmpeg.ExtractError) as exc:
+        except ffmpeg.ExtractError as exc:
+            if exc.transient:
+                raise Transient(str(exc)) from None
+            raise Unavailable("corrupt", str(exc)) from None
+        except ffmpeg.ProbeError as exc:
             raise Unavailable("corrupt", str(exc)) from None
         self._verify_wav(wav, None)
         detail: dict[str, Any] = {"source": "fsd50k", "source_name": src.name, "frame_seconds": [],
@@ -240,10 +283,11 @@ class Fetcher:
 
     def _obtain(self, item: FetchItem, workdir: Path) -> tuple[Path, str]:
         if self.videos is not None:
-            found = self.videos.find(item.sample_id, item.ytid)
+            found = self.videos.find(item.sample_id, item.ytid, item.start, item.end)
             if found is None:
                 raise Unavailable("not-in-source-dir", f"no video named {item.sample_id} or {item.ytid}")
-            return found, "local"
+            path, naming = found
+            return path, "local" if naming == "sample" else "local-ytid"
         assert self.downloader is not None
         try:
             return self.downloader.download(item.ytid, float(item.start), float(item.end), workdir), "download"
@@ -252,14 +296,22 @@ class Fetcher:
         except Exception as exc:  # a downloader's own error type: classify by its message
             raise classify_error(f"{type(exc).__name__}: {exc}") from None
 
-    def _locate(self, item: FetchItem, duration: float) -> tuple[float, str]:
-        """Where the range starts in the file: a full-length video is cut at ``start``; a file about as long as
-        the clip is taken as already trimmed to it."""
+    def _locate(self, item: FetchItem, duration: float, kind: str) -> tuple[float, str]:
+        """Where the range starts in a local file. A file reaching the range's end is full-length and cut at
+        ``start``; a file about as long as the clip is taken as already trimmed to it, unless it is named by a
+        YTID that several samples of the manifest share (then it cannot be a trim of each of them)."""
         start, end = float(item.start), float(item.end)
+        trimmed_fits = item.duration - DURATION_TOLERANCE <= duration <= item.duration + TRIMMED_SLACK
+        if duration >= end - 0.05:
+            return start, "full"
+        if trimmed_fits:
+            if kind == "local-ytid" and self.samples_per_ytid[item.ytid] > 1:
+                raise Unavailable("ambiguous-trimmed", f"the {duration:.2f} s file named {item.ytid} could be a "
+                                  f"trim of any of its {self.samples_per_ytid[item.ytid]} samples; name it "
+                                  f"{item.sample_id}")
+            return 0.0, "trimmed"
         if duration + DURATION_TOLERANCE >= end:
             return start, "full"
-        if item.duration - DURATION_TOLERANCE <= duration <= item.duration + TRIMMED_SLACK:
-            return 0.0, "trimmed"
         raise Unavailable("too-short", f"the file lasts {duration:.2f} s: neither the whole video up to {end:g} s "
                                        f"nor a {item.duration:g} s clip")
 
@@ -334,7 +386,9 @@ def plan(items: list[FetchItem], fetcher: Fetcher, ledger_entries: dict[str, Ent
         entry = ledger_entries.get(item.sample_id)
         if fetcher.is_done(item, entry):
             skipped["ok"] += 1
-        elif entry is not None and entry.status == "unavailable" and not fetcher.options.retry_unavailable:
+        elif (entry is not None and entry.status == "unavailable" and not fetcher.options.retry_unavailable
+              and entry.reason not in RECHECKED_REASONS
+              and not (entry.reason == "poor-quality" and entry.detail.get("thresholds") != fetcher.thresholds())):
             skipped["unavailable"] += 1
         else:
             todo.append(item)
@@ -366,7 +420,7 @@ def run_fetch(fetcher: Fetcher, ledger: Ledger, todo: list[FetchItem],
 
 
 def report(items: list[FetchItem], entries: dict[str, Entry], root: Path, manifest: Path,
-           options: FetchOptions, run_counts: Counter, elapsed: float) -> dict[str, Any]:
+           options: FetchOptions, run_counts: Counter, elapsed: float, sources: dict[str, Any]) -> dict[str, Any]:
     """Availability by label-count bucket, reasons, excluded clips; writes available.txt and the report."""
     buckets: dict[str, Counter] = {}
     reasons: Counter = Counter()
@@ -395,7 +449,8 @@ def report(items: list[FetchItem], entries: dict[str, Entry], root: Path, manife
         "manifest": str(manifest),
         "manifest_sha256": sha256_file(manifest),
         "options": {"all_frames": options.all_frames, "retries": options.retries, "backoff": options.backoff,
-                    "quality": options.quality.as_dict() if options.quality else None},
+                    "quality": options.quality.as_dict() if options.quality else None, **sources},
+        "tools": tool_versions(),
         "n_samples": len(items),
         "n_ok": len(ok_ids),
         "by_label_count": by_bucket,
@@ -407,6 +462,24 @@ def report(items: list[FetchItem], entries: dict[str, Entry], root: Path, manife
     }
     atomic_write_text(root / REPORT_NAME, dumps_json(result))
     return result
+
+
+def tool_versions() -> dict[str, str | None]:
+    """ffmpeg's and yt-dlp's versions, for the report's provenance."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        first = subprocess.run([ffmpeg.tool("ffmpeg"), "-hide_banner", "-version"], capture_output=True, text=True,
+                               timeout=30).stdout.splitlines()
+        ffmpeg_version = first[0] if first else None
+    except (OSError, subprocess.TimeoutExpired):
+        ffmpeg_version = None
+    try:
+        ytdlp = version("yt-dlp")
+    except PackageNotFoundError:
+        ytdlp = None
+    return {"ffmpeg": ffmpeg_version, "yt-dlp": ytdlp}
 
 
 def clean_stale_tmp(root: Path) -> None:
@@ -434,12 +507,17 @@ def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path 
     audio_only = {item.audio_only for item in items}
     if len(audio_only) > 1:
         raise MacsError(f"{manifest}: mixes YouTube clips and audio-only samples")
+    if options.quality == "auto":
+        options.quality = QualityThresholds() if manifest_dataset(manifest) == "audioset-eval" else None
     fsd50k = audio_only == {True}
     if source_dir is None and not fsd50k and downloader is None:
         downloader = YtDlpDownloader()
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise MacsError(f"{root}: --root exists and is not a folder")
     fetcher = Fetcher(root, options, source_dir=Path(source_dir) if source_dir else None,
                       downloader=downloader, fsd50k=fsd50k)
+    fetcher.samples_per_ytid = Counter(item.ytid for item in items if item.ytid)
     ledger_path = root / LEDGER_NAME
     if dry_run:
         entries: dict[str, Entry] = {}
@@ -449,16 +527,31 @@ def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path 
         p = plan(items, fetcher, entries)
         return {"dry_run": True, "n_samples": len(items), "to_fetch": len(p.todo), "skipped": dict(p.skipped)}
 
-    root.mkdir(parents=True, exist_ok=True)
-    with _exclusive(root), Ledger(ledger_path) as ledger:
-        clean_stale_tmp(root)
-        p = plan(items, fetcher, ledger.all())
-        started = time.monotonic()
-        callback = progress_factory(len(p.todo)) if progress_factory else None
-        counts = run_fetch(fetcher, ledger, p.todo, callback)
-        counts.update({f"skipped_{k}": v for k, v in p.skipped.items()})
-        shutil.rmtree(root / ".tmp", ignore_errors=True)
-        return report(items, ledger.all(), root, manifest, options, counts, time.monotonic() - started)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with _exclusive(root), Ledger(ledger_path) as ledger:
+            clean_stale_tmp(root)
+            p = plan(items, fetcher, ledger.all())
+            started = time.monotonic()
+            callback = progress_factory(len(p.todo)) if progress_factory else None
+            counts = run_fetch(fetcher, ledger, p.todo, callback)
+            counts.update({f"skipped_{k}": v for k, v in p.skipped.items()})
+            shutil.rmtree(root / ".tmp", ignore_errors=True)
+            sources = {"source_dir": str(source_dir) if source_dir else None,
+                       "downloader": type(downloader).__name__ if downloader else None, "jobs": options.jobs}
+            return report(items, ledger.all(), root, manifest, options, counts, time.monotonic() - started, sources)
+    except OSError as exc:
+        raise MacsError(f"{exc.filename or root}: {exc.strerror or exc}") from None
+
+
+def manifest_dataset(manifest: Path) -> str | None:
+    """The dataset a manifest was built for, from the stats.json beside it (None for a hand-made manifest)."""
+    import json
+
+    try:
+        return json.loads((manifest.parent / "stats.json").read_text(encoding="utf-8")).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 class _exclusive:

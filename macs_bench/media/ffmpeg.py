@@ -1,7 +1,8 @@
 """ffprobe/ffmpeg, always as argument lists with absolute paths (a name beginning with '-' stays a path).
 
 One ffmpeg pass per clip writes the 16 kHz mono WAV of exactly the clip length and one JPEG per whole second:
-for second k, the first frame at or after k + 0.5 s, i.e. the middle of that second.
+for second k, the frame on screen at k + 0.5 s (the middle of that second), measured on the file's own
+timeline, so streams that start late, low frame rates and variable frame rates all land on the right second.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ class ProbeError(Exception):
 
 
 class ExtractError(Exception):
-    """ffmpeg failed or wrote something other than what was asked for."""
+    """ffmpeg failed or wrote something other than what was asked for; ``transient`` when the cause is the
+    machine (timeout, full disk, killed) rather than the file."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 def tool(name: str) -> str:
@@ -34,7 +40,7 @@ def tool(name: str) -> str:
 
 @dataclass(frozen=True)
 class MediaInfo:
-    duration: float  # container duration in seconds
+    duration: float  # container duration in seconds (from the packets when the container states none)
     audio_duration: float | None  # None: no audio stream
     has_video: bool
     width: int = 0
@@ -59,10 +65,27 @@ def probe(path: Path, timeout: float = 60) -> MediaInfo:
         raise ProbeError("no media streams")
     audio_duration = None
     if audio:
-        audio_duration = _float(audio[0].get("duration")) or fmt_duration or 0.0
+        audio_duration = _float(audio[0].get("duration")) or fmt_duration or _packet_end(path, "a:0", timeout)
+    if fmt_duration is None:
+        stream_ends = [_float(st.get("duration")) for st in audio + video]
+        fmt_duration = max([d for d in stream_ends if d] or [_packet_end(path, None, timeout)])
     width = int(video[0].get("width", 0)) if video else 0
     height = int(video[0].get("height", 0)) if video else 0
-    return MediaInfo(fmt_duration or 0.0, audio_duration, bool(video), width, height)
+    return MediaInfo(fmt_duration, audio_duration, bool(video), width, height)
+
+
+def _packet_end(path: Path, stream: str | None, timeout: float) -> float:
+    """The end time of the last packet (demuxing only, no decoding), for files whose headers state no duration."""
+    cmd = [tool("ffprobe"), "-v", "error", "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0"]
+    if stream:
+        cmd += ["-select_streams", stream]
+    out = subprocess.run(cmd + [str(Path(path).resolve())], capture_output=True, text=True, timeout=timeout)
+    end = 0.0
+    for line in out.stdout.splitlines():
+        parts = [_float(x) for x in line.split(",")[:2]]
+        if parts and parts[0] is not None:
+            end = max(end, parts[0] + (parts[1] or 0.0) if len(parts) > 1 else parts[0])
+    return end
 
 
 def extract_clip(src: Path, offset: float, duration: float, n_frames: int, wav: Path, frames_dir: Path | None,
@@ -72,16 +95,19 @@ def extract_clip(src: Path, offset: float, duration: float, n_frames: int, wav: 
     cmd = [tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
            "-ss", f"{offset:.3f}", "-t", f"{duration:.3f}", "-i", str(Path(src).resolve())]
     n_samples = round(duration * SAMPLE_RATE)
-    audio_chain = f"[0:a:0]aresample={SAMPLE_RATE},aformat=channel_layouts=mono,apad=whole_len={n_samples}[a]"
+    # async/first_pts fill a late-starting audio stream with silence instead of pulling it early; apad and
+    # atrim make the length exact to the sample (AAC priming and short tails included).
+    audio_chain = (f"[0:a:0]aresample={SAMPLE_RATE}:async=1:first_pts=0,aformat=channel_layouts=mono,"
+                   f"apad=whole_len={n_samples},atrim=end_sample={n_samples}[a]")
     if frames_dir is not None:
-        video_chain = "[0:v:0]setpts=PTS-STARTPTS,select='gte(t,selected_n+0.5)'[v]"
+        # shift by half a second, then sample at 1 fps: output frame k is the frame on screen at k + 0.5 s
+        video_chain = "[0:v:0]setpts=PTS-0.5/TB,fps=1:start_time=0:round=up[v]"
         cmd += ["-filter_complex", f"{audio_chain};{video_chain}"]
     else:
         cmd += ["-filter_complex", audio_chain]
-    cmd += ["-map", "[a]", "-c:a", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-t", f"{duration:.6f}",
-            str(Path(wav).resolve())]
+    cmd += ["-map", "[a]", "-c:a", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", str(Path(wav).resolve())]
     if frames_dir is not None:
-        cmd += ["-map", "[v]", "-fps_mode", "passthrough", "-frames:v", str(n_frames), "-q:v", "2", "-start_number", "0",
+        cmd += ["-map", "[v]", "-frames:v", str(n_frames), "-q:v", "2", "-start_number", "0",
                 str(Path(frames_dir).resolve() / "%03d.jpg")]
     _run(cmd, timeout)
     if frames_dir is None:
@@ -100,9 +126,11 @@ def _run(cmd: list[str], timeout: float) -> None:
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise ExtractError(f"ffmpeg timed out after {timeout:.0f} s") from None
+        raise ExtractError(f"ffmpeg timed out after {timeout:.0f} s", transient=True) from None
     if out.returncode != 0:
-        raise ExtractError(_last_line(out.stderr) or f"ffmpeg exited with {out.returncode}")
+        message = _last_line(out.stderr) or f"ffmpeg exited with {out.returncode}"
+        machine = out.returncode < 0 or "no space left" in out.stderr.lower() or "cannot allocate" in out.stderr.lower()
+        raise ExtractError(message, transient=machine)
 
 
 def _float(value) -> float | None:

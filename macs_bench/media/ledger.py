@@ -31,6 +31,7 @@ class Entry:
 class Ledger:
     def __init__(self, path: Path):
         self.path = Path(path)
+        columns = {"sample_id", "status", "reason", "attempts", "detail"}
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -40,8 +41,11 @@ class Ledger:
                 "reason TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0, "
                 "detail TEXT NOT NULL DEFAULT '{}')"
             )
+            found = {row[1] for row in self.db.execute("PRAGMA table_info(samples)")}
         except sqlite3.DatabaseError as exc:
-            raise MacsError(f"{self.path}: not a usable ledger ({exc})") from None
+            raise MacsError(f"{self.path}: not a usable ledger ({exc}); move it away to start a new one") from None
+        if found != columns:
+            raise MacsError(f"{self.path}: not a macs ledger (columns {sorted(found)}); move it away to start a new one")
 
     def close(self) -> None:
         self.db.close()
@@ -53,13 +57,19 @@ class Ledger:
         self.close()
 
     def get(self, sample_id: str) -> Entry | None:
-        row = self.db.execute("SELECT sample_id, status, reason, attempts, detail FROM samples WHERE sample_id=?",
-                              (sample_id,)).fetchone()
-        return _entry(row) if row else None
+        try:
+            row = self.db.execute("SELECT sample_id, status, reason, attempts, detail FROM samples WHERE sample_id=?",
+                                  (sample_id,)).fetchone()
+            return _entry(row) if row else None
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            raise MacsError(f"{self.path}: the ledger is damaged ({exc}); move it away to start a new one") from None
 
     def all(self) -> dict[str, Entry]:
-        rows = self.db.execute("SELECT sample_id, status, reason, attempts, detail FROM samples").fetchall()
-        return {row[0]: _entry(row) for row in rows}
+        try:
+            rows = self.db.execute("SELECT sample_id, status, reason, attempts, detail FROM samples").fetchall()
+            return {row[0]: _entry(row) for row in rows}
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            raise MacsError(f"{self.path}: the ledger is damaged ({exc}); move it away to start a new one") from None
 
     def record(self, sample_id: str, status: str, reason: str = "", attempts: int = 0,
                detail: dict[str, Any] | None = None) -> None:

@@ -60,10 +60,14 @@ def classify_error(message: str) -> Exception:
 
 
 class YtDlpDownloader:
-    """Downloads just the clip's range with yt-dlp's Python API (no shell, no subprocess of ours)."""
+    """Downloads just the clip's range with yt-dlp's Python API (no shell, no subprocess of ours).
 
-    def __init__(self, quiet: bool = True):
+    Video is capped at ``max_height`` pixels (720 by default): frames are taken at the downloaded resolution.
+    """
+
+    def __init__(self, quiet: bool = True, max_height: int = 720):
         self.quiet = quiet
+        self.max_height = max_height
 
     def download(self, ytid: str, start: float, end: float, workdir: Path) -> Path:
         import yt_dlp
@@ -73,7 +77,7 @@ class YtDlpDownloader:
             "quiet": self.quiet,
             "no_warnings": self.quiet,
             "noprogress": True,
-            "format": "bv*[height<=720]+ba/b[height<=720]/bv*+ba/b",
+            "format": f"bv*[height<={self.max_height}]+ba/b[height<={self.max_height}]/bv*+ba/b",
             "merge_output_format": "mkv",
             "outtmpl": {"default": str(Path(workdir).resolve() / "download.%(ext)s")},
             "download_ranges": download_range_func(None, [(start, end)]),
@@ -108,21 +112,28 @@ def load_downloader(spec: str | None) -> Downloader:
 
 
 class LocalVideos:
-    """A folder of videos named ``<sample_id>.<ext>`` or ``<ytid>.<ext>`` (full-length or already trimmed)."""
+    """A folder of videos named ``<sample_id>``, ``<ytid>#<start>#<end>`` (Landscape's naming) or ``<ytid>``,
+    with any of :data:`VIDEO_SUFFIXES`: full-length or already trimmed to the clip."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder).resolve()
         if not self.folder.is_dir():
             raise MacsError(f"{folder}: --source-dir is not a folder")
 
-    def find(self, sample_id: str, ytid: str) -> Path | None:
-        for stem in (sample_id, ytid):
+    def find(self, sample_id: str, ytid: str, start: str = "", end: str = "") -> tuple[Path, str] | None:
+        """``(path, naming)`` with naming ``"sample"`` (the clip's own name) or ``"ytid"``, else ``None``."""
+        stems = [(sample_id, "sample")]
+        if ytid and start and end:
+            stems.append((f"{ytid}#{start}#{end}", "sample"))
+        if ytid:
+            stems.append((ytid, "ytid"))
+        for stem, naming in stems:
             if not stem:
                 continue
             for suffix in VIDEO_SUFFIXES:
                 candidate = self._inside(stem + suffix)
                 if candidate.is_file():
-                    return candidate
+                    return candidate, naming
         return None
 
     def _inside(self, name: str) -> Path:

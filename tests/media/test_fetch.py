@@ -74,13 +74,10 @@ def test_ledger_transitions_and_reruns(tmp_path, served, monkeypatch):
     def run():
         return fetch(manifest, media, downloader=fake, options=options)
 
-    import time
-    from types import SimpleNamespace
+    from macs_bench.media.fetch import Fetcher
 
-    import macs_bench.media.fetch as fetch_module
-
-    with monkeypatch.context() as patch:  # record the fetcher's backoff sleeps instead of sleeping
-        patch.setattr(fetch_module, "time", SimpleNamespace(sleep=sleeps.append, monotonic=time.monotonic))
+    with monkeypatch.context() as patch:  # record the fetcher's backoff pauses instead of waiting
+        patch.setattr(Fetcher, "pause", lambda self, seconds: sleeps.append(seconds))
         run()
     with Ledger(media / "ledger.sqlite") as ledger:
         entries = ledger.all()

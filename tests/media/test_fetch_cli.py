@@ -29,10 +29,11 @@ def twelve_clips(tmp_path, long_video):
     return videos, write_manifest(tmp_path / "manifest", rows), rows
 
 
-def start(manifest, media, videos, delay, *extra):
+def start(manifest, media, videos, delay, *extra, transient=None):
     env = {**os.environ, "PYTHONPATH": str(HERE), "FAKE_VIDEOS": str(videos), "FAKE_DELAY": str(delay),
-           "FAKE_STATE": str(media.parent / "calls")}
-    cmd = [str(BIN), "datasets", "fetch", str(manifest), "--root", str(media), "--jobs", "2", "--backoff", "0",
+           "FAKE_STATE": str(media.parent / "calls"), "FAKE_TRANSIENT": json.dumps(transient or {})}
+    backoff = [] if "--backoff" in extra else ["--backoff", "0"]
+    cmd = [str(BIN), "datasets", "fetch", str(manifest), "--root", str(media), "--jobs", "2", *backoff,
            "--downloader", "fake_downloader:FakeDownloader", *extra]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -105,6 +106,18 @@ def test_ctrl_c_exits_130_and_resumes(tmp_path, twelve_clips):
     check_complete(media, rows)
     report = json.loads((media / "fetch_report.json").read_text())
     assert report["this_run"]["skipped_ok"] >= 2
+
+
+def test_ctrl_c_does_not_wait_out_the_backoff(tmp_path, twelve_clips):
+    videos, manifest, rows = twelve_clips
+    media = tmp_path / "media"
+    proc = start(manifest, media, videos, 0, "--backoff", "600", transient={r["ytid"]: 99 for r in rows})
+    wait_for(lambda: (tmp_path / "calls").is_dir() and len(list((tmp_path / "calls").iterdir())) >= 2)
+    time.sleep(0.3)  # both workers are now in their 600 s backoff
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)  # far less than the backoff
+    assert proc.returncode == 130, err
+    assert n_ok(media) == 0
 
 
 def test_cli_report_dry_run_and_bad_options(tmp_path, twelve_clips):
