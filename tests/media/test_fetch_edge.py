@@ -148,3 +148,20 @@ def test_short_row_and_bad_root_and_damaged_ledger(tmp_path):
     (media / "ledger.sqlite").write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(MacsError, match="ledger.sqlite: not a usable ledger"):
         fetch(manifest, media, source_dir=tmp_path)
+
+
+def test_file_without_a_stated_duration(tmp_path):
+    """Matroska written to a pipe has no duration in its header: the packets tell it."""
+    src = tmp_path / "videos"
+    src.mkdir()
+    with open(src / "pipedvideo1.mkv", "wb") as fh:
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                        "nullsrc=s=64x48:r=10:d=10,geq=r='mod(floor(T),12)*20':g=0:b='X*3'", "-f", "lavfi", "-i",
+                        "sine=duration=10", "-c:v", "libx264", "-c:a", "libopus", "-f", "matroska", "-"],
+                       stdout=fh, check=True)
+    from macs_bench.media.ffmpeg import probe
+
+    assert 9.5 < probe(src / "pipedvideo1.mkv").duration < 10.5
+    result = fetch(write_manifest(tmp_path / "m", [clip_row("pipedvideo1", 30, 40)]), tmp_path / "media",
+                   source_dir=src, options=FetchOptions(quality=None))
+    assert result["n_ok"] == 1, result
