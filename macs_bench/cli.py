@@ -190,5 +190,58 @@ def datasets_fetch(
                   f"(for 'datasets build --available') and {root / 'fetch_report.json'}")
 
 
+@app.command("score")
+def score_command(
+    manifest: Path = typer.Option(..., "--manifest", help="Folder of a built manifest (datasets build --out)."),
+    pred: Path = typer.Option(..., "--pred", help="Folder with one generated image per sample id (png or jpg)."),
+    media: Path = typer.Option(..., "--media", help="MEDIA folder of 'datasets fetch' (frames/, audio/)."),
+    out: Path = typer.Option(..., "--out", help="Result JSON; per-sample AIS/IIS go to <out>.per_sample.csv."),
+    model_name: str = typer.Option(..., "--model-name", help="Name of the scored model, for the leaderboard."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Score only this fold's samples."),
+    allow_missing: bool = typer.Option(False, help="Score the intersection when predictions are missing or extra."),
+    preset: str = typer.Option("paper", help="Encoder weights: paper (published; comparable with the paper), "
+                               "random or tiny (random weights: smoke tests only)."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:1, ... (auto: cuda when available)."),
+    batch_size: int = typer.Option(32, min=1, help="Files per encoder batch."),
+    num_workers: int = typer.Option(0, min=0, help="DataLoader workers for decoding and resizing."),
+    kid_seed: int = typer.Option(0, help="Seed of KID's subset sampling."),
+    inception_weights: Optional[Path] = typer.Option(None, help="Local inception-2015-12-05.pt instead of the cache."),
+    clip_weights: Optional[Path] = typer.Option(None, help="Local OpenAI ViT-B-32.pt instead of the cache."),
+    wav2clip_weights: Optional[Path] = typer.Option(None, help="Local Wav2CLIP.pt instead of the cache."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Feature cache (default $MACS_HOME/features)."),
+) -> None:
+    """Score generated images with FID, CLIP-FID, KID, AIS/AIS-z and IIS/IIS-z (one encoder pass per file)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from macs_bench.score import ScoreConfig, per_sample_path, score
+
+    weights = {name: str(path) for name, path in
+               (("inception", inception_weights), ("clip", clip_weights), ("wav2clip", wav2clip_weights)) if path}
+    config = ScoreConfig(preset=preset, weights=weights, batch_size=batch_size, num_workers=num_workers,
+                         device=device, kid_seed=kid_seed, allow_missing=allow_missing,
+                         cache_dir=str(cache_dir) if cache_dir else None)
+    bar = Progress(TextColumn("{task.description:>15}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=err_console)
+
+    def progress(key: str, total: int):
+        task = bar.add_task(key, total=total)
+        return lambda n: bar.update(task, advance=n)
+
+    with bar:
+        result = score(manifest, pred, media, model_name=model_name, fold=fold, out=out, config=config,
+                       progress=progress)
+    if result is None:  # a non-main process of 'accelerate launch'
+        return
+    table = Table("metric", "value", "better", title=f"{model_name}: {result['n']} samples"
+                  + (f", fold {fold}" if fold is not None else ""))
+    for key, value in result["metrics"].items():
+        table.add_row(key, f"{value:.6g}", result["directions"].get(key, ""))
+    console.print(table)
+    if not result["comparable_with_paper"]:
+        console.print(f"[yellow]note:[/yellow] preset {preset!r} uses random encoder weights: smoke-test numbers, "
+                      "not comparable with the paper")
+    console.print(f"wrote {out} and {per_sample_path(out)}")
+
+
 def main() -> None:
     run(app)

@@ -121,7 +121,7 @@ ensure_venv() {
         torchsort_flavour_ok || die "torchsort did not build with cuda=$cuda"
     fi
     log "installing macs and its dependencies"
-    "${pip[@]}" install -c constraints.txt -e '.[model,dev]'
+    "${pip[@]}" install -c constraints.txt -e '.[model,score,dev]'
     "$venv/bin/python" - <<'PY'
 import torch, torchvision, torchsort  # noqa: F401  fail loudly here, not in the first test
 assert torch.__version__.split("+")[0] == "2.14.1", torch.__version__

@@ -1,0 +1,243 @@
+"""The scoring encoders: Inception (FID, KID), CLIP ViT-B/32 (CLIP-FID, IIS, AIS) and wav2clip (AIS).
+
+Each encoder has an ``id`` that names the network, its weights (file hash, or ``random`` with a seed) and its
+preprocessing version; the feature cache and the result files use it, so features from different weights or
+preprocessing are never mixed. Preprocessing runs on CPU (in DataLoader workers), the forward pass on the
+device.
+
+Random weights are only built when asked for by name (the ``tiny`` and ``random`` presets): the ``paper``
+preset loads the published weights, and a missing file is an error that says how to fetch it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from macs_bench.errors import MacsError
+from macs_bench.features.inputs import AUDIO_RATE, load_audio, load_image
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+PRESETS = ("paper", "random", "tiny")
+
+
+@dataclass
+class Encoder:
+    """A network plus the preprocessing that turns one file into its input tensor."""
+
+    name: str  # inception | clip | wav2clip
+    modality: str  # image | audio
+    dim: int
+    weights: str  # "sha256:<hex>" of the weights file, or "random:<seed>"
+    preprocess_version: str
+    preprocess: Callable[[Path], torch.Tensor]
+    model: torch.nn.Module
+    forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}/{self.weights}/{self.preprocess_version}"
+
+    def to(self, device: torch.device) -> "Encoder":
+        self.model.to(device)
+        return self
+
+    @torch.inference_mode()
+    def encode(self, batch: list[torch.Tensor], device: torch.device) -> np.ndarray:
+        """Features for preprocessed inputs; audio of unequal lengths is run length by length."""
+        out: list[np.ndarray | None] = [None] * len(batch)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, x in enumerate(batch):
+            by_shape.setdefault(tuple(x.shape), []).append(i)
+        for indices in by_shape.values():
+            x = torch.stack([batch[i] for i in indices]).to(device)
+            feats = self.forward(self.model, x).float().cpu().numpy()
+            for i, f in zip(indices, feats):
+                out[i] = f
+        return np.stack(out).astype(np.float32)
+
+
+# -- preprocessing ----------------------------------------------------------------------------------------
+
+def inception_input(path: Path) -> torch.Tensor:
+    """clean-fid 'clean' mode: PIL bicubic resize to 299 in float32, no re-quantisation, values 0..255."""
+    from cleanfid.resize import make_resizer
+
+    resized = make_resizer("PIL", False, "bicubic", (299, 299))(load_image(path))
+    return torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+
+
+def clip_resize(image: np.ndarray) -> np.ndarray:
+    """clean-fid's CLIP resize (``cleanfid.clip_features.img_preprocess_clip``, whose module needs OpenAI's
+    ``clip`` package to import): PIL bicubic resize of the short side to 224, centre crop, uint8."""
+    from PIL import Image
+    from torchvision import transforms
+
+    resize = transforms.Compose([transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC),
+                                 transforms.CenterCrop(224)])
+    return np.asarray(resize(Image.fromarray(image.astype(np.uint8)).convert("RGB"))).clip(0, 255).astype(np.uint8)
+
+
+def clip_input(path: Path) -> torch.Tensor:
+    """:func:`clip_resize`, then OpenAI's normalisation: the numbers clean-fid feeds CLIP for CLIP-FID."""
+    x = torch.from_numpy(clip_resize(load_image(path)).transpose(2, 0, 1).copy()).float() / 255.0
+    mean = torch.tensor(OPENAI_MEAN).view(3, 1, 1)
+    std = torch.tensor(OPENAI_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def audio_input(path: Path) -> torch.Tensor:
+    return torch.from_numpy(load_audio(path))
+
+
+def tiny_image_input(path: Path) -> torch.Tensor:
+    from PIL import Image
+
+    img = Image.fromarray(load_image(path)).resize((32, 32), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+
+
+# -- builders ---------------------------------------------------------------------------------------------
+
+def _file_weights(path: Path) -> str:
+    from macs_bench.io import sha256_file
+
+    return f"sha256:{sha256_file(path)}"
+
+
+def _torch_load(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a bad or unsafe file
+        raise MacsError(f"{path}: cannot load weights safely ({exc})") from None
+
+
+def inception(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+    """TF-Inception (clean-fid's TorchScript ``inception-2015-12-05.pt``), 2048-d pool features.
+
+    With ``seed`` instead of a file: torchvision's Inception-v3 (same layer layout and 2048-d output) with
+    random weights, for tests and benchmarks only."""
+    if weights_file is not None:
+        if weights_file.name != "inception-2015-12-05.pt":
+            raise MacsError(f"{weights_file}: the Inception weights file must be named inception-2015-12-05.pt")
+        from cleanfid.inception_torchscript import InceptionV3W
+
+        try:
+            model = InceptionV3W(str(weights_file.parent), download=False).eval()
+        except RuntimeError as exc:
+            raise MacsError(f"{weights_file}: not a TorchScript Inception ({exc})") from None
+        return Encoder("inception", "image", 2048, _file_weights(weights_file), "cleanfid-clean-299-v1",
+                       inception_input, model, lambda m, x: m(x))
+    import torchvision
+
+    torch.manual_seed(seed or 0)
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
+    net.fc = torch.nn.Identity()
+    net.eval()
+    return Encoder("inception", "image", 2048, f"random:{seed or 0}", "cleanfid-clean-299-v1", inception_input,
+                   net, lambda m, x: m((x - 128.0) / 128.0))
+
+
+def clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+    """CLIP ViT-B/32 image tower through open_clip (OpenAI weights), 512-d unnormalised embeddings."""
+    import open_clip
+
+    if weights_file is None:
+        torch.manual_seed(seed or 0)
+        model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True)
+        weights = f"random:{seed or 0}"
+    else:
+        try:
+            # OpenAI's CLIP was trained with QuickGELU; open_clip's 'ViT-B-32' config must be told so
+            model = open_clip.create_model("ViT-B-32", pretrained=str(weights_file), force_quick_gelu=True)
+        except Exception as exc:  # open_clip raises RuntimeError/KeyError for a wrong file
+            raise MacsError(f"{weights_file}: not OpenAI CLIP ViT-B/32 weights ({exc})") from None
+        weights = _file_weights(weights_file)
+    model.eval()
+    return Encoder("clip", "image", 512, weights, "cleanfid-clip-224-v1", clip_input, model,
+                   lambda m, x: m.encode_image(x))
+
+
+def wav2clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+    """wav2clip (ResNet audio encoder + MLP head into CLIP ViT-B/32 space) on 16 kHz waveforms, 512-d."""
+    from wav2clip.model.encoder import MLPLayers, ResNetExtractor
+
+    if weights_file is None:
+        torch.manual_seed(seed or 0)
+        model = ResNetExtractor(checkpoint=None, scenario="frozen", transform=False)
+        model.transform = MLPLayers(units=[512, 512, 512], dropout=0.1)
+        weights = f"random:{seed or 0}"
+    else:
+        checkpoint = _torch_load(weights_file)
+        try:
+            model = ResNetExtractor(checkpoint=checkpoint, scenario="frozen", transform=True)
+        except (RuntimeError, KeyError) as exc:
+            raise MacsError(f"{weights_file}: not Wav2CLIP weights ({exc})") from None
+        weights = _file_weights(weights_file)
+    model.eval()
+    return Encoder("wav2clip", "audio", 512, weights, f"wave-{AUDIO_RATE}-mono-v1", audio_input, model,
+                   lambda m, x: m(x))
+
+
+class _TinyImage(torch.nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.GELU(),
+                                       torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.GELU(),
+                                       torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(64, dim))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class _TinyAudio(torch.nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.proj = torch.nn.Linear(64, dim)
+
+    def forward(self, x):
+        frames = x[:, : x.shape[1] // 256 * 256].reshape(x.shape[0], -1, 256)
+        spectrum = torch.fft.rfft(frames, dim=-1).abs()[..., :64].mean(dim=1)
+        return self.proj(torch.log1p(spectrum))
+
+
+TINY_DIM = 32
+
+
+def tiny(name: str, seed: int = 0) -> Encoder:
+    """Small random networks in the real encoders' roles (fast smoke runs and tests). Their features are 32-d:
+    a 2048-d Frechet distance alone takes about 40 s on two CPU cores (scipy's sqrtm)."""
+    torch.manual_seed(seed)
+    if name in ("inception", "clip"):
+        return Encoder(name, "image", TINY_DIM, f"tiny-random:{seed}", "tiny-32-v1", tiny_image_input,
+                       _TinyImage(TINY_DIM).eval(), lambda m, x: m(x))
+    if name == "wav2clip":  # shares the tiny CLIP's width, as wav2clip shares CLIP's space
+        return Encoder("wav2clip", "audio", TINY_DIM, f"tiny-random:{seed}", f"wave-{AUDIO_RATE}-mono-v1",
+                       audio_input, _TinyAudio(TINY_DIM).eval(), lambda m, x: m(x))
+    raise ValueError(name)
+
+
+WEIGHT_NAMES = {"inception": "inception-2015-12-05", "clip": "clip-vit-b-32-openai", "wav2clip": "wav2clip"}
+BUILDERS = {"inception": inception, "clip": clip, "wav2clip": wav2clip}
+
+
+def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None, seed: int = 0) -> dict[str, Encoder]:
+    """The three scoring encoders. ``paper``: published weights (explicit files in ``weights``, else the
+    ``macs-bench weights`` cache); ``random``: the real architectures with random weights; ``tiny``: small
+    random networks. Only ``paper`` gives numbers comparable with the paper."""
+    if preset not in PRESETS:
+        raise MacsError(f"unknown encoder preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset == "tiny":
+        return {name: tiny(name, seed) for name in BUILDERS}
+    if preset == "random":
+        return {name: build(None, seed=seed) for name, build in BUILDERS.items()}
+    from macs_bench import weights as weight_store
+
+    given = weights or {}
+    return {name: build(Path(given[name]) if name in given else weight_store.path(WEIGHT_NAMES[name]))
+            for name, build in BUILDERS.items()}

@@ -1,0 +1,55 @@
+"""Reading the files the encoders see, with one-line errors that name the file.
+
+Images are converted as clean-fid converts them: ``PIL.Image.open(path).convert("RGB")``. Grayscale is
+replicated to three channels, an alpha channel is dropped (not composited), palette images are expanded, and
+16-bit images are clipped to 0..255 by PIL (a 16-bit PNG that uses the full range saturates: save 8-bit
+predictions). Audio is read with soundfile, mixed to mono and resampled to 16 kHz.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from macs_bench.errors import MacsError
+
+AUDIO_RATE = 16000
+SILENCE_PEAK = 1e-4  # a waveform whose absolute peak is below this is silent: its embedding is meaningless
+
+
+def load_image(path: Path) -> np.ndarray:
+    """``uint8`` array ``H x W x 3``."""
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+            array = np.asarray(rgb, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise MacsError(f"{path}: unreadable or corrupt image ({exc})") from None
+    if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise MacsError(f"{path}: empty image")
+    return array
+
+
+def load_audio(path: Path) -> np.ndarray:
+    """``float32`` mono waveform at 16 kHz."""
+    import soundfile
+
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
+        raise MacsError(f"{path}: unreadable audio ({exc})") from None
+    if data.size == 0:
+        raise MacsError(f"{path}: empty audio")
+    wave = data.mean(axis=1)
+    if rate != AUDIO_RATE:
+        import torch
+        import torchaudio.functional as AF
+
+        wave = AF.resample(torch.from_numpy(wave), rate, AUDIO_RATE).numpy()
+    if not np.isfinite(wave).all():
+        raise MacsError(f"{path}: audio has NaN or infinite samples")
+    if np.abs(wave).max() < SILENCE_PEAK:
+        raise MacsError(f"{path}: silent audio (peak below {SILENCE_PEAK})")
+    return wave.astype(np.float32)

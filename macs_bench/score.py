@@ -1,0 +1,243 @@
+"""Score any audio-to-image model: FID, CLIP-FID, KID, AIS/AIS-z and IIS/IIS-z from one encoder pass per file.
+
+Inputs: a built manifest (optionally one fold), a folder with one generated image per sample id, and the MEDIA
+folder of ``datasets fetch`` (ground-truth frames and audio). Each file goes through each encoder it needs once:
+the CLIP embeddings of the generated images serve CLIP-FID, IIS and AIS alike, and every feature is cached by
+content hash, so scoring a second model against the same ground truth encodes only its images.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from macs_bench import __version__
+from macs_bench.datasets.manifest import read_manifest
+from macs_bench.errors import MacsError
+from macs_bench.features.cache import FeatureCache
+from macs_bench.features.encoders import Encoder, build_encoders
+from macs_bench.features.extract import content_hash, encode_files
+from macs_bench.io import atomic_write_text, dumps_json, sha256_file
+from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
+
+METRIC_VERSION = "macs-metrics-v1"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# direction of each metric: lower is better for the distances, higher for the similarities
+DIRECTIONS = {"fid": "lower", "clip_fid": "lower", "kid": "lower", "ais": "higher", "ais_z": "higher",
+              "iis": "higher", "iis_z": "higher"}
+
+
+@dataclass
+class ScoreConfig:
+    preset: str = "paper"  # encoder weights: paper | random | tiny (only paper is comparable with the paper)
+    weights: dict[str, str] = field(default_factory=dict)  # explicit weight files per encoder name
+    batch_size: int = 32
+    num_workers: int = 0
+    device: str = "auto"
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    kid_seed: int = 0
+    allow_missing: bool = False
+    cache_dir: str | None = None  # default: $MACS_HOME/features
+
+
+@dataclass
+class Pairing:
+    sample_ids: list[str]
+    predictions: list[Path]
+    frames: list[Path]
+    audio: list[Path]
+    missing: list[str]
+    extra: list[str]
+
+
+def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None, allow_missing: bool) -> Pairing:
+    """Match manifest samples with predictions and ground truth; missing or extra predictions are an error
+    listing them, unless ``allow_missing`` (then the intersection is scored and the rest recorded)."""
+    rows = read_manifest(manifest_dir)
+    all_ids = {r["sample_id"] for r in rows}  # predictions of other folds are expected, not extra
+    if fold is not None:
+        rows = [r for r in rows if r["fold"] == str(fold)]
+        if not rows:
+            raise MacsError(f"{manifest_dir}: no sample in fold {fold}")
+    wanted = [r["sample_id"] for r in rows]
+    if not Path(pred_dir).is_dir():
+        raise MacsError(f"{pred_dir}: prediction folder does not exist")
+    found: dict[str, Path] = {}
+    for path in sorted(Path(pred_dir).iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        if path.stem in found:
+            raise MacsError(f"{pred_dir}: two predictions for {path.stem} ({found[path.stem].name}, {path.name})")
+        found[path.stem] = path
+    missing = [sid for sid in wanted if sid not in found]
+    extra = sorted(set(found) - all_ids)
+    if (missing or extra) and not allow_missing:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:5])})")
+        if extra:
+            parts.append(f"{len(extra)} not in the manifest (e.g. {', '.join(extra[:5])})")
+        raise MacsError(f"{pred_dir}: predictions do not match the samples: {'; '.join(parts)}; "
+                        "pass --allow-missing to score the intersection")
+    ids = [sid for sid in wanted if sid in found]
+    frames = [Path(media) / "frames" / f"{sid}.jpg" for sid in ids]
+    audio = [Path(media) / "audio" / f"{sid}.wav" for sid in ids]
+    for kind, paths in (("ground-truth frame", frames), ("audio", audio)):
+        absent = [p for p in paths if not p.is_file()]
+        if absent:
+            raise MacsError(f"{absent[0]}: {kind} missing ({len(absent)} in all); fetch media with "
+                            "'macs-bench datasets fetch'")
+    if len(ids) < 3:
+        raise MacsError(f"{pred_dir}: {len(ids)} scorable samples; the metrics need at least 3")
+    return Pairing(ids, [found[sid] for sid in ids], frames, audio, missing, extra)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise MacsError(f"--device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MacsError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def compute_metrics(gen_incep: np.ndarray, gt_incep: np.ndarray, gen_clip: np.ndarray, gt_clip: np.ndarray,
+                    audio_emb: np.ndarray, config: ScoreConfig) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The seven numbers and the per-sample AIS/IIS arrays."""
+    kid_mean, kid_std = kernel_inception_distance(gen_incep, gt_incep, num_subsets=config.kid_subsets,
+                                                  max_subset_size=config.kid_subset_size, seed=config.kid_seed)
+    ais = paired_scores(audio_emb, gen_clip)
+    iis = paired_scores(gt_clip, gen_clip)
+    metrics = {
+        "fid": frechet_distance(gen_incep, gt_incep),
+        "clip_fid": frechet_distance(gen_clip, gt_clip),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "ais": ais.mean,
+        "ais_z": ais.z_mean,
+        "iis": iis.mean,
+        "iis_z": iis.z_mean,
+    }
+    per_sample = {"ais": ais.per_sample, "ais_z": ais.z, "iis": iis.per_sample, "iis_z": iis.z}
+    return {k: float(v) for k, v in metrics.items()}, per_sample
+
+
+def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, model_name: str,
+          fold: int | None = None, out: str | Path | None = None, config: ScoreConfig | None = None,
+          encoders: dict[str, Encoder] | None = None,
+          progress: Callable[[str, int], Callable[[int], None]] | None = None) -> dict[str, Any] | None:
+    """Score one model's predictions; writes ``out`` (JSON) and ``<out stem>.per_sample.csv`` when given.
+
+    Returns the result (``None`` on non-main processes under ``accelerate launch``).
+    """
+    config = config or ScoreConfig()
+    started = time.perf_counter()
+    accelerator = _accelerator()
+    device = accelerator.device if accelerator is not None else resolve_device(config.device)
+    pairing = pair_files(Path(manifest_dir), Path(pred_dir), Path(media), fold, config.allow_missing)
+    encoders = encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()})
+    cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    hashes = {p: content_hash(p) for p in [*pairing.predictions, *pairing.frames, *pairing.audio]}
+    timings["hash"] = time.perf_counter() - t
+    features: dict[str, np.ndarray] = {}
+    encoded_now: dict[str, int] = {}
+    jobs = [("gen_inception", "inception", pairing.predictions), ("gt_inception", "inception", pairing.frames),
+            ("gen_clip", "clip", pairing.predictions), ("gt_clip", "clip", pairing.frames),
+            ("audio_wav2clip", "wav2clip", pairing.audio)]
+    for key, name, paths in jobs:
+        t = time.perf_counter()
+        tick = progress(key, len(paths)) if progress else None
+        features[key], encoded_now[key] = encode_files(
+            paths, [hashes[p] for p in paths], encoders[name], cache, device=device, batch_size=config.batch_size,
+            num_workers=config.num_workers, accelerator=accelerator, progress=tick)
+        timings[f"encode_{key}"] = time.perf_counter() - t
+    if accelerator is not None and not accelerator.is_main_process:
+        return None
+    t = time.perf_counter()
+    metrics, per_sample = compute_metrics(features["gen_inception"], features["gt_inception"], features["gen_clip"],
+                                          features["gt_clip"], features["audio_wav2clip"], config)
+    timings["metrics"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
+    manifest_csv = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
+    result = {
+        "model": model_name,
+        "dataset": _dataset_name(manifest_csv),
+        "fold": fold,
+        "n": len(pairing.sample_ids),
+        "metrics": metrics,
+        "directions": DIRECTIONS,
+        "metric_version": METRIC_VERSION,
+        "encoders": {name: {"id": enc.id, "weights": enc.weights, "preset": config.preset}
+                     for name, enc in encoders.items()},
+        "comparable_with_paper": config.preset == "paper",
+        "seeds": {"kid": config.kid_seed},
+        "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
+        "tool": {"name": "macs-bench", "version": __version__, "torch": torch.__version__,
+                 "processes": accelerator.num_processes if accelerator is not None else 1},
+        "inputs": {"manifest": str(manifest_csv), "manifest_sha256": sha256_file(manifest_csv),
+                   "predictions": str(pred_dir), "media": str(media),
+                   "left_out_missing": pairing.missing, "left_out_extra": pairing.extra},
+        "encoded_now": encoded_now,
+        "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+    }
+    if out is not None:
+        write_result(Path(out), result, pairing.sample_ids, per_sample)
+    return result
+
+
+def write_result(out: Path, result: dict[str, Any], sample_ids: list[str], per_sample: dict[str, np.ndarray]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["sample_id", *per_sample])
+    for i, sid in enumerate(sample_ids):
+        writer.writerow([sid, *(f"{per_sample[k][i]:.8g}" for k in per_sample)])
+    try:
+        atomic_write_text(per_sample_path(out), buf.getvalue())
+        atomic_write_text(out, dumps_json(result))
+    except OSError as exc:
+        raise MacsError(f"{exc.filename or out}: cannot write the result ({exc.strerror})") from None
+
+
+def per_sample_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".per_sample.csv")
+
+
+def default_cache_dir() -> Path:
+    from macs_bench.weights import cache_dir
+
+    return cache_dir().parent / "features"
+
+
+def _dataset_name(manifest_csv: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((manifest_csv.parent / "stats.json").read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _accelerator():
+    """accelerate's process state when launched with several processes, else ``None`` (plain single process)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and "ACCELERATE_MIXED_PRECISION" not in os.environ:
+        return None
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state if state.num_processes > 1 else None
