@@ -63,6 +63,9 @@ def _fail(message: str) -> NoReturn:
 app = new_app("macs-bench", "Build the MACS benchmarks and score audio-to-image models.")
 datasets_app = typer.Typer(help="Build benchmark splits offline from pinned metadata.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+weights_app = typer.Typer(help="The model weights every metric and model uses, in one verified cache "
+                          "($MACS_HOME, default ~/.cache/macs).", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
 
 
 @datasets_app.command("list")
@@ -241,6 +244,45 @@ def score_command(
         console.print(f"[yellow]note:[/yellow] preset {preset!r} uses random encoder weights: smoke-test numbers, "
                       "not comparable with the paper")
     console.print(f"wrote {out} and {per_sample_path(out)}")
+
+
+@weights_app.command("list")
+def weights_list() -> None:
+    """The registry: each file, where it lives, whether it is present and pinned, and who uses it."""
+    from macs_bench.weights import list_weights
+
+    table = Table("name", "present", "pinned", "size", "used by", "path")
+    for row in list_weights():
+        size = f"{row.size / 1e6:,.0f} MB" if row.size else "?"
+        table.add_row(row.name, "yes" if row.present else "no", "sha256" if row.pinned else "on first use", size,
+                      row.used_by, row.file)
+    console.print(table)
+
+
+@weights_app.command("fetch")
+def weights_fetch(
+    names: list[str] = typer.Argument(None, help="Entries to fetch (default: all)."),
+    force: bool = typer.Option(False, help="Download again even when a verified copy is present."),
+) -> None:
+    """Download, verify (sha256) and install weights; a partial download is never used."""
+    from macs_bench.weights import WEIGHTS, fetch
+
+    for name in names or list(WEIGHTS):
+        console.print(f"{name}: {fetch(name, force=force)}")
+
+
+@weights_app.command("verify")
+def weights_verify(names: list[str] = typer.Argument(None, help="Entries to check (default: all).")) -> None:
+    """Re-check every present file against its pinned (or locally recorded) sha256; exit 1 if any is corrupt."""
+    from macs_bench.weights import verify
+
+    results = [r for name in (names or [None]) for r in verify(name)]
+    table = Table("name", "status", "detail")
+    for r in results:
+        table.add_row(r.name, r.status, r.detail)
+    console.print(table)
+    if any(r.status == "corrupt" for r in results):
+        raise typer.Exit(1)
 
 
 def main() -> None:

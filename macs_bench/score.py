@@ -233,11 +233,32 @@ def _dataset_name(manifest_csv: Path) -> str | None:
         return None
 
 
+class _TorchDistributed:
+    """The process-group facts the encoder sharding needs, when accelerate does not manage the group (e.g. a
+    CPU run under torchrun, where accelerate needs MPI)."""
+
+    def __init__(self):
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="gloo")
+        self.dist = dist
+        self.process_index = dist.get_rank()
+        self.num_processes = dist.get_world_size()
+        self.is_main_process = self.process_index == 0
+        self.device = torch.device("cpu")
+
+    def wait_for_everyone(self) -> None:
+        self.dist.barrier()
+
+
 def _accelerator():
-    """accelerate's process state when launched with several processes, else ``None`` (plain single process)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and "ACCELERATE_MIXED_PRECISION" not in os.environ:
+    """The process group under ``accelerate launch`` (or torchrun) with several processes, else ``None``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     from accelerate import PartialState
 
     state = PartialState()
-    return state if state.num_processes > 1 else None
+    if state.num_processes > 1:
+        return state
+    return _TorchDistributed()

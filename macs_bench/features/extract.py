@@ -61,6 +61,7 @@ def encode_files(paths: Sequence[Path], hashes: Sequence[str], encoder: Encoder,
             todo[key] = path
     keys = sorted(todo)
     if accelerator is not None and accelerator.num_processes > 1:
+        accelerator.wait_for_everyone()  # every process has listed the same uncached files before any writes
         keys = keys[accelerator.process_index::accelerator.num_processes]
     loader = torch.utils.data.DataLoader(_Inputs([todo[k] for k in keys], encoder.preprocess), batch_size=batch_size,
                                          num_workers=num_workers, collate_fn=_collate)

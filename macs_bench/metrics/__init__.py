@@ -1,0 +1,20 @@
+"""The paper's metrics as pure functions on encoder features (numpy arrays in, floats out).
+
+FID and CLIP-FID are ``frechet_distance`` on Inception or CLIP features, KID is
+``kernel_inception_distance`` on Inception features, and AIS/IIS with their z-scores come from
+``paired_scores``. Encoding images and audio happens elsewhere.
+"""
+
+from macs_bench.metrics.fid import feature_stats, frechet_distance, frechet_distance_from_stats
+from macs_bench.metrics.kid import kernel_inception_distance
+from macs_bench.metrics.similarity import SimilarityScores, cosine_matrix, paired_scores
+
+__all__ = [
+    "SimilarityScores",
+    "cosine_matrix",
+    "feature_stats",
+    "frechet_distance",
+    "frechet_distance_from_stats",
+    "kernel_inception_distance",
+    "paired_scores",
+]
