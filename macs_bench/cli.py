@@ -251,7 +251,10 @@ def weights_list() -> None:
     """The registry: each file, where it lives, whether it is present and pinned, and who uses it."""
     from macs_bench.weights import list_weights
 
-    table = Table("name", "present", "pinned", "size", "used by", "path")
+    table = Table("present", "pinned", "size", "used by", "path")
+    table.columns[-1].overflow = "fold"
+    table.add_column("name", no_wrap=True)
+    table.columns.insert(0, table.columns.pop())  # name first, never cropped
     for row in list_weights():
         size = f"{row.size / 1e6:,.0f} MB" if row.size else "?"
         table.add_row(row.name, "yes" if row.present else "no", "sha256" if row.pinned else "on first use", size,
@@ -277,7 +280,9 @@ def weights_verify(names: list[str] = typer.Argument(None, help="Entries to chec
     from macs_bench.weights import verify
 
     results = [r for name in (names or [None]) for r in verify(name)]
-    table = Table("name", "status", "detail")
+    table = Table("status", "detail")
+    table.add_column("name", no_wrap=True)
+    table.columns.insert(0, table.columns.pop())
     for r in results:
         table.add_row(r.name, r.status, r.detail)
     console.print(table)

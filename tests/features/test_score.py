@@ -122,3 +122,13 @@ def test_cache_rejects_damaged_entries(tmp_path):
     cache.put("enc/x", "cd" * 32, np.array([1, np.nan, 0, 0], np.float32))
     assert cache.get("enc/x", "cd" * 32, 4) is None
     assert cache.encoders() == ["enc/x"]
+
+
+def test_nan_features_name_the_file(tmp_path, scoring_case):
+    import torch
+
+    tiny = encoders.build_encoders("tiny")
+    tiny["clip"].forward = lambda model, x: torch.full((x.shape[0], encoders.TINY_DIM), float("nan"))
+    with pytest.raises(MacsError, match=r"pred/vid\d+_\d+_\d+\.png: clip produced NaN or infinite features"):
+        score(scoring_case.manifest, scoring_case.pred, scoring_case.media, model_name="m", encoders=tiny,
+              config=ScoreConfig(preset="tiny", cache_dir=str(tmp_path / "c")))

@@ -1,0 +1,52 @@
+"""`macs-bench score` and `macs-bench weights` as a user runs them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from scoring_helpers import make_scoring_case
+
+BIN = Path(sys.executable).parent / "macs-bench"
+
+
+def run(*args, home):
+    env = {**os.environ, "MACS_HOME": str(home)}
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_score_command_writes_results(tmp_path):
+    case = make_scoring_case(tmp_path, n=6)
+    out = run("score", "--manifest", str(case.manifest), "--pred", str(case.pred), "--media", str(case.media),
+              "--out", str(tmp_path / "r.json"), "--model-name", "demo", "--preset", "tiny", "--fold", "0",
+              home=tmp_path / "home")
+    assert out.returncode == 0, out.stderr
+    assert "ais_z" in out.stdout and "not comparable with the paper" in out.stdout
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["n"] == 3 and result["fold"] == 0 and result["model"] == "demo"
+    assert (tmp_path / "r.per_sample.csv").read_text().count("\n") == 4
+    assert list((tmp_path / "home" / "features").iterdir())  # the default cache lives under MACS_HOME
+
+
+def test_paper_preset_offline_says_how_to_fetch(tmp_path):
+    case = make_scoring_case(tmp_path, n=4)
+    out = run("score", "--manifest", str(case.manifest), "--pred", str(case.pred), "--media", str(case.media),
+              "--out", str(tmp_path / "r.json"), "--model-name", "m", home=tmp_path / "home")
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert "inception-2015-12-05.pt: missing weights" in line
+    assert "macs-bench weights fetch inception-2015-12-05" in line
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_weights_list_and_verify(tmp_path):
+    listed = run("weights", "list", home=tmp_path)
+    assert listed.returncode == 0 and "inception-2015-12-05" in listed.stdout
+    checked = run("weights", "verify", "wav2clip", home=tmp_path)
+    assert checked.returncode == 0 and "missing" in checked.stdout
+    bad = tmp_path / "weights" / "inception-2015-12-05.pt"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not the weights")
+    checked = run("weights", "verify", "inception-2015-12-05", home=tmp_path)
+    assert checked.returncode == 1 and "corrupt" in checked.stdout
