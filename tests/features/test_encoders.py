@@ -27,6 +27,7 @@ def test_real_architectures_with_random_weights(image_file, audio_file):
     np.testing.assert_allclose(emb[0], emb[1], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_clip_loads_a_weights_file(tmp_path, image_file):
     import open_clip
 
@@ -90,6 +91,7 @@ def test_unknown_preset():
         encoders.build_encoders("huge")
 
 
+@pytest.mark.slow
 def test_clip_preprocessing_close_to_the_releases_hf_processor(tmp_path):
     """We feed CLIP clean-fid's resize (as CLIP-FID does); the release's AIS/IIS used HF's CLIPProcessor.
     Both: bicubic resize of the short side to 224, centre crop, OpenAI normalisation. Bound the difference."""
