@@ -201,6 +201,7 @@ def score_command(
     out: Path = typer.Option(..., "--out", help="Result JSON; per-sample AIS/IIS go to <out>.per_sample.csv."),
     model_name: str = typer.Option(..., "--model-name", help="Name of the scored model, for the leaderboard."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Score only this fold's samples."),
+    split: Optional[str] = typer.Option(None, "--split", help="Score only this split's samples (e.g. test)."),
     allow_missing: bool = typer.Option(False, help="Score the intersection when predictions are missing or extra."),
     preset: str = typer.Option("paper", help="Encoder weights: paper (published; comparable with the paper), "
                                "random or tiny (random weights: smoke tests only)."),
@@ -231,18 +232,20 @@ def score_command(
         return lambda n: bar.update(task, advance=n)
 
     with bar:
-        result = score(manifest, pred, media, model_name=model_name, fold=fold, out=out, config=config,
+        result = score(manifest, pred, media, model_name=model_name, fold=fold, split=split, out=out, config=config,
                        progress=progress)
     if result is None:  # a non-main process of 'accelerate launch'
         return
     table = Table("metric", "value", "better", title=f"{model_name}: {result['n']} samples"
                   + (f", fold {fold}" if fold is not None else ""))
     for key, value in result["metrics"].items():
-        table.add_row(key, f"{value:.6g}", result["directions"].get(key, ""))
+        table.add_row(key, "undefined" if value is None else f"{value:.6g}", result["directions"].get(key, ""))
     console.print(table)
+    for warning in result["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     if not result["comparable_with_paper"]:
-        console.print(f"[yellow]note:[/yellow] preset {preset!r} uses random encoder weights: smoke-test numbers, "
-                      "not comparable with the paper")
+        console.print("[yellow]note:[/yellow] these encoders do not all run the published weights: the numbers "
+                      "are not comparable with the paper")
     console.print(f"wrote {out} and {per_sample_path(out)}")
 
 

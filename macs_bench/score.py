@@ -60,22 +60,26 @@ class Pairing:
     extra: list[str]
 
 
-def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None, allow_missing: bool) -> Pairing:
+def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None, allow_missing: bool,
+               split: str | None = None) -> Pairing:
     """Match manifest samples with predictions and ground truth; missing or extra predictions are an error
     listing them, unless ``allow_missing`` (then the intersection is scored and the rest recorded)."""
     rows = read_manifest(manifest_dir)
-    all_ids = {r["sample_id"] for r in rows}  # predictions of other folds are expected, not extra
-    if fold is not None:
-        rows = [r for r in rows if r["fold"] == str(fold)]
-        if not rows:
-            raise MacsError(f"{manifest_dir}: no sample in fold {fold}")
+    all_ids = {r["sample_id"] for r in rows}  # predictions of other folds/splits are expected, not extra
+    for column, value in (("fold", fold), ("split", split)):
+        if value is not None:
+            rows = [r for r in rows if r[column] == str(value)]
+            if not rows:
+                raise MacsError(f"{manifest_dir}: no sample with {column} {value}")
     wanted = [r["sample_id"] for r in rows]
     if not Path(pred_dir).is_dir():
-        raise MacsError(f"{pred_dir}: prediction folder does not exist")
+        raise MacsError(f"{pred_dir}: prediction folder does not exist or is not a folder")
     found: dict[str, Path] = {}
     for path in sorted(Path(pred_dir).iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
+        if not path.is_file():
+            raise MacsError(f"{path}: a prediction must be an image file")
         if path.stem in found:
             raise MacsError(f"{pred_dir}: two predictions for {path.stem} ({found[path.stem].name}, {path.name})")
         found[path.stem] = path
@@ -119,8 +123,8 @@ def compute_metrics(gen_incep: np.ndarray, gt_incep: np.ndarray, gen_clip: np.nd
     """The seven numbers and the per-sample AIS/IIS arrays."""
     kid_mean, kid_std = kernel_inception_distance(gen_incep, gt_incep, num_subsets=config.kid_subsets,
                                                   max_subset_size=config.kid_subset_size, seed=config.kid_seed)
-    ais = paired_scores(audio_emb, gen_clip)
-    iis = paired_scores(gt_clip, gen_clip)
+    ais = paired_scores(audio_emb, gen_clip, undefined_z="nan")
+    iis = paired_scores(gt_clip, gen_clip, undefined_z="nan")
     metrics = {
         "fid": frechet_distance(gen_incep, gt_incep),
         "clip_fid": frechet_distance(gen_clip, gt_clip),
@@ -132,11 +136,13 @@ def compute_metrics(gen_incep: np.ndarray, gt_incep: np.ndarray, gen_clip: np.nd
         "iis_z": iis.z_mean,
     }
     per_sample = {"ais": ais.per_sample, "ais_z": ais.z, "iis": iis.per_sample, "iis_z": iis.z}
-    return {k: float(v) for k, v in metrics.items()}, per_sample
+    # JSON has no NaN: an undefined z (a model whose images are all alike) is null, the rest still reported
+    return {k: (None if np.isnan(v) else float(v)) for k, v in metrics.items()}, per_sample
 
 
 def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, model_name: str,
-          fold: int | None = None, out: str | Path | None = None, config: ScoreConfig | None = None,
+          fold: int | None = None, split: str | None = None, out: str | Path | None = None,
+          config: ScoreConfig | None = None,
           encoders: dict[str, Encoder] | None = None,
           progress: Callable[[str, int], Callable[[int], None]] | None = None) -> dict[str, Any] | None:
     """Score one model's predictions; writes ``out`` (JSON) and ``<out stem>.per_sample.csv`` when given.
@@ -145,9 +151,13 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
     """
     config = config or ScoreConfig()
     started = time.perf_counter()
+    if out is not None:
+        _check_out(Path(out))
+    if config.kid_seed < 0:
+        raise MacsError(f"the KID seed must be >= 0, got {config.kid_seed}")
     accelerator = _accelerator()
     device = accelerator.device if accelerator is not None else resolve_device(config.device)
-    pairing = pair_files(Path(manifest_dir), Path(pred_dir), Path(media), fold, config.allow_missing)
+    pairing = pair_files(Path(manifest_dir), Path(pred_dir), Path(media), fold, config.allow_missing, split)
     encoders = encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()})
     cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
 
@@ -179,13 +189,14 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
         "model": model_name,
         "dataset": _dataset_name(manifest_csv),
         "fold": fold,
+        "split": split,
         "n": len(pairing.sample_ids),
         "metrics": metrics,
         "directions": DIRECTIONS,
         "metric_version": METRIC_VERSION,
-        "encoders": {name: {"id": enc.id, "weights": enc.weights, "preset": config.preset}
-                     for name, enc in encoders.items()},
-        "comparable_with_paper": config.preset == "paper",
+        "encoders": {name: {"id": enc.id, "weights": enc.weights} for name, enc in encoders.items()},
+        "device": device.type,
+        "comparable_with_paper": published_weights(encoders),
         "seeds": {"kid": config.kid_seed},
         "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
         "tool": {"name": "macs-bench", "version": __version__, "torch": torch.__version__,
@@ -195,6 +206,8 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
                    "left_out_missing": pairing.missing, "left_out_extra": pairing.extra},
         "encoded_now": encoded_now,
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "warnings": [f"{k} is undefined: every generated image is equally similar to some sample's query"
+                     for k in ("ais_z", "iis_z") if metrics[k] is None],
     }
     if out is not None:
         write_result(Path(out), result, pairing.sample_ids, per_sample)
@@ -212,6 +225,25 @@ def write_result(out: Path, result: dict[str, Any], sample_ids: list[str], per_s
         atomic_write_text(out, dumps_json(result))
     except OSError as exc:
         raise MacsError(f"{exc.filename or out}: cannot write the result ({exc.strerror})") from None
+
+
+def _check_out(out: Path) -> None:
+    """Fail before any encoding when the result cannot be written."""
+    if out.is_dir():
+        raise MacsError(f"{out}: --out is a folder; give a file name such as result.json")
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise MacsError(f"{parent}: is not a folder, cannot write {out.name}")
+    if parent.exists() and not os.access(parent, os.W_OK):
+        raise MacsError(f"{parent}: not writable, cannot write {out.name}")
+
+
+def published_weights(encoders: dict[str, Encoder]) -> bool:
+    """Whether every encoder runs the published weights (the registry's pinned or recorded sha256): only then
+    are the numbers comparable with the paper's."""
+    from macs_bench.features.encoders import expected_weights
+
+    return all(enc.weights == expected_weights(name) for name, enc in encoders.items())
 
 
 def per_sample_path(out: Path) -> Path:

@@ -211,9 +211,20 @@ def path(name: str) -> Path:
     return result.path
 
 
+def expected_sha256(name: str) -> str | None:
+    """The hash a file entry must have: the pinned one, else the one recorded on first use (None if neither)."""
+    spec = _spec(name)
+    return spec.sha256 or _read_sums().get(spec.filename)
+
+
 def verify(name: str | None = None) -> list[VerifyResult]:
-    """The state of one entry, or of every entry: ok, missing, corrupt (hash or size mismatch) or unpinned."""
+    """The state of one entry, or of every entry: ok, missing, corrupt (hash or size mismatch) or unpinned.
+
+    Every present file is hashed again in full (``path`` trusts a file whose size and mtime are unchanged)."""
     names = [name] if name is not None else list(WEIGHTS)
+    for n in names:
+        where = local_path(n)
+        _sidecar(where).unlink(missing_ok=True)
     return [_check(_spec(n)) for n in names]
 
 
@@ -235,12 +246,32 @@ def fetch(name: str, *, force: bool = False, progress: bool = True) -> Path:
     if spec.kind == "hf-repo":
         return _fetch_hf(spec, force=force, progress=progress)
     target = local_path(name)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive(target):
+            return _fetch_file(spec, target, force=force, progress=progress)
+    except OSError as exc:
+        raise MacsError(f"{exc.filename or target}: cannot write the weights cache ({exc.strerror or exc})") from None
+
+
+@contextmanager
+def _exclusive(target: Path) -> Iterator[None]:
+    """One fetch of a file at a time: a second waits, then finds the first one's verified copy."""
+    import fcntl
+
+    locks = cache_dir().parent / "locks"  # beside the weights folder, which holds only weights
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{target.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _fetch_file(spec: WeightSpec, target: Path, *, force: bool, progress: bool) -> Path:
     if not force:
         existing = _check(spec)
         if existing.ok:
             _trust(spec, existing)
             return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     recorded = None if spec.sha256 else _read_sums().get(spec.filename)
     failures, unreachable = [], False
@@ -257,13 +288,16 @@ def fetch(name: str, *, force: bool = False, progress: bool = True) -> Path:
             failures.append(f"{url}: {problem}")
         except _DownloadFailed as exc:
             failures.append(f"{url}: {exc}")
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
             failures.append(f"{url}: {_reason(exc)}")
             unreachable = True
+        except (OSError, ValueError) as exc:
+            failures.append(f"{url}: {_reason(exc)}")
         finally:
             part.unlink(missing_ok=True)
     hint = f" (offline? copy {spec.filename} into {target.parent} by hand)" if unreachable else ""
-    raise MacsError(f"{target}: cannot fetch weights {name!r}: {'; '.join(failures)}; no partial file was kept{hint}")
+    raise MacsError(f"{target}: cannot fetch weights {spec.name!r}: {'; '.join(failures)}; no partial file was kept"
+                    f"{hint}")
 
 
 # -- checks ------------------------------------------------------------------------------------------------------
@@ -313,7 +347,8 @@ def _mismatch(spec: WeightSpec, digest: str, recorded: str | None) -> str | None
     if spec.sha256 is not None and digest != spec.sha256:
         return f"sha256 {digest}, expected {spec.sha256}"
     if recorded is not None and digest != recorded:
-        return f"sha256 {digest}, expected {recorded} as recorded in {cache_dir() / LOCAL_SUMS}"
+        return (f"sha256 {digest}, expected {recorded} as recorded in {cache_dir() / LOCAL_SUMS} (if that record "
+                f"came from a bad copy, delete its line there and fetch again)")
     return None
 
 

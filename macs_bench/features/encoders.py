@@ -38,6 +38,9 @@ class Encoder:
     preprocess: Callable[[Path], torch.Tensor]
     model: torch.nn.Module
     forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
+    # False when the network normalises over the whole batch (wav2clip's spectrogram standardisation):
+    # each input then runs alone, so a feature never depends on its batch-mates
+    batchable: bool = True
 
     @property
     def id(self) -> str:
@@ -53,7 +56,7 @@ class Encoder:
         out: list[np.ndarray | None] = [None] * len(batch)
         by_shape: dict[tuple, list[int]] = {}
         for i, x in enumerate(batch):
-            by_shape.setdefault(tuple(x.shape), []).append(i)
+            by_shape.setdefault(tuple(x.shape) if self.batchable else (i,), []).append(i)
         for indices in by_shape.values():
             x = torch.stack([batch[i] for i in indices]).to(device)
             feats = self.forward(self.model, x).float().cpu().numpy()
@@ -149,12 +152,14 @@ def clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
 
     if weights_file is None:
         torch.manual_seed(seed or 0)
+        # OpenAI's CLIP was trained with QuickGELU; open_clip's 'ViT-B-32' config must be told so
         model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True)
         weights = f"random:{seed or 0}"
     else:
+        # OpenAI ships ViT-B-32.pt as a TorchScript archive: open_clip reads its state dict (torch.jit.load,
+        # no pickled code) and rebuilds the network; a plain state-dict file works too
         try:
-            # OpenAI's CLIP was trained with QuickGELU; open_clip's 'ViT-B-32' config must be told so
-            model = open_clip.create_model("ViT-B-32", pretrained=str(weights_file), force_quick_gelu=True)
+            model = open_clip.load_openai_model(str(weights_file), precision="fp32", device="cpu")
         except Exception as exc:  # open_clip raises RuntimeError/KeyError for a wrong file
             raise MacsError(f"{weights_file}: not OpenAI CLIP ViT-B/32 weights ({exc})") from None
         weights = _file_weights(weights_file)
@@ -181,7 +186,7 @@ def wav2clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
         weights = _file_weights(weights_file)
     model.eval()
     return Encoder("wav2clip", "audio", 512, weights, f"wave-{AUDIO_RATE}-mono-v1", audio_input, model,
-                   lambda m, x: m(x))
+                   lambda m, x: m(x), batchable=False)
 
 
 class _TinyImage(torch.nn.Module):
@@ -223,6 +228,14 @@ def tiny(name: str, seed: int = 0) -> Encoder:
 
 
 WEIGHT_NAMES = {"inception": "inception-2015-12-05", "clip": "clip-vit-b-32-openai", "wav2clip": "wav2clip"}
+
+
+def expected_weights(name: str) -> str | None:
+    """``sha256:<hex>`` of the published weights for encoder ``name`` (pinned, or recorded on first use)."""
+    from macs_bench import weights as weight_store
+
+    digest = weight_store.expected_sha256(WEIGHT_NAMES[name])
+    return f"sha256:{digest}" if digest else None
 BUILDERS = {"inception": inception, "clip": clip, "wav2clip": wav2clip}
 
 
@@ -239,5 +252,14 @@ def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None
     from macs_bench import weights as weight_store
 
     given = weights or {}
-    return {name: build(Path(given[name]) if name in given else weight_store.path(WEIGHT_NAMES[name]))
-            for name, build in BUILDERS.items()}
+    built = {}
+    for name, build in BUILDERS.items():
+        if name in given:
+            built[name] = build(Path(given[name]))  # the user's own file: recorded, not required to be published
+            continue
+        path = weight_store.path(WEIGHT_NAMES[name])
+        built[name] = build(path)
+        if expected_weights(name) not in (None, built[name].weights):  # a full hash, beyond the size/mtime check
+            raise MacsError(f"{path}: corrupt weights ({built[name].weights}, expected {expected_weights(name)}); "
+                            f"fetch them again with: macs-bench weights fetch --force {WEIGHT_NAMES[name]}")
+    return built

@@ -17,6 +17,7 @@ from macs_bench.errors import MacsError
 
 AUDIO_RATE = 16000
 SILENCE_PEAK = 1e-4  # a waveform whose absolute peak is below this is silent: its embedding is meaningless
+MIN_AUDIO_SECONDS = 0.1  # wav2clip's spectrogram needs more than its 512-sample window
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -25,7 +26,7 @@ def load_image(path: Path) -> np.ndarray:
         with Image.open(path) as img:
             rgb = img.convert("RGB")
             array = np.asarray(rgb, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise MacsError(f"{path}: unreadable or corrupt image ({exc})") from None
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise MacsError(f"{path}: empty image")
@@ -50,6 +51,8 @@ def load_audio(path: Path) -> np.ndarray:
         wave = AF.resample(torch.from_numpy(wave), rate, AUDIO_RATE).numpy()
     if not np.isfinite(wave).all():
         raise MacsError(f"{path}: audio has NaN or infinite samples")
+    if wave.size < MIN_AUDIO_SECONDS * AUDIO_RATE:
+        raise MacsError(f"{path}: audio too short ({wave.size / AUDIO_RATE:.3f} s; at least {MIN_AUDIO_SECONDS} s)")
     if np.abs(wave).max() < SILENCE_PEAK:
         raise MacsError(f"{path}: silent audio (peak below {SILENCE_PEAK})")
     return wave.astype(np.float32)

@@ -47,10 +47,12 @@ def cosine_matrix(queries, generated) -> np.ndarray:
     return _unit_rows(q, "queries") @ _unit_rows(g, "generated").T
 
 
-def paired_scores(queries, generated) -> SimilarityScores:
+def paired_scores(queries, generated, *, undefined_z: str = "raise") -> SimilarityScores:
     """Scores of N paired (query, generated) rows: r_ii and z_i against the N-1 other generated rows.
 
-    Memory is one N x N float64 matrix (3.2 GB at N = 20,000). The off-diagonal mean and variance are
+    ``undefined_z="nan"`` gives NaN z (and z_mean) for samples whose other cosines are all equal, e.g. a model
+    that outputs one image for everything, instead of raising. Memory is one N x N float64 matrix (3.2 GB at
+    N = 20,000). The off-diagonal mean and variance are
     two-pass (centred) so that nearly constant rows keep their precision.
     """
     q = as_feature_matrix(queries, "queries", min_rows=1)
@@ -69,10 +71,11 @@ def paired_scores(queries, generated) -> SimilarityScores:
     np.square(r, out=r)
     off_std = np.sqrt(r.sum(axis=1) / (n - 1))
     flat = np.flatnonzero(off_std <= STD_FLOOR)
-    if flat.size:
+    if flat.size and undefined_z == "raise":
         raise MacsError(
             f"sample {flat[0]}: its query has the same cosine with every other generated image, so z is undefined"
             f" ({flat.size} such samples)"
         )
-    z = (diag - off_mean) / off_std
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(off_std > STD_FLOOR, (diag - off_mean) / np.where(off_std > STD_FLOOR, off_std, 1.0), np.nan)
     return SimilarityScores(per_sample=diag, z=z, mean=float(diag.mean()), z_mean=float(z.mean()))

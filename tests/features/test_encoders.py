@@ -22,24 +22,52 @@ def test_real_architectures_with_random_weights(image_file, audio_file):
     feats = clip.encode([clip.preprocess(image_file)], torch.device("cpu"))
     assert feats.shape == (1, 512) and np.isfinite(feats).all()
     wav = built["wav2clip"]
-    emb = wav.encode([wav.preprocess(audio_file)] * 2, torch.device("cpu"))
-    assert emb.shape == (2, 512)
-    np.testing.assert_allclose(emb[0], emb[1], rtol=1e-5)
+    x = wav.preprocess(audio_file)
+    other = torch.roll(x, 4000) * 3
+    together = wav.encode([x, other], torch.device("cpu"))
+    alone = wav.encode([x], torch.device("cpu"))
+    assert together.shape == (2, 512)
+    # wav2clip standardises its spectrogram over the whole batch: each clip must run alone
+    np.testing.assert_array_equal(together[0], alone[0])
+
+
+class _Node(torch.nn.Module):
+    """A scriptable container: OpenAI's ViT-B-32.pt is a TorchScript archive holding the weights as buffers."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _openai_style_archive(model: torch.nn.Module, path) -> None:
+    root = _Node()
+    for key, value in model.state_dict().items():
+        *parents, leaf = key.split(".")
+        node = root
+        for part in parents:
+            if not hasattr(node, part):
+                node.add_module(part, _Node())
+            node = getattr(node, part)
+        node.register_buffer(leaf, value.clone())
+    torch.jit.script(root).save(str(path))
 
 
 @pytest.mark.slow
-def test_clip_loads_a_weights_file(tmp_path, image_file):
+def test_clip_loads_openais_torchscript_archive(tmp_path, image_file):
     import open_clip
 
     torch.manual_seed(3)
     model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True).eval()
-    torch.save(model.state_dict(), tmp_path / "ViT-B-32.pt")
+    with torch.no_grad():  # OpenAI's archive stores fp16 weights; open_clip loads them as such, then to fp32
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+    _openai_style_archive(model, tmp_path / "ViT-B-32.pt")
     enc = encoders.clip(tmp_path / "ViT-B-32.pt")
     assert enc.weights.startswith("sha256:")
     x = enc.preprocess(image_file)
     with torch.no_grad():
         expected = model.encode_image(x[None]).numpy()
-    np.testing.assert_allclose(enc.encode([x], torch.device("cpu")), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(enc.encode([x], torch.device("cpu")), expected, rtol=1e-3, atol=1e-4)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(MacsError, match="bad.pt"):
         encoders.clip(tmp_path / "bad.pt")

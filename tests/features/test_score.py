@@ -132,3 +132,35 @@ def test_nan_features_name_the_file(tmp_path, scoring_case):
     with pytest.raises(MacsError, match=r"pred/vid\d+_\d+_\d+\.png: clip produced NaN or infinite features"):
         score(scoring_case.manifest, scoring_case.pred, scoring_case.media, model_name="m", encoders=tiny,
               config=ScoreConfig(preset="tiny", cache_dir=str(tmp_path / "c")))
+
+
+def test_constant_model_still_scored_with_undefined_z(tmp_path, scoring_case):
+    same = (scoring_case.pred / f"{scoring_case.ids[0]}.png").read_bytes()
+    for sid in scoring_case.ids:
+        (scoring_case.pred / f"{sid}.png").write_bytes(same)
+    result = run(scoring_case, tmp_path)
+    assert result["metrics"]["ais_z"] is None and result["metrics"]["iis_z"] is None
+    assert result["metrics"]["fid"] is not None and len(result["warnings"]) == 2
+    assert json.loads((tmp_path / "m.json").read_text())["metrics"]["iis_z"] is None  # valid JSON, no NaN
+
+
+def test_split_and_output_checked_before_encoding(tmp_path, scoring_case):
+    rows = (scoring_case.manifest / "manifest.csv").read_text().replace(",eval\n", ",test\n", 3)
+    (scoring_case.manifest / "manifest.csv").write_text(rows)
+    result = score(scoring_case.manifest, scoring_case.pred, scoring_case.media, model_name="m", split="test",
+                   config=ScoreConfig(preset="tiny", cache_dir=str(tmp_path / "c"), kid_subset_size=3))
+    assert result["n"] == 3 and result["split"] == "test"
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(MacsError, match="adir: --out is a folder"):
+        score(scoring_case.manifest, scoring_case.pred, scoring_case.media, model_name="m", out=tmp_path / "adir",
+              config=ScoreConfig(preset="tiny", cache_dir=str(tmp_path / "c")))
+    assert not list(tmp_path.glob("adir*.csv"))
+
+
+def test_published_weights_decide_comparability(tmp_path, monkeypatch):
+    from macs_bench import score as score_module
+
+    tiny = encoders.build_encoders("tiny")
+    assert score_module.published_weights(tiny) is False
+    monkeypatch.setattr(encoders, "expected_weights", lambda name: tiny[name].weights)
+    assert score_module.published_weights(tiny) is True

@@ -23,6 +23,7 @@ def test_score_command_writes_results(tmp_path):
               home=tmp_path / "home")
     assert out.returncode == 0, out.stderr
     assert "ais_z" in out.stdout and "not comparable with the paper" in out.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["comparable_with_paper"] is False
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["n"] == 3 and result["fold"] == 0 and result["model"] == "demo"
     assert (tmp_path / "r.per_sample.csv").read_text().count("\n") == 4
