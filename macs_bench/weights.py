@@ -107,7 +107,7 @@ WEIGHTS: dict[str, WeightSpec] = {
             sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
             size=None,
             licence="MIT (openai/CLIP)",
-            what="OpenAI CLIP ViT-B/32 (TorchScript archive), loadable with open_clip's pretrained=<path>",
+            what="OpenAI CLIP ViT-B/32 (TorchScript archive), read with open_clip.load_openai_model",
             used_by="CLIP image/text similarity (open_clip)",
         ),
         WeightSpec(

@@ -48,3 +48,9 @@ def test_bad_audio(tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"RIFFjunk")
     with pytest.raises(MacsError, match=r"junk.wav: unreadable audio"):
         load_audio(tmp_path / "junk.wav")
+
+
+def test_too_short_audio(tmp_path):
+    soundfile.write(tmp_path / "blip.wav", (0.5 * np.ones(200)).astype(np.float32), 16000)
+    with pytest.raises(MacsError, match=r"blip.wav: audio too short \(0.013 s"):
+        load_audio(tmp_path / "blip.wav")
