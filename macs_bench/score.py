@@ -199,7 +199,7 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
         "comparable_with_paper": published_weights(encoders),
         "seeds": {"kid": config.kid_seed},
         "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
-        "tool": {"name": "macs-bench", "version": __version__, "torch": torch.__version__,
+        "tool": {"name": "macs-bench", "version": __version__, "libraries": library_versions(),
                  "processes": accelerator.num_processes if accelerator is not None else 1},
         "inputs": {"manifest": str(manifest_csv), "manifest_sha256": sha256_file(manifest_csv),
                    "predictions": str(pred_dir), "media": str(media),
@@ -225,6 +225,19 @@ def write_result(out: Path, result: dict[str, Any], sample_ids: list[str], per_s
         atomic_write_text(out, dumps_json(result))
     except OSError as exc:
         raise MacsError(f"{exc.filename or out}: cannot write the result ({exc.strerror})") from None
+
+
+def library_versions() -> dict[str, str | None]:
+    """The versions of the libraries whose code shapes the numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "torchvision", "numpy", "scipy", "clean-fid", "open-clip-torch", "wav2clip", "pillow"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def _check_out(out: Path) -> None:
