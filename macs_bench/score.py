@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from macs_bench import __version__
-from macs_bench.datasets.manifest import read_manifest
+from macs_bench.datasets.manifest import manifest_dataset, read_manifest
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
 from macs_bench.features.encoders import Encoder, build_encoders
 from macs_bench.features.extract import content_hash, encode_files
 from macs_bench.io import atomic_write_text, dumps_json, sha256_file
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
+from macs_bench.provenance import package_versions
 
 METRIC_VERSION = "macs-metrics-v1"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -187,7 +188,7 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
     manifest_csv = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
     result = {
         "model": model_name,
-        "dataset": _dataset_name(manifest_csv),
+        "dataset": manifest_dataset(manifest_csv),
         "fold": fold,
         "split": split,
         "n": len(pairing.sample_ids),
@@ -199,7 +200,8 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
         "comparable_with_paper": published_weights(encoders),
         "seeds": {"kid": config.kid_seed},
         "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
-        "tool": {"name": "macs-bench", "version": __version__, "libraries": library_versions(),
+        "tool": {"name": "macs-bench", "version": __version__, "libraries": package_versions(
+                     "torch", "torchvision", "numpy", "scipy", "clean-fid", "open-clip-torch", "wav2clip", "pillow"),
                  "processes": accelerator.num_processes if accelerator is not None else 1},
         "inputs": {"manifest": str(manifest_csv), "manifest_sha256": sha256_file(manifest_csv),
                    "predictions": str(pred_dir), "media": str(media),
@@ -225,19 +227,6 @@ def write_result(out: Path, result: dict[str, Any], sample_ids: list[str], per_s
         atomic_write_text(out, dumps_json(result))
     except OSError as exc:
         raise MacsError(f"{exc.filename or out}: cannot write the result ({exc.strerror})") from None
-
-
-def library_versions() -> dict[str, str | None]:
-    """The versions of the libraries whose code shapes the numbers."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("torch", "torchvision", "numpy", "scipy", "clean-fid", "open-clip-torch", "wav2clip", "pillow"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def _check_out(out: Path) -> None:
@@ -267,15 +256,6 @@ def default_cache_dir() -> Path:
     from macs_bench.weights import cache_dir
 
     return cache_dir().parent / "features"
-
-
-def _dataset_name(manifest_csv: Path) -> str | None:
-    import json
-
-    try:
-        return json.loads((manifest_csv.parent / "stats.json").read_text()).get("dataset")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 class _TorchDistributed:

@@ -186,3 +186,13 @@ def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
         raise MacsError(f"{path}: manifest is not UTF-8 text (byte {exc.start})") from None
     except csv.Error as exc:
         raise MacsError(f"{path}: malformed CSV ({exc})") from None
+
+
+def manifest_dataset(manifest_csv: str | os.PathLike) -> str | None:
+    """The dataset a manifest was built for, from the stats.json beside it (``None`` for a hand-made one)."""
+    import json
+
+    try:
+        return json.loads((Path(manifest_csv).parent / STATS_NAME).read_text(encoding="utf-8")).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None

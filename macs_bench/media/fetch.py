@@ -27,7 +27,7 @@ from PIL import Image
 from macs_bench import __version__
 from macs_bench.datasets.folds import label_count_bucket
 from macs_bench.datasets.frames import whole_seconds
-from macs_bench.datasets.manifest import LIST_SEP, read_manifest
+from macs_bench.datasets.manifest import LIST_SEP, manifest_dataset, read_manifest
 from macs_bench.datasets.segments import is_ytid
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json, sha256_file
@@ -42,6 +42,7 @@ from macs_bench.media.sources import (
     Unavailable,
     classify_error,
 )
+from macs_bench.provenance import ffmpeg_version, package_versions
 
 SAMPLE_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
 DURATION_TOLERANCE = 0.5  # seconds a source may fall short of the range and still count (padded with silence)
@@ -450,7 +451,7 @@ def report(items: list[FetchItem], entries: dict[str, Entry], root: Path, manife
         "manifest_sha256": sha256_file(manifest),
         "options": {"all_frames": options.all_frames, "retries": options.retries, "backoff": options.backoff,
                     "quality": options.quality.as_dict() if options.quality else None, **sources},
-        "tools": tool_versions(),
+        "tools": {"ffmpeg": ffmpeg_version(), **package_versions("yt-dlp")},
         "n_samples": len(items),
         "n_ok": len(ok_ids),
         "by_label_count": by_bucket,
@@ -462,24 +463,6 @@ def report(items: list[FetchItem], entries: dict[str, Entry], root: Path, manife
     }
     atomic_write_text(root / REPORT_NAME, dumps_json(result))
     return result
-
-
-def tool_versions() -> dict[str, str | None]:
-    """ffmpeg's and yt-dlp's versions, for the report's provenance."""
-    import subprocess
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        first = subprocess.run([ffmpeg.tool("ffmpeg"), "-hide_banner", "-version"], capture_output=True, text=True,
-                               timeout=30).stdout.splitlines()
-        ffmpeg_version = first[0] if first else None
-    except (OSError, subprocess.TimeoutExpired):
-        ffmpeg_version = None
-    try:
-        ytdlp = version("yt-dlp")
-    except PackageNotFoundError:
-        ytdlp = None
-    return {"ffmpeg": ffmpeg_version, "yt-dlp": ytdlp}
 
 
 def clean_stale_tmp(root: Path) -> None:
@@ -542,16 +525,6 @@ def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path 
             return report(items, ledger.all(), root, manifest, options, counts, time.monotonic() - started, sources)
     except OSError as exc:
         raise MacsError(f"{exc.filename or root}: {exc.strerror or exc}") from None
-
-
-def manifest_dataset(manifest: Path) -> str | None:
-    """The dataset a manifest was built for, from the stats.json beside it (None for a hand-made manifest)."""
-    import json
-
-    try:
-        return json.loads((manifest.parent / "stats.json").read_text(encoding="utf-8")).get("dataset")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 class _exclusive:

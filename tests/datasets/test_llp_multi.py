@@ -1,6 +1,5 @@
 import json
 import random
-from collections import Counter
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 import json
 import os
 import wave
-from pathlib import Path
 
 import pytest
 
