@@ -12,8 +12,57 @@ KINDS = ("stft-unet", "waveform")
 SPECTROGRAMS = ("power", "magnitude")
 
 
+class NamedConfig:
+    """Shared by the model's frozen config dataclasses: named presets, checked replace, strict JSON round trip.
+
+    A subclass sets ``KIND`` (its name in messages) and ``presets()`` (its preset table).
+    """
+
+    KIND = "config"
+
+    @classmethod
+    def presets(cls) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any):
+        """The named preset, optionally with some fields replaced."""
+        table = cls.presets()
+        if name not in table:
+            raise MacsError(f"unknown {cls.KIND} preset {name!r} (known: {', '.join(sorted(table))})")
+        return table[name].replace(**overrides) if overrides else table[name]
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    def replace(self, **changes: Any):
+        """A copy with some fields changed; unknown field names are a MacsError."""
+        unknown = sorted(set(changes) - self.field_names())
+        if unknown:
+            raise MacsError(f"{self.KIND} config: unknown field(s) {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe dict of every field (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Inverse of to_dict; every field must be present and no other key, so a saved config is never guessed."""
+        if not isinstance(data, dict):
+            raise MacsError(f"{cls.KIND} config must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - cls.field_names())
+        missing = sorted(cls.field_names() - set(data))
+        if unknown or missing:
+            parts = ([f"unknown field(s) {', '.join(unknown)}"] if unknown else []) + (
+                [f"missing field(s) {', '.join(missing)}"] if missing else [])
+            raise MacsError(f"{cls.KIND} config: {'; '.join(parts)}")
+        return cls(**data)
+
+
 @dataclass(frozen=True)
-class SeparatorConfig:
+class SeparatorConfig(NamedConfig):
     """Shape of the separator; the defaults are the paper / release settings (``PRESETS["paper"]``).
 
     ``kind`` picks the network: "stft-unet" (the paper's spectrogram-mask UNet) or "waveform" (the Table 4
@@ -84,40 +133,11 @@ class SeparatorConfig:
         """Channels per UNet level: doubling from base_width, capped at 8x (64, 128, 256, 512, 512 in the paper)."""
         return tuple(min(self.base_width * 2**i, self.base_width * 8) for i in range(self.levels))
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> SeparatorConfig:
-        """The named preset, optionally with some fields replaced."""
-        if name not in PRESETS:
-            raise MacsError(f"unknown separator preset {name!r} (known: {', '.join(sorted(PRESETS))})")
-        return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
-
-    def replace(self, **changes: Any) -> SeparatorConfig:
-        """A copy with some fields changed; unknown field names are a MacsError."""
-        unknown = sorted(set(changes) - _field_names())
-        if unknown:
-            raise MacsError(f"separator config: unknown field(s) {', '.join(unknown)}")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-safe dict of every field."""
-        return dataclasses.asdict(self)
+    KIND = "separator"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SeparatorConfig:
-        """Inverse of to_dict; every field must be present and no other key, so a saved config is never guessed."""
-        if not isinstance(data, dict):
-            raise MacsError(f"separator config must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - _field_names())
-        missing = sorted(_field_names() - set(data))
-        if unknown or missing:
-            parts = ([f"unknown field(s) {', '.join(unknown)}"] if unknown else []) + (
-                [f"missing field(s) {', '.join(missing)}"] if missing else [])
-            raise MacsError(f"separator config: {'; '.join(parts)}")
-        return cls(**data)
-
-
-def _field_names() -> set[str]:
-    return {f.name for f in dataclasses.fields(SeparatorConfig)}
+    def presets(cls) -> dict[str, "SeparatorConfig"]:
+        return PRESETS
 
 
 PRESETS: dict[str, SeparatorConfig] = {

@@ -20,7 +20,6 @@ is never read.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import math
@@ -40,7 +39,7 @@ from torch import nn
 
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, atomic_write_text, dumps_json
-from macs_model.config import SeparatorConfig
+from macs_model.config import NamedConfig, SeparatorConfig
 from macs_model.losses import mixit_loss, ramp_weights, total_loss
 
 AlignLoss = Callable[[torch.Tensor, Mapping[str, Any]], tuple[torch.Tensor, torch.Tensor]]
@@ -59,7 +58,7 @@ CADENCE_FIELDS = ("checkpoint_every", "log_every")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(NamedConfig):
     """Stage-1 optimisation settings; the defaults are the release's (``PRESETS["paper"]``).
 
     Length: ``steps`` optimiser steps if set, else ``epochs`` passes over the data. One optimiser step consumes
@@ -125,33 +124,11 @@ class TrainConfig:
         if not isinstance(self.ramp, bool):
             raise MacsError(f"train config: ramp must be true or false, got {self.ramp!r}")
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
-        """The named preset ("paper", "tiny"), optionally with some fields replaced."""
-        if name not in TRAIN_PRESETS:
-            raise MacsError(f"unknown train preset {name!r} (known: {', '.join(sorted(TRAIN_PRESETS))})")
-        return TRAIN_PRESETS[name].replace(**overrides) if overrides else TRAIN_PRESETS[name]
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise MacsError(f"train config: unknown field(s) {', '.join(unknown)}")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["betas"] = list(self.betas)
-        return data
+    KIND = "train"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        if not isinstance(data, dict):
-            raise MacsError(f"train config must be a JSON object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown, missing = sorted(set(data) - names), sorted(names - set(data))
-        if unknown or missing:
-            raise MacsError(f"train config: unknown field(s) {unknown}, missing field(s) {missing}")
-        return cls(**data)
+    def presets(cls) -> dict[str, "TrainConfig"]:
+        return TRAIN_PRESETS
 
     def steps_per_epoch(self, num_clips: int, num_processes: int = 1) -> int:
         """Whole optimiser steps one shuffled pass over ``num_clips`` clips fills."""
