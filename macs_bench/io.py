@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +50,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def dumps_json(obj: Any) -> str:
     """Stable JSON (insertion order, fixed indent, trailing newline) so rebuilds are byte-identical."""
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive advisory lock on ``path`` (created if needed); released when the block ends, or when
+    the process dies. With ``wait=False`` the block gets ``False`` instead of waiting for another holder."""
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True

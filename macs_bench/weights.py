@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Literal
 
 from macs_bench import __version__
 from macs_bench.errors import MacsError
-from macs_bench.io import atomic_write_text, dumps_json, sha256_file
+from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
 
 LOCAL_SUMS = "SHA256SUMS.local"
 TIMEOUT = 60.0  # seconds without a byte before a download counts as failed
@@ -257,12 +257,7 @@ def fetch(name: str, *, force: bool = False, progress: bool = True) -> Path:
 @contextmanager
 def _exclusive(target: Path) -> Iterator[None]:
     """One fetch of a file at a time: a second waits, then finds the first one's verified copy."""
-    import fcntl
-
-    locks = cache_dir().parent / "locks"  # beside the weights folder, which holds only weights
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{target.name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with file_lock(cache_dir().parent / "locks" / f"{target.name}.lock"):  # beside weights/, which holds weights
         yield
 
 

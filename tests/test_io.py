@@ -32,3 +32,23 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 def test_dumps_json_is_stable():
     assert io.dumps_json({"b": 1, "a": [1, 2]}) == '{\n  "b": 1,\n  "a": [\n    1,\n    2\n  ]\n}\n'
+
+
+def test_file_lock_excludes_a_second_holder(tmp_path):
+    lock = tmp_path / "sub" / "x.lock"
+    with io.file_lock(lock) as held:
+        assert held
+        with io.file_lock(lock, wait=False) as second:  # a second open file description: flock refuses it
+            assert second is False
+    with io.file_lock(lock, wait=False) as again:
+        assert again
+
+
+def test_second_fetch_into_one_media_folder_is_refused(tmp_path):
+    from macs_bench.errors import MacsError
+    from macs_bench.media.fetch import _exclusive
+
+    with _exclusive(tmp_path):
+        with pytest.raises(MacsError, match="another fetch is writing to this folder"):
+            with _exclusive(tmp_path):
+                pass

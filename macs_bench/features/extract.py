@@ -9,7 +9,6 @@ is shared with all of them, so every process stops with the same one-line messag
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,17 +18,15 @@ import torch
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
 from macs_bench.features.encoders import Encoder
+from macs_bench.io import sha256_file
 
 
 def content_hash(path: Path) -> str:
-    digest = hashlib.sha256()
+    """The cache key of a file's content (its sha256), with a one-line error for an unreadable file."""
     try:
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
+        return sha256_file(path)
     except OSError as exc:
         raise MacsError(f"{path}: cannot read ({exc.strerror})") from None
-    return digest.hexdigest()
 
 
 class _Inputs(torch.utils.data.Dataset):
@@ -58,10 +55,16 @@ def encode_files(paths: Sequence[Path], hashes: Sequence[str], encoder: Encoder,
     """``(features N x dim, number of files encoded now by all processes)``; cached features are reused."""
     device = torch.device(device)
     cache_id = f"{encoder.id}/{device.type}"  # CPU and GPU kernels differ in the last bits: never mix them
+    features: dict[str, np.ndarray] = {}  # read once while listing, reused for the result
     todo: dict[str, Path] = {}
     for path, key in zip(paths, hashes):
-        if key not in todo and cache.get(cache_id, key, encoder.dim) is None:
+        if key in features or key in todo:
+            continue
+        feature = cache.get(cache_id, key, encoder.dim)
+        if feature is None:
             todo[key] = path
+        else:
+            features[key] = feature
     keys = sorted(todo)
     world = accelerator.num_processes if accelerator is not None else 1
     if world > 1:
@@ -73,19 +76,23 @@ def encode_files(paths: Sequence[Path], hashes: Sequence[str], encoder: Encoder,
     except MacsError as exc:
         error = str(exc)
     encoded = _agree(accelerator, error, len(keys))
-    out = np.empty((len(paths), encoder.dim), dtype=np.float32)
     late: dict[str, Path] = {}
-    for row, (path, key) in enumerate(zip(paths, hashes)):
+    for key in todo:  # encoded now, here or by another process
         feature = cache.get(cache_id, key, encoder.dim)
-        if feature is None:  # e.g. removed by another job after this one listed it: encode it here
-            late[key] = path
+        if feature is None:  # e.g. removed by another job in the meantime: encode it here
+            late[key] = todo[key]
         else:
-            out[row] = feature
+            features[key] = feature
     if late:
         _encode(sorted(late), late, encoder, cache, cache_id, device, batch_size, num_workers, None)
-        for row, key in enumerate(hashes):
-            if key in late:
-                out[row] = cache.get(cache_id, key, encoder.dim)
+        for key, path in late.items():
+            feature = cache.get(cache_id, key, encoder.dim)
+            if feature is None:
+                raise MacsError(f"{path}: {encoder.name} feature missing from the cache after encoding")
+            features[key] = feature
+    out = np.empty((len(paths), encoder.dim), dtype=np.float32)
+    for row, key in enumerate(hashes):
+        out[row] = features[key]
     return out, encoded
 
 

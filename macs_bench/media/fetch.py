@@ -15,7 +15,8 @@ import time
 import uuid
 import wave
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -30,7 +31,7 @@ from macs_bench.datasets.frames import whole_seconds
 from macs_bench.datasets.manifest import LIST_SEP, manifest_dataset, read_manifest
 from macs_bench.datasets.segments import is_ytid
 from macs_bench.errors import MacsError
-from macs_bench.io import atomic_write_text, dumps_json, sha256_file
+from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
 from macs_bench.media import ffmpeg
 from macs_bench.media.ledger import Entry, Ledger
 from macs_bench.media.quality import QualityThresholds, assess
@@ -527,22 +528,10 @@ def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path 
         raise MacsError(f"{exc.filename or root}: {exc.strerror or exc}") from None
 
 
-class _exclusive:
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
     """One fetch per MEDIA folder at a time (a second would delete the first one's temporary files)."""
-
-    def __init__(self, root: Path):
-        self.path = root / ".lock"
-
-    def __enter__(self) -> "_exclusive":
-        import fcntl
-
-        self.fh = open(self.path, "w")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.close()
-            raise MacsError(f"{self.path.parent}: another fetch is writing to this folder") from None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.fh.close()
+    with file_lock(root / ".lock", wait=False) as held:
+        if not held:
+            raise MacsError(f"{root}: another fetch is writing to this folder")
+        yield
