@@ -41,8 +41,10 @@ Status = Literal["ok", "missing", "corrupt", "unpinned"]
 class WeightSpec:
     """One registry entry: a single file (``kind="file"``) or a Hugging Face repository (``kind="hf-repo"``).
 
-    For an ``hf-repo`` entry ``filename`` names the file whose presence in the snapshot marks it complete, and
-    ``urls`` only points people at the repository; the download goes through ``huggingface_hub``.
+    For an ``hf-repo`` entry ``filename`` names the file whose presence in the snapshot marks it complete (a
+    diffusers ``model_index.json`` also names the component folders that must be there), ``urls`` only points
+    people at the repository, and ``allow_patterns`` / ``ignore_patterns`` pick the files; the download goes
+    through ``huggingface_hub``.
     """
 
     name: str
@@ -57,6 +59,7 @@ class WeightSpec:
     repo_id: str | None = None
     revision: str | None = None
     ignore_patterns: tuple[str, ...] = ()
+    allow_patterns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -147,6 +150,22 @@ WEIGHTS: dict[str, WeightSpec] = {
             repo_id="CompVis/stable-diffusion-v1-4",
             revision="133a221b8aa7292a167afc5127cb63fb5005638b",
             ignore_patterns=("*.msgpack", "*.h5", "*.onnx", "*.ckpt"),
+        ),
+        WeightSpec(
+            name="roberta-base-tokenizer",
+            filename="vocab.json",
+            urls=("https://huggingface.co/FacebookAI/roberta-base/tree/e2da8e2f811d1448a5b465c236feacd80ffbac7b",),
+            # revision: the main commit in public models--FacebookAI--roberta-base/snapshots/ paths. Only the
+            # tokenizer files: CLAP's text weights come from its own checkpoint.
+            sha256=None,
+            size=None,
+            licence="MIT (FacebookAI/roberta-base)",
+            what="RoBERTa-base BPE tokenizer (vocab.json, merges.txt) for CLAP's text branch",
+            used_by="macs-model stage 1 (CLAP text prompts)",
+            kind="hf-repo",
+            repo_id="FacebookAI/roberta-base",
+            revision="e2da8e2f811d1448a5b465c236feacd80ffbac7b",
+            allow_patterns=("vocab.json", "merges.txt", "tokenizer.json", "config.json"),
         ),
     )
 }
@@ -508,13 +527,15 @@ def _hf_problems(spec: WeightSpec, snapshot: Path) -> list[str]:
     index = snapshot / spec.filename
     if not index.is_file():
         return [f"incomplete: no {spec.filename}"]
-    try:
-        components = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return [f"unreadable {spec.filename}: {exc}"]
-    problems = [f"incomplete: no {key}/" for key, value in components.items()
-                if not key.startswith("_") and isinstance(value, list) and value and value[0] is not None
-                and not (snapshot / key).is_dir()]
+    problems = []
+    if spec.filename == "model_index.json":
+        try:
+            components = json.loads(index.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return [f"unreadable {spec.filename}: {exc}"]
+        problems = [f"incomplete: no {key}/" for key, value in components.items()
+                    if not key.startswith("_") and isinstance(value, list) and value and value[0] is not None
+                    and not (snapshot / key).is_dir()]
     blobs: dict[str, list[Path]] = {"sha256": [], "git-sha1": []}
     expected: dict[Path, str] = {}
     for link in sorted(snapshot.rglob("*")):
@@ -552,7 +573,8 @@ def _fetch_hf(spec: WeightSpec, *, force: bool, progress: bool) -> Path:
     try:
         huggingface_hub.snapshot_download(
             str(spec.repo_id), revision=spec.revision, cache_dir=cache_dir() / "hf",
-            ignore_patterns=list(spec.ignore_patterns) or None, force_download=force)
+            ignore_patterns=list(spec.ignore_patterns) or None, allow_patterns=list(spec.allow_patterns) or None,
+            force_download=force)
     except Exception as exc:  # the hub raises many types: offline, HTTP, gated, disk
         hint = " (accept the licence on huggingface.co and log in with: hf auth login)" \
             if type(exc).__name__ == "GatedRepoError" else ""

@@ -313,6 +313,35 @@ def test_hf_repo_is_fetched_into_our_cache_and_verified_blob_by_blob(cache, monk
         weights.path("sd")
 
 
+def test_hf_repo_without_model_index_fetches_only_allowed_files(cache, monkeypatch):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    from huggingface_hub.utils.sha import git_hash
+
+    calls = []
+
+    def snapshot_download(repo_id, *, revision, cache_dir, **kwargs):
+        calls.append(kwargs)
+        root = cache_dir / ("models--" + repo_id.replace("/", "--"))
+        for rel, data in (("vocab.json", b'{"a": 0}'), ("merges.txt", b"#version: 0.2\n")):
+            blob = root / "blobs" / git_hash(data)
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            blob.write_bytes(data)
+            link = root / "snapshots" / revision / rel
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(blob, link.parent))
+        return str(root / "snapshots" / revision)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    register(monkeypatch, WeightSpec(name="tok", filename="vocab.json", urls=("https://huggingface.co/org/tok",),
+                                     sha256=None, size=None, licence="t", what="t", used_by="t", kind="hf-repo",
+                                     repo_id="org/tok", revision="b" * 40, allow_patterns=("vocab.json", "merges.txt")))
+    snapshot = weights.fetch("tok", progress=False)
+    assert calls[0]["allow_patterns"] == ["vocab.json", "merges.txt"] and calls[0]["ignore_patterns"] is None
+    assert weights.verify("tok")[0].status == "ok" and weights.path("tok") == snapshot
+    rewrite((snapshot / "merges.txt").resolve(), b"tampered")
+    assert weights.verify("tok")[0].status == "corrupt"
+
+
 def test_incomplete_hf_snapshot_is_not_used(cache, monkeypatch):
     huggingface_hub = pytest.importorskip("huggingface_hub")
     monkeypatch.setattr(huggingface_hub, "snapshot_download", _fake_snapshot_download([], with_unet=False))
@@ -342,7 +371,7 @@ def test_hf_hub_errors_become_one_line(cache, monkeypatch):
 
 def test_every_registry_entry_is_well_formed():
     assert set(weights.WEIGHTS) == {"inception-2015-12-05", "clip-vit-b-32-openai", "wav2clip",
-                                    "clap-630k-audioset-best", "stable-diffusion-v1-4"}
+                                    "clap-630k-audioset-best", "stable-diffusion-v1-4", "roberta-base-tokenizer"}
     for name, entry in weights.WEIGHTS.items():
         assert entry.name == name and entry.filename and entry.licence and entry.used_by
         assert entry.urls and all(url.startswith("https://") for url in entry.urls), name
