@@ -1,0 +1,24 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # clap_helpers
+
+
+@pytest.fixture(scope="session")
+def clap_model():
+    """laion-clap's CLAP at its real architecture (HTSAT-tiny + RoBERTa-base), random weights; built once."""
+    import torch
+
+    from macs_model.clap import build_clap_model
+
+    torch.manual_seed(0)
+    return build_clap_model().eval()
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory):
+    from clap_helpers import write_tokenizer
+
+    return write_tokenizer(tmp_path_factory.mktemp("tokenizer"))
