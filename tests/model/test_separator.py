@@ -2,12 +2,12 @@ import json
 import math
 import re
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from macs_bench.errors import MacsError
+from release_helpers import release_shapes, release_state_dict
 from macs_model.config import PRESETS, SeparatorConfig
 from macs_model.separator import (
     StftMaskSeparator,
@@ -16,7 +16,6 @@ from macs_model.separator import (
     load_release_unet,
 )
 
-KEY_FILE = Path("/work/shared/notes/release-checkpoint-keys.txt")
 KINDS = {"stft-unet": "tiny", "waveform": "tiny-waveform"}
 ODD_SECONDS = 1.37
 
@@ -32,31 +31,14 @@ def _mixture(batch, seconds, sample_rate=16000):
 
 
 def _release_shapes():
-    """{key: shape} of the release separator checkpoint's first section (the non-CLAP keys)."""
-    if not KEY_FILE.is_file():
-        pytest.skip(f"release key list {KEY_FILE} is not available")
-    shapes, dtypes = {}, {}
-    for line in KEY_FILE.read_text().splitlines():
-        if line.startswith("# release") and shapes:
-            break
-        match = re.fullmatch(r"(\S+) \[([\d, ]*)\] (\w+)", line.strip())
-        if match:
-            shapes[match[1]] = tuple(int(d) for d in match[2].split(",") if d.strip())
-            dtypes[match[1]] = getattr(torch, match[3])
+    shapes, dtypes = release_shapes()
     assert len(shapes) > 200, "key file parsed to too few keys"
     return shapes, dtypes
 
 
 def _release_state_dict():
     """Random tensors under every release key, plus CLAP keys the loader must skip."""
-    shapes, dtypes = _release_shapes()
-    gen = torch.Generator().manual_seed(2)
-    state = {}
-    for key, shape in shapes.items():
-        if dtypes[key] == torch.int64:
-            state[key] = torch.randint(0, 1000, shape, generator=gen)
-        else:
-            state[key] = torch.rand(shape, generator=gen) + 0.5
+    state = release_state_dict()
     state["clap.model.audio_branch.weight"] = torch.zeros(3)
     state["model.clap.model.text_branch.weight"] = torch.zeros(3)
     return state
