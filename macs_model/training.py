@@ -55,6 +55,8 @@ EXTRA_FILE = "extra_parameters.safetensors"
 TIMING_FIELDS = ("seconds",)  # metrics fields that legitimately differ between identical runs
 # Fields that only change how a run is observed, not its trajectory: they may differ on resume.
 CADENCE_FIELDS = ("checkpoint_every", "log_every")
+# run_info entries that change the trajectory (the losses and the CLAP weights behind them): equal to resume.
+RESUME_KEYS = ("alignment",)
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,8 @@ def load_model_weights(model: nn.Module, checkpoint: str | os.PathLike) -> None:
         raise MacsError(f"{path}: weights do not fit the model ({exc})") from exc
 
 
-def _check_resume(state: Mapping[str, Any], path: Path, config: TrainConfig, sep: SeparatorConfig) -> None:
+def _check_resume(state: Mapping[str, Any], path: Path, config: TrainConfig, sep: SeparatorConfig,
+                  run_info: Mapping[str, Any] | None = None) -> None:
     saved_sep = state.get("separator_config")
     if saved_sep != sep.to_dict():
         diff = sorted(k for k in set(sep.to_dict()) | set(saved_sep or {})
@@ -300,6 +303,11 @@ def _check_resume(state: Mapping[str, Any], path: Path, config: TrainConfig, sep
     if diff:
         raise MacsError(f"{path}: cannot resume: the checkpoint's train config differs from this run's "
                         f"(fields: {', '.join(diff)}); use a new out_dir or resume=False")
+    saved_run, ours_run = dict(state.get("run_info") or {}), json.loads(dumps_json(dict(run_info or {})))
+    diff = sorted(k for k in RESUME_KEYS if saved_run.get(k) != ours_run.get(k))
+    if diff:
+        raise MacsError(f"{path}: cannot resume: the checkpoint was trained with other {', '.join(diff)} "
+                        f"settings; use a new out_dir or resume=False")
 
 
 def _rewrite_metrics(path: Path, upto_step: int) -> None:
@@ -331,6 +339,7 @@ def train(
     progress: bool = True,
     extra_parameters: Sequence[nn.Parameter] = (),
     after_step: Callable[[], None] | None = None,
+    run_info: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` (a separator built from a SeparatorConfig) on ``dataset``; returns a summary dict.
 
@@ -345,7 +354,9 @@ def train(
     over, dropping the ``latest`` pointer and the metrics log (old checkpoint directories are replaced as the new
     run reaches them). ``stop_at_step``: return
     after that many optimiser steps (the schedule still follows the full length; for interrupting a run).
-    ``accelerator``: an ``accelerate.Accelerator``; None makes ``Accelerator(cpu=cpu)``.
+    ``accelerator``: an ``accelerate.Accelerator``; None makes ``Accelerator(cpu=cpu)``. An ``align_loss`` that is
+    an ``nn.Module`` is moved to the accelerator's device. ``run_info`` (JSON-able: data, losses, weights used) is
+    recorded in ``config.json`` and every checkpoint; its ``RESUME_KEYS`` entries must match to resume.
     """
     from accelerate import Accelerator
     from safetensors.torch import save as safetensors_save
@@ -376,7 +387,7 @@ def train(
             state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise MacsError(f"{checkpoint / STATE_FILE}: cannot read trainer state ({exc})") from exc
-        _check_resume(state, checkpoint, config, sep_config)
+        _check_resume(state, checkpoint, config, sep_config, run_info)
         load_model_weights(model, checkpoint)
         if extra_parameters:
             from safetensors.torch import load_file
@@ -406,12 +417,15 @@ def train(
             (out_dir / METRICS).unlink(missing_ok=True)
     if main:
         atomic_write_text(out_dir / CONFIG, dumps_json(
-            {"train_config": config.to_dict(), "separator_config": sep_config.to_dict()}))
+            {"train_config": config.to_dict(), "separator_config": sep_config.to_dict(),
+             "run_info": dict(run_info or {}), "versions": _versions()}))
     accelerator.wait_for_everyone()
 
     # Scheduler is stepped by hand once per optimiser step (accelerate's wrapper would step it once per process).
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
+    if isinstance(align_loss, nn.Module):
+        align_loss.to(device)
 
     def save_checkpoint(at: int) -> None:
         name = f"checkpoint-{at}"
@@ -433,7 +447,7 @@ def train(
             atomic_write_text(tmp / STATE_FILE, dumps_json({
                 "step": at, "epoch": at // per_epoch, "total_steps": total,
                 "train_config": config.to_dict(), "separator_config": sep_config.to_dict(),
-                "num_processes": nproc, "versions": _versions()}))
+                "num_processes": nproc, "run_info": dict(run_info or {}), "versions": _versions()}))
         accelerator.wait_for_everyone()
         if main:
             final = out_dir / name
@@ -485,6 +499,10 @@ def train(
                     accelerator.backward(loss / config.grad_accum)
                 for key, value in (("loss", loss), ("rec", rec), ("cl", l_cl), ("rank", l_rank)):
                     sums[key] += value.detach().float() / config.grad_accum
+            if nproc > 1:  # DDP averages the model's gradients; the extra parameters are outside it
+                for param in extra_parameters:
+                    if param.grad is not None:
+                        param.grad = accelerator.reduce(param.grad, reduction="mean")
             if config.max_grad_norm is not None:
                 accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
