@@ -1,0 +1,31 @@
+"""Audio tokens for stage 2 (paper §3.3): M ranked CLAP embeddings -> M tokens in Stable Diffusion's text width.
+
+E' = MLP(E + E_pos): a learnable per-slot positional embedding (init N(0, 0.05)) added to the separated sources'
+CLAP embeddings, then LayerNorm -> Linear 512->2048 -> GELU -> Dropout(0.5) -> Linear 2048->768 -> LayerNorm.
+Parameter names are the release's ``<dataset>_mlp.pt`` keys (``pe``, ``adapter.{0,1,4,5}``), so its files load
+as they are. Fewer than M slots (``--top-k``) use the first positional rows.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class AudioTokens(nn.Module):
+    """[B, K <= M, clap_dim] ranked audio embeddings -> [B, K, token_dim] tokens."""
+
+    def __init__(self, num_tokens: int = 6, clap_dim: int = 512, hidden: int = 2048, token_dim: int = 768,
+                 dropout: float = 0.5, pos_std: float = 0.05):
+        super().__init__()
+        self.num_tokens, self.clap_dim, self.token_dim = num_tokens, clap_dim, token_dim
+        self.pe = nn.Parameter(torch.randn(num_tokens, clap_dim) * pos_std)
+        self.adapter = nn.Sequential(nn.LayerNorm(clap_dim), nn.Linear(clap_dim, hidden), nn.GELU(),
+                                     nn.Dropout(dropout), nn.Linear(hidden, token_dim), nn.LayerNorm(token_dim))
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        if embeddings.dim() != 3 or embeddings.shape[-1] != self.clap_dim or embeddings.shape[1] > self.num_tokens:
+            raise ValueError(f"AudioTokens: expected [B, K <= {self.num_tokens}, {self.clap_dim}], "
+                             f"got {tuple(embeddings.shape)}")
+        k = embeddings.shape[1]
+        return self.adapter(embeddings + self.pe[:k].to(embeddings.dtype))
