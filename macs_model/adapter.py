@@ -148,13 +148,14 @@ def save_adapter(folder: str | os.PathLike, unet: nn.Module, config: Mapping[str
 
 def read_adapter(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state, config) of a folder :func:`save_adapter` wrote."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
     try:
         config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
         state = load_file(str(folder / ADAPTER_FILE))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise MacsError(f"{folder}: not an adapter folder ({ADAPTER_FILE} + {ADAPTER_CONFIG}): {exc}") from exc
     return state, config
 
