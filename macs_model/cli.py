@@ -82,5 +82,88 @@ def separate(
     console.print(f"separated {len(records)} file(s) into {out}")
 
 
+@train_app.command("generator")
+def train_generator(
+    manifest: Path = typer.Option(..., "--manifest", help="A folder built by 'macs-bench datasets build'."),
+    media: Path = typer.Option(..., "--media", help="Its MEDIA folder (audio and frames)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (adapter/, checkpoints, embeddings); reruns resume."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Hold out fold K (train on the others); "
+                                       "without it the manifest's train split trains."),
+    separator: Optional[Path] = typer.Option(None, "--separator", help="A stage-1 run folder or the authors' "
+                                             "separator_FSD50K_full.pt."),
+    no_separation: bool = typer.Option(False, "--no-separation", help="Baseline: the mixture's CLAP embedding "
+                                       "as one token (no separator)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Stable Diffusion v1.x folder or hub id (default: "
+                                       "'macs-bench weights fetch stable-diffusion-v1-4')."),
+    preset: str = typer.Option("paper", "--preset", help="paper | tiny (tiny: a small random SD, for smoke tests)."),
+    no_decoupled: bool = typer.Option(False, "--no-decoupled", help="Ablation: audio tokens appended to the text "
+                                      "tokens through the frozen text k/v."),
+    prompt: str = typer.Option("", "--prompt", help="Text prompt beside the audio (default: empty)."),
+    clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
+    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimiser steps (overrides the preset)."),
+    restart: bool = typer.Option(False, "--restart", help="Start over instead of resuming."),
+) -> None:
+    """Train the stage-2 audio adapter on a frozen Stable Diffusion (decoupled cross-attention)."""
+    from macs_model.stage2 import train_generator as train
+
+    summary = train(manifest, media, out, fold=fold, separator=separator, base=base, preset=preset,
+                    no_separation=no_separation, decoupled=not no_decoupled, prompt=prompt, clap=clap,
+                    tokenizer=tokenizer, steps=steps, resume=not restart)
+    console.print(f"trained {summary['step']}/{summary['total_steps']} steps on {summary['train_samples']} samples; "
+                  f"adapter: {summary['adapter']}")
+
+
+@app.command("generate")
+def generate(
+    manifest: Path = typer.Option(..., "--manifest", help="The benchmark manifest folder."),
+    media: Path = typer.Option(..., "--media", help="Its MEDIA folder (audio)."),
+    adapter: Path = typer.Option(..., "--adapter", help="A 'train generator' run folder."),
+    out: Path = typer.Option(..., "--out", help="Prediction folder: <sample_id>.png, ready for 'macs-bench score'."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Generate fold K (default: the test split)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Override the Stable Diffusion the adapter names."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Use only the first K ranked sources."),
+    interpolate: Optional[List[Path]] = typer.Option(None, "--interpolate", help="Two audio files A B: one image "
+                                                     "per --alpha of (1 - alpha) A + alpha B."),
+    alpha: Optional[List[float]] = typer.Option(None, "--alpha", help="Interpolation weights (repeatable)."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per pipeline call."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Mixed with each sample id into its noise seed."),
+    clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
+    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if present)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate images that already exist."),
+) -> None:
+    """Generate one image per test sample with the stock StableDiffusionPipeline (existing images are kept)."""
+    from macs_bench.errors import MacsError
+    from macs_model.stage2 import generate as run_generate
+
+    pair = None
+    if interpolate:
+        if len(interpolate) != 2:
+            raise MacsError("--interpolate takes exactly two audio files (repeat the option: --interpolate A "
+                            "--interpolate B)")
+        pair = (interpolate[0], interpolate[1])
+    kwargs = {"alphas": tuple(alpha)} if alpha else {}
+    record = run_generate(manifest, media, adapter, out, fold=fold, base=base, top_k=top_k, batch_size=batch_size,
+                          seed=seed, clap=clap, tokenizer=tokenizer, overwrite=overwrite, interpolate=pair,
+                          device=device, **kwargs)
+    console.print(f"wrote {record.get('written_now', record.get('written'))} image(s) into {out}")
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Where every stage writes (reruns resume)."),
+    quick: bool = typer.Option(False, "--quick", help="The shortened form the test suite runs."),
+) -> None:
+    """Offline end-to-end smoke demo: synthetic split, tiny separator and generator, tiny scoring, leaderboard."""
+    from macs_model.demo import NOTICE, DemoPlan, run_demo
+
+    summary = run_demo(out, plan=DemoPlan.quick() if quick else DemoPlan(), log=console.print)
+    console.print(f"[bold]{NOTICE}[/bold]")
+    console.print(f"done in {summary['total_seconds']:.0f} s: {summary['leaderboard']}, {summary['radar']}, "
+                  f"{summary['grid']}")
+    console.print(Path(summary["leaderboard"]).read_text(encoding="utf-8"))
+
+
 def main() -> None:
     run(app)

@@ -205,6 +205,18 @@ def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
     return records
 
 
+@torch.no_grad()
+def ranked_sources(model: torch.nn.Module, encoder: Any, audio: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, list[int], torch.Tensor]:
+    """Separate one clip [T]: (sources [M, T], CLAP similarity to the clip per slot [M], slots from most to least
+    significant, the sources' CLAP embeddings in that order [M, D]) - what stage 2 conditions on."""
+    sources = model(audio[None])[0]
+    embeddings = encoder.embed_audio(sources)
+    similarity = (embeddings @ encoder.embed_audio(audio[None])[0]).cpu()
+    order = torch.argsort(similarity, descending=True, stable=True).tolist()
+    return sources, similarity, order, embeddings[order].cpu()
+
+
 def _read_record(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -218,10 +230,7 @@ def _separate_one(path, digest, target, model, encoder, loaded, device, sf, load
     audio = load_audio(path, config.sample_rate)
     if audio.numel() < config.n_fft:
         raise MacsError(f"{path}: too short to separate ({audio.numel()} samples at {config.sample_rate} Hz)")
-    mixture = audio[None].to(device)
-    sources = model(mixture)[0]  # [M, T]
-    similarity = (encoder.embed_audio(sources) @ encoder.embed_audio(mixture)[0]).cpu()
-    order = torch.argsort(similarity, descending=True, stable=True).tolist()
+    sources, similarity, order, _ = ranked_sources(model, encoder, audio.to(device))
     target.mkdir(parents=True, exist_ok=True)
     stems = []
     for rank, slot in enumerate(order, start=1):

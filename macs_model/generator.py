@@ -1,0 +1,518 @@
+"""Stage 2 (paper §3.3): train the audio adapter on a frozen Stable Diffusion, and generate with the stock pipeline.
+
+Training is noise-prediction MSE on VAE latents (the base's DDPM schedule) with the empty prompt (or one given),
+10 % of the clips' audio embeddings zeroed for classifier-free guidance, AdamW + cosine, gradient accumulation
+and mixed precision through accelerate. Checkpoints hold only the adapter (safetensors), the optimiser and
+scheduler states and the RNG states; rerunning resumes. Generation uses diffusers' ``StableDiffusionPipeline``
+with ``ip_adapter_image_embeds`` (the unconditional branch: zero audio through the adapter, never through the text
+k/v), DPM-Solver, and a seed derived from each sample id; images already written are skipped.
+
+``tiny_components`` builds a small random SD (UNet, VAE, CLIP text encoder, tokenizer) from configs for tests and
+the ``tiny`` preset; the ``paper`` preset loads SD v1.4 from ``macs-bench weights`` or a given path / hub id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from macs_bench.errors import MacsError
+from macs_bench.io import atomic_write_bytes, atomic_write_text, dumps_json
+from macs_model.adapter import (
+    ADAPTER_CONFIG,
+    ADAPTER_FILE,
+    adapter_state_dict,
+    install_adapter,
+    load_adapter_state,
+    read_adapter,
+    save_adapter,
+    unet_inputs,
+)
+from macs_model.config import NamedConfig
+from macs_model.tokens import AudioTokens
+from macs_model.training import (
+    LATEST,
+    METRICS,
+    OPTIMIZER_FILE,
+    SCHEDULER_FILE,
+    STATE_FILE,
+    _fsync_dir,
+    _load_pt,
+    _progress,
+    _rng_state,
+    _set_rng_state,
+    _torch_bytes,
+    cosine_with_warmup,
+    epoch_order,
+    latest_checkpoint,
+)
+
+SD_WEIGHTS = "stable-diffusion-v1-4"
+MIXED_PRECISION = ("no", "fp16", "bf16")
+BASES = ("sd", "tiny")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig(NamedConfig):
+    """Stage-2 settings; the defaults are the release's (``GENERATOR_PRESETS["paper"]``).
+
+    ``base``: "sd" (Stable Diffusion v1.x from weights) or "tiny" (random small components, tests only).
+    Length: ``steps`` optimiser steps if set, else ``epochs``. ``cfg_dropout``: the share of clips trained with
+    zeroed audio. ``decoupled`` False is the "w/o DC" ablation (audio tokens appended to the text tokens).
+    """
+
+    base: str = "sd"
+    height: int = 512
+    width: int = 512
+    num_tokens: int = 6
+    clap_dim: int = 512
+    decoupled: bool = True
+    prompt: str = ""
+    steps: int | None = None
+    epochs: int | None = 15
+    batch_size: int = 2
+    grad_accum: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 1e-2
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    max_grad_norm: float | None = 1.0
+    cfg_dropout: float = 0.1
+    mixed_precision: str = "fp16"
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 10
+    inference_steps: int = 20
+    guidance_scale: float = 7.5
+
+    KIND = "generator"
+
+    def __post_init__(self) -> None:
+        if self.base not in BASES:
+            raise MacsError(f"generator config: base must be one of {', '.join(BASES)}, got {self.base!r}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise MacsError(f"generator config: mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
+        if self.steps is None and self.epochs is None:
+            raise MacsError("generator config: set steps or epochs")
+        for name in ("height", "width", "num_tokens", "clap_dim", "batch_size", "grad_accum", "checkpoint_every",
+                     "log_every", "inference_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise MacsError(f"generator config: {name} must be a positive integer, got {value!r}")
+        if self.height % 8 or self.width % 8:
+            raise MacsError(f"generator config: height and width must be multiples of 8, got {self.height}x{self.width}")
+        if not 0.0 <= self.cfg_dropout < 1.0:
+            raise MacsError(f"generator config: cfg_dropout must be in [0, 1), got {self.cfg_dropout}")
+        if not self.lr > 0 or self.guidance_scale < 0:
+            raise MacsError("generator config: lr must be positive and guidance_scale non-negative")
+
+    @classmethod
+    def presets(cls) -> dict[str, "GeneratorConfig"]:
+        return GENERATOR_PRESETS
+
+
+GENERATOR_PRESETS: dict[str, GeneratorConfig] = {
+    # Release: lr 1e-4, batch 2 x accum 8, 15 epochs, fp16, cosine; DPM-Solver 20 steps, guidance 7.5, 512 x 512.
+    "paper": GeneratorConfig(),
+    # CPU-sized: random small SD, 32 x 32 images, 20 steps, 4 sampling steps.
+    "tiny": GeneratorConfig(base="tiny", height=32, width=32, clap_dim=512, steps=20, epochs=None, batch_size=2,
+                            grad_accum=1, lr=1e-3, mixed_precision="no", checkpoint_every=10, log_every=5,
+                            inference_steps=4, guidance_scale=3.0),
+}
+
+
+@dataclass
+class Components:
+    """A frozen Stable Diffusion and where it came from."""
+
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    unet: Any
+    scheduler: Any
+    source: dict[str, Any]
+
+
+def _write_clip_tokenizer(folder: Path) -> None:
+    """A character-level CLIP BPE vocabulary (every lower-case ASCII word tokenizes), for the tiny text encoder."""
+    symbols = ["<|startoftext|>", "<|endoftext|>"]
+    for b in range(33, 127):
+        symbols += [chr(b), chr(b) + "</w>"]
+    (folder / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(symbols)}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+
+
+def tiny_components(seed: int = 0, cross_attention_dim: int = 32) -> Components:
+    """A small random SD from configs (offline, CPU-fast): latents 4 x H/2 x W/2, text width 32."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=16, block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=cross_attention_dim,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), norm_num_groups=32)
+    vae = AutoencoderKL(block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=32)
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_clip_tokenizer(Path(tmp))
+        tokenizer = CLIPTokenizer(str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"), model_max_length=77)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=cross_attention_dim, intermediate_size=64, num_attention_heads=4,
+        num_hidden_layers=2, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                              beta_schedule="scaled_linear", steps_offset=1)
+    return Components(vae, text_encoder, tokenizer, unet, scheduler,
+                      {"base": "tiny", "note": "random small SD built from configs (not Stable Diffusion)",
+                       "seed": seed})
+
+
+def load_components(config: GeneratorConfig, base: str | os.PathLike | None = None) -> Components:
+    """The frozen base the config names: SD v1.x from ``base`` (local folder or hub id) or the verified registry
+    snapshot of SD v1.4; or the tiny random one."""
+    if config.base == "tiny":
+        return tiny_components(config.seed)
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from macs_bench import weights
+
+    if base is None:
+        where, source = weights.path(SD_WEIGHTS), {"weights": SD_WEIGHTS, "repo": weights.WEIGHTS[SD_WEIGHTS].repo_id,
+                                                   "revision": weights.WEIGHTS[SD_WEIGHTS].revision}
+    else:
+        where, source = str(base), {"base": str(base)}
+    try:
+        parts = Components(
+            AutoencoderKL.from_pretrained(where, subfolder="vae"),
+            CLIPTextModel.from_pretrained(where, subfolder="text_encoder"),
+            CLIPTokenizer.from_pretrained(where, subfolder="tokenizer"),
+            UNet2DConditionModel.from_pretrained(where, subfolder="unet"),
+            DDPMScheduler.from_pretrained(where, subfolder="scheduler"),
+            {**source, "path": str(where)})
+    except (OSError, ValueError) as exc:
+        raise MacsError(f"{where}: cannot load Stable Diffusion ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    return parts
+
+
+def build_adapter(components: Components, config: GeneratorConfig) -> tuple[torch.nn.Module, AudioTokens]:
+    """Install fresh audio tokens (+ decoupled k/v) on the components' UNet; returns (trainable module, tokens)."""
+    tokens = AudioTokens(config.num_tokens, config.clap_dim, token_dim=components.unet.config.cross_attention_dim)
+    components.vae.requires_grad_(False)
+    components.text_encoder.requires_grad_(False)
+    trainable = install_adapter(components.unet, tokens, decoupled=config.decoupled)
+    return trainable, tokens
+
+
+@torch.no_grad()
+def encode_prompt(components: Components, prompt: str, device: torch.device) -> torch.Tensor:
+    """[1, L, D] text-encoder states of ``prompt`` (the empty prompt by default), as SD computes them."""
+    tok = components.tokenizer
+    ids = tok([prompt], padding="max_length", max_length=tok.model_max_length, truncation=True,
+              return_tensors="pt").input_ids.to(device)
+    return components.text_encoder(ids)[0]
+
+
+def load_image(path: Path, height: int, width: int) -> torch.Tensor:
+    """An RGB image resized to cover (height, width), centre-cropped, as [3, H, W] in [-1, 1]."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            scale = max(height / img.height, width / img.width)
+            size = (max(width, round(img.width * scale)), max(height, round(img.height * scale)))
+            img = img.resize(size, Image.BICUBIC)
+            left, top = (size[0] - width) // 2, (size[1] - height) // 2
+            img = img.crop((left, top, left + width, top + height))
+            array = np.asarray(img, dtype=np.float32)
+    except (OSError, ValueError) as exc:
+        raise MacsError(f"{path}: cannot read image ({exc})") from None
+    return torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1.0
+
+
+@dataclass(frozen=True)
+class TrainItem:
+    """One training pair: the ground-truth frame and the clip's ranked CLAP embeddings [K, clap_dim]."""
+
+    sample_id: str
+    image: Path
+    embeddings: torch.Tensor
+
+
+def train_adapter(components: Components, items: Sequence[TrainItem], config: GeneratorConfig,
+                  out_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
+                  stop_at_step: int | None = None, run_info: Mapping[str, Any] | None = None,
+                  accelerator: Any = None) -> dict[str, Any]:
+    """Train the adapter on ``items``; the run folder gets checkpoints, ``metrics.jsonl`` and ``adapter/``."""
+    from accelerate import Accelerator
+
+    if not items:
+        raise MacsError("train generator: no training items")
+    out_dir = Path(out_dir)
+    gpu = torch.cuda.is_available()
+    accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision if gpu else "no", cpu=not gpu)
+    device, nproc, rank, main = (accelerator.device, accelerator.num_processes, accelerator.process_index,
+                                 accelerator.is_main_process)
+    per_step = config.batch_size * config.grad_accum * nproc
+    per_epoch = len(items) // per_step
+    if per_epoch < 1:
+        raise MacsError(f"train generator: needs at least {per_step} items per epoch, has {len(items)}")
+    total = config.steps if config.steps is not None else config.epochs * per_epoch
+    torch.manual_seed(config.seed)  # the adapter's initial weights follow the config's seed
+    trainable, tokens = build_adapter(components, config)
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+    for frozen_part in (components.vae, components.text_encoder):
+        frozen_part.to(device) if weight_dtype == torch.float32 else frozen_part.to(device, dtype=weight_dtype)
+    unet = components.unet.to(device)
+    tokens.to(device)
+    frozen = [p for p in unet.parameters() if not p.requires_grad]
+    for p in frozen:
+        p.data = p.data.to(weight_dtype)
+    params = [p for p in trainable.parameters() if p.requires_grad]
+    if not config.decoupled:
+        params = list(tokens.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: cosine_with_warmup(s, total, config.warmup_steps, config.min_lr_ratio))
+    adapter_config = {"generator_config": config.to_dict(), "base": components.source,
+                      "cross_attention_dim": unet.config.cross_attention_dim}
+    step = 0
+    checkpoint = latest_checkpoint(out_dir) if resume else None
+    if checkpoint is not None:
+        state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+        if state.get("generator_config") != config.to_dict():
+            raise MacsError(f"{checkpoint}: cannot resume: the checkpoint's generator config differs from this "
+                            "run's; use a new --out or --restart")
+        adapter_state, _ = read_adapter(checkpoint)
+        load_adapter_state(unet, adapter_state, str(checkpoint), tokens=tokens, decoupled=config.decoupled)
+        optimizer.load_state_dict(_load_pt(checkpoint / OPTIMIZER_FILE))
+        scheduler.load_state_dict(_load_pt(checkpoint / SCHEDULER_FILE))
+        _set_rng_state(_load_pt(checkpoint / f"rng-{rank}.pt"))
+        step = int(state["step"])
+    else:
+        torch.manual_seed(config.seed + rank)
+        np.random.seed(config.seed + rank)
+        if main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / LATEST).unlink(missing_ok=True)
+            (out_dir / METRICS).unlink(missing_ok=True)
+    if main:
+        atomic_write_text(out_dir / "config.json", dumps_json({"generator_config": config.to_dict(),
+                                                               "base": components.source,
+                                                               "run_info": dict(run_info or {})}))
+    module = unet if config.decoupled else tokens
+    module, optimizer = accelerator.prepare(module, optimizer)
+    text = encode_prompt(components, config.prompt, device)
+    noise_scheduler = components.scheduler
+
+    def save(at: int) -> None:
+        name = f"checkpoint-{at}"
+        tmp = out_dir / f".{name}.tmp"
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        atomic_write_bytes(tmp / f"rng-{rank}.pt", _torch_bytes(_rng_state()))
+        if main:
+            save_adapter(tmp, unet, adapter_config, tokens=tokens, decoupled=config.decoupled)
+            atomic_write_bytes(tmp / OPTIMIZER_FILE, _torch_bytes(optimizer.state_dict()))
+            atomic_write_bytes(tmp / SCHEDULER_FILE, _torch_bytes(scheduler.state_dict()))
+            atomic_write_text(tmp / STATE_FILE, dumps_json({"step": at, "total_steps": total,
+                                                           "generator_config": config.to_dict()}))
+            final = out_dir / name
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _fsync_dir(out_dir)
+            atomic_write_text(out_dir / LATEST, name + "\n")
+        accelerator.wait_for_everyone()
+
+    stop = total if stop_at_step is None else min(total, stop_at_step)
+    started, last = time.perf_counter(), {}
+    order_epoch, order = -1, None
+    module.train()
+    with _progress(progress and main) as bar:
+        task = bar.add_task("stage-2 training", total=total, completed=step) if bar is not None else None
+        while step < stop:
+            epoch = step // per_epoch
+            if epoch != order_epoch:
+                order, order_epoch = epoch_order(len(items), config.seed, epoch), epoch
+            loss_sum = 0.0
+            for micro in range(config.grad_accum):
+                index = (step % per_epoch) * config.grad_accum + micro
+                chosen = order[index * config.batch_size * nproc:(index + 1) * config.batch_size * nproc]
+                chosen = chosen[rank * config.batch_size:(rank + 1) * config.batch_size]
+                batch = [items[int(i)] for i in chosen]
+                loss = _diffusion_loss(components, unet, tokens, batch, text, noise_scheduler, config, device,
+                                       weight_dtype)
+                sync = micro == config.grad_accum - 1
+                with contextlib.nullcontext() if sync or nproc == 1 else accelerator.no_sync(module):
+                    accelerator.backward(loss / config.grad_accum)
+                loss_sum += float(loss.detach()) / config.grad_accum
+            if config.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if bar is not None:
+                bar.update(task, completed=step)
+            if step % config.log_every == 0 or step == total:
+                last = {"step": step, "epoch": epoch, "loss": loss_sum, "lr": lr,
+                        "seconds": round(time.perf_counter() - started, 3)}
+                if main:
+                    with open(out_dir / METRICS, "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(last) + "\n")
+            if step % config.checkpoint_every == 0 or step == total:
+                save(step)
+    if main and step == total:
+        save_adapter(out_dir / "adapter", unet, adapter_config, tokens=tokens, decoupled=config.decoupled)
+    accelerator.wait_for_everyone()
+    return {"step": step, "total_steps": total, "last_metrics": last,
+            "adapter": str(out_dir / "adapter") if step == total else None}
+
+
+def _diffusion_loss(components, unet, tokens, batch, text, noise_scheduler, config, device, weight_dtype):
+    images = torch.stack([load_image(item.image, config.height, config.width) for item in batch]).to(device)
+    audio = torch.stack([item.embeddings for item in batch]).to(device, torch.float32)
+    keep = (torch.rand(len(batch), device=device) >= config.cfg_dropout).float()
+    audio = audio * keep[:, None, None]  # CFG: zeroed audio, as the unconditional branch sees at inference
+    with torch.no_grad():
+        latents = components.vae.encode(images.to(weight_dtype)).latent_dist.sample()
+        latents = (latents * components.vae.config.scaling_factor).float()
+    noise = torch.randn_like(latents)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), device=device)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    target = noise if noise_scheduler.config.prediction_type == "epsilon" else \
+        noise_scheduler.get_velocity(latents, noise, timesteps)
+    kwargs = unet_inputs(text.expand(len(batch), -1, -1).to(weight_dtype), audio, decoupled=config.decoupled,
+                         tokens=tokens)
+    with torch.autocast(device.type, dtype=weight_dtype, enabled=weight_dtype != torch.float32):
+        prediction = unet(noisy.to(weight_dtype), timesteps, **kwargs).sample
+    return torch.nn.functional.mse_loss(prediction.float(), target.float())
+
+
+def load_trained(folder: str | os.PathLike, components: Components | None = None,
+                 base: str | os.PathLike | None = None) -> tuple[Components, GeneratorConfig, AudioTokens]:
+    """Components with a saved adapter installed, from a run folder (its ``adapter/`` or latest checkpoint) or an
+    adapter folder; the base is loaded from the adapter's config unless ``components`` are given."""
+    folder = Path(folder)
+    if not (folder / ADAPTER_FILE).is_file():
+        candidate = folder / "adapter" if (folder / "adapter" / ADAPTER_FILE).is_file() else latest_checkpoint(folder)
+        if candidate is None:
+            raise MacsError(f"{folder}: no adapter ({ADAPTER_FILE}) and no checkpoint")
+        folder = candidate
+    state, saved = read_adapter(folder)
+    try:
+        config = GeneratorConfig.from_dict(saved["generator_config"])
+    except KeyError:
+        raise MacsError(f"{folder / ADAPTER_CONFIG}: no generator_config") from None
+    components = components or load_components(config, base)
+    _, tokens = build_adapter(components, config)
+    load_adapter_state(components.unet, state, str(folder), tokens=tokens, decoupled=config.decoupled)
+    components.unet.eval()
+    tokens.eval()
+    components.source = {**components.source, "adapter": str(folder)}
+    return components, config, tokens
+
+
+def sample_seed(sample_id: str, seed: int = 0) -> int:
+    """The generation seed of one sample: a hash of (seed, sample id), so it does not depend on batching or order."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()[:8], "big") % (2**63)
+
+
+def pipeline(components: Components):
+    """diffusers' ``StableDiffusionPipeline`` over the components, with DPM-Solver and no safety checker.
+
+    One method differs from the stock pipeline: ``ip_adapter_image_embeds`` are taken as one row per prompt
+    ([negatives; positives] under guidance). The stock method assumes one embedding shared by the whole batch
+    and repeats it batch-size times, which would let every image attend to the audio of all its batch-mates.
+    """
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+
+    class PerSamplePipeline(StableDiffusionPipeline):
+        def prepare_ip_adapter_image_embeds(self, ip_adapter_image, ip_adapter_image_embeds, device,
+                                            num_images_per_prompt, do_classifier_free_guidance):
+            if ip_adapter_image_embeds is None:
+                raise MacsError("the audio pipeline needs ip_adapter_image_embeds (ranked audio embeddings)")
+            return [embeds.to(device) for embeds in ip_adapter_image_embeds]
+
+    return PerSamplePipeline(
+        vae=components.vae, text_encoder=components.text_encoder, tokenizer=components.tokenizer,
+        unet=components.unet, scheduler=DPMSolverMultistepScheduler.from_config(components.scheduler.config),
+        safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False)
+
+
+@torch.no_grad()
+def generate_images(components: Components, config: GeneratorConfig, tokens: AudioTokens,
+                    items: Sequence[tuple[str, torch.Tensor]], out_dir: str | os.PathLike, *, top_k: int | None = None,
+                    batch_size: int = 4, seed: int = 0, device: str | torch.device | None = None,
+                    overwrite: bool = False, progress: bool = True) -> list[Path]:
+    """Write ``<sample_id>.png`` for each (sample_id, ranked embeddings [K, clap_dim]); returns the files written.
+
+    Existing images are skipped (so an interrupted run resumes) unless ``overwrite``. ``top_k`` keeps the first K
+    ranked embeddings (paper Fig. 4). Each image's noise comes from ``sample_seed(sample_id, seed)``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = torch.float16 if device.type == "cuda" and config.mixed_precision == "fp16" else torch.float32
+    pipe = pipeline(components).to(device) if dtype == torch.float32 else pipeline(components).to(device, dtype)
+    tokens.to(device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    components.unet.eval()
+    tokens.eval()  # no dropout in the tokens' MLP at inference
+    guided = config.guidance_scale > 1
+    todo = [(sid, emb) for sid, emb in items if overwrite or not (out_dir / f"{sid}.png").is_file()]
+    text = encode_prompt(components, config.prompt, device).to(dtype)
+    written = []
+    with _progress(progress) as bar:
+        task = bar.add_task("generating", total=len(todo)) if bar is not None else None
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            audio = torch.stack([emb[:top_k] if top_k else emb for _, emb in chunk]).to(device, dtype)
+            zeros = torch.zeros_like(audio)
+            prompt = text.expand(len(chunk), -1, -1)
+            generators = [torch.Generator(device="cpu").manual_seed(sample_seed(sid, seed)) for sid, _ in chunk]
+            latents = torch.stack([torch.randn(pipe.unet.config.in_channels, config.height // pipe.vae_scale_factor,
+                                               config.width // pipe.vae_scale_factor, generator=g)
+                                   for g in generators]).to(device, dtype)
+            common = dict(num_inference_steps=config.inference_steps, guidance_scale=config.guidance_scale,
+                          height=config.height, width=config.width, latents=latents, output_type="pil")
+            if config.decoupled:
+                embeds = torch.cat([zeros, audio]) if guided else audio
+                images = pipe(prompt_embeds=prompt, negative_prompt_embeds=prompt,
+                              ip_adapter_image_embeds=[embeds[:, None]], **common).images
+            else:
+                images = pipe(prompt_embeds=torch.cat([prompt, tokens(audio)], dim=1),
+                              negative_prompt_embeds=torch.cat([prompt, tokens(zeros)], dim=1), **common).images
+            for (sid, _), image in zip(chunk, images):
+                buffer = io.BytesIO()
+                image.save(buffer, format="PNG")
+                atomic_write_bytes(out_dir / f"{sid}.png", buffer.getvalue())
+                written.append(out_dir / f"{sid}.png")
+            if bar is not None:
+                bar.update(task, advance=len(chunk))
+    return written
+
+
+def adapter_parameters(components: Components, tokens: AudioTokens, decoupled: bool) -> int:
+    """Trainable adapter size (what ``adapter.safetensors`` holds)."""
+    return sum(v.numel() for v in adapter_state_dict(components.unet, tokens, decoupled=decoupled).values())
+

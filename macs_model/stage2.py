@@ -1,0 +1,235 @@
+"""Stage 2 for users: train the generator on one fold of a benchmark, and generate that fold's images for scoring.
+
+The model path reads audio -> separator -> ranked CLAP embeddings -> audio tokens -> diffusion -> image. Stage 1
+is frozen, so each clip's ranked embeddings [M, 512] are computed once and cached as one safetensors file per
+clip under ``<run>/embeddings/<key>/``, where the key hashes the separator checkpoint and the CLAP that made
+them. ``no_separation`` is the paper's "without MSS" baseline: the mixture's CLAP embedding as a single token.
+
+Folds: with ``fold=K`` the samples of fold K are generated and the other folds train; without a fold, the
+manifest's ``train`` / ``test`` split column decides (Landscape).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from macs_bench.datasets.manifest import read_manifest
+from macs_bench.errors import MacsError
+from macs_bench.io import atomic_write_bytes, dumps_json
+
+EMBEDDINGS = "embeddings"
+
+
+def fold_ids(manifest: str | os.PathLike, fold: int | None) -> tuple[list[str], list[str]]:
+    """(train ids, test ids) of a built manifest for fold K, or by its split column without a fold."""
+    rows = read_manifest(manifest)
+    if fold is not None:
+        folds = sorted({r["fold"] for r in rows if r.get("fold")})
+        if str(fold) not in folds:
+            raise MacsError(f"{manifest}: no fold {fold} (folds: {', '.join(folds) or 'none'})")
+        return ([r["sample_id"] for r in rows if r["fold"] != str(fold)],
+                [r["sample_id"] for r in rows if r["fold"] == str(fold)])
+    train = [r["sample_id"] for r in rows if r.get("split") == "train"]
+    test = [r["sample_id"] for r in rows if r.get("split") == "test"]
+    if not train or not test:
+        raise MacsError(f"{manifest}: no train/test split column; pass --fold K")
+    return train, test
+
+
+class Conditioner:
+    """Ranked CLAP embeddings of audio clips from a frozen separator (or of the mixture alone), cached per clip."""
+
+    def __init__(self, separator: str | os.PathLike | None, *, clap: str | None = None,
+                 tokenizer: str | os.PathLike | None = None, no_separation: bool = False,
+                 device: str | torch.device | None = None, recorded_clap: dict[str, Any] | None = None):
+        from macs_model.stage1 import load_separator
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.no_separation = no_separation
+        if separator is None and not no_separation:
+            raise MacsError("stage 2 needs --separator RUN (a stage-1 run) or --no-separation")
+        self.loaded = load_separator(separator) if separator is not None else None
+        self.sample_rate = self.loaded.config.sample_rate if self.loaded else 16000
+        self.encoder = self._encoder(separator, clap, tokenizer, recorded_clap).to(self.device)
+        if self.loaded is not None:
+            self.loaded.model.to(self.device)
+        self.num_tokens = 1 if no_separation else self.loaded.config.num_sources
+        identity = {"separator": None if no_separation else self.loaded.sha256,
+                    "clap": {k: v for k, v in self.encoder.provenance().items() if k not in ("checkpoint", "tokenizer")}}
+        self.key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        self.provenance = {"no_separation": no_separation, "clap": self.encoder.provenance(),
+                           "separator": None if self.loaded is None else
+                           {"source": self.loaded.source, "sha256": self.loaded.sha256}}
+
+    def _encoder(self, separator, clap, tokenizer, recorded):
+        """The CLAP the embeddings must come from: the one given, else a release file's own, else the tiny
+        stand-in if the separator run (or ``recorded``, a run's provenance) used it, else the registry's."""
+        from macs_model.clap import ClapEncoder, build_clap_model, load_clap_weights, load_tokenizer
+        from macs_model.stage1 import TINY_CLAP, open_encoder
+
+        if clap is None and self.loaded is not None and self.loaded.release_clap is not None:
+            tok, tok_source = load_tokenizer(tokenizer)
+            model = build_clap_model()
+            load_clap_weights(model, self.loaded.release_clap, self.loaded.source)
+            return ClapEncoder(model, tok, input_rate=self.sample_rate,
+                               source={"checkpoint": self.loaded.source, "sha256": self.loaded.sha256,
+                                       "tokenizer": tok_source})
+        if clap is None:
+            recorded = recorded or (_run_clap(Path(separator)) if separator is not None else None)
+            if recorded and "not CLAP" in str(recorded.get("encoder", "")):
+                clap = TINY_CLAP
+        return open_encoder(clap, tokenizer, self.sample_rate)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.encoder.embed_dim)
+
+    @torch.no_grad()
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        """[K, D] ranked embeddings of one clip [T] at the separator's rate."""
+        from macs_model.stage1 import ranked_sources
+
+        audio = audio.to(self.device)
+        if self.no_separation:
+            return self.encoder.embed_audio(audio[None]).cpu()
+        return ranked_sources(self.loaded.model, self.encoder, audio)[3]
+
+    def embed_file(self, path: Path) -> torch.Tensor:
+        from macs_model.data import load_audio
+
+        return self.embed(load_audio(path, self.sample_rate))
+
+    def clips(self, ids: Sequence[str], media: str | os.PathLike, cache: str | os.PathLike, *,
+              progress: bool = True) -> dict[str, torch.Tensor]:
+        """Embeddings of ``MEDIA/audio/<id>.wav`` for each id, read from or added to ``cache/<key>/<id>.safetensors``."""
+        from safetensors.torch import load_file, save
+
+        from macs_model.data import audio_path
+        from macs_model.training import _progress
+
+        folder = Path(cache) / self.key
+        folder.mkdir(parents=True, exist_ok=True)
+        out = {}
+        with _progress(progress) as bar:
+            task = bar.add_task("audio embeddings", total=len(ids)) if bar is not None else None
+            for sid in ids:
+                file = folder / f"{sid}.safetensors"
+                if file.is_file():
+                    out[sid] = load_file(str(file))["embeddings"]
+                else:
+                    out[sid] = self.embed_file(audio_path(media, sid)).contiguous()
+                    atomic_write_bytes(file, save({"embeddings": out[sid]}))
+                if bar is not None:
+                    bar.update(task, advance=1)
+        return out
+
+
+def _run_clap(separator: Path) -> dict[str, Any] | None:
+    """The CLAP provenance a stage-1 run folder (or one of its checkpoints) recorded."""
+    for candidate in (separator / "config.json", separator.parent / "config.json"):
+        try:
+            return json.loads(candidate.read_text(encoding="utf-8")).get("run_info", {}).get("clap")
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _present(ids: Sequence[str], media: Path, need_frames: bool) -> tuple[list[str], int]:
+    kept = [sid for sid in ids if (media / "audio" / f"{sid}.wav").is_file()
+            and (not need_frames or (media / "frames" / f"{sid}.jpg").is_file())]
+    return kept, len(ids) - len(kept)
+
+
+def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: str | os.PathLike, *,
+                    fold: int | None = None, separator: str | os.PathLike | None = None,
+                    base: str | os.PathLike | None = None, preset: str = "paper", no_separation: bool = False,
+                    decoupled: bool = True, prompt: str = "", clap: str | None = None,
+                    tokenizer: str | os.PathLike | None = None, steps: int | None = None,
+                    resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Train the audio adapter on the training samples of ``fold``; the run folder holds ``adapter/``."""
+    from macs_model.generator import GeneratorConfig, TrainItem, load_components, train_adapter
+
+    media, out = Path(media), Path(out)
+    train_ids, _ = fold_ids(manifest, fold)
+    ids, skipped = _present(train_ids, media, need_frames=True)
+    if not ids:
+        raise MacsError(f"{media}: none of the {len(train_ids)} training samples has both audio and a frame; "
+                        f"run 'macs-bench datasets fetch {manifest} --root {media}'")
+    conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer, no_separation=no_separation)
+    overrides: dict[str, Any] = {"decoupled": decoupled, "prompt": prompt, "num_tokens": conditioner.num_tokens,
+                                 "clap_dim": conditioner.embed_dim}
+    if steps is not None:
+        overrides.update(steps=steps, epochs=None)
+    config = GeneratorConfig.preset(preset, **overrides)
+    embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, progress=progress)
+    items = [TrainItem(sid, media / "frames" / f"{sid}.jpg", embeddings[sid]) for sid in ids]
+    components = load_components(config, base)
+    run_info = {"manifest": str(manifest), "fold": fold, "media": str(media), "train_samples": len(ids),
+                "skipped_without_media": skipped, "conditioning": conditioner.provenance,
+                "embeddings_key": conditioner.key}
+    summary = train_adapter(components, items, config, out, resume=resume, progress=progress, run_info=run_info)
+    return {**summary, "train_samples": len(ids), "skipped_without_media": skipped}
+
+
+def _run_info(adapter_run: Path) -> dict[str, Any]:
+    for candidate in (adapter_run / "config.json", adapter_run.parent / "config.json"):
+        try:
+            info = json.loads(candidate.read_text(encoding="utf-8"))["run_info"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(info, dict) and "conditioning" in info:
+            return info
+    raise MacsError(f"{adapter_run}: not a 'macs-model train generator' run folder (no config.json with run_info)")
+
+
+def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str | os.PathLike,
+             out: str | os.PathLike, *, fold: int | None = None, base: str | os.PathLike | None = None,
+             top_k: int | None = None, batch_size: int = 4, seed: int = 0, clap: str | None = None,
+             tokenizer: str | os.PathLike | None = None, overwrite: bool = False,
+             interpolate: tuple[str | os.PathLike, str | os.PathLike] | None = None,
+             alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), device: str | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Write ``<sample_id>.png`` for the test samples of ``fold`` (ready for ``macs-bench score``), or, with
+    ``interpolate=(A, B)``, one image per alpha of (1 - alpha) E_A + alpha E_B (paper Fig. 5)."""
+    from macs_model.generator import generate_images, load_trained
+
+    adapter, out, media = Path(adapter), Path(out), Path(media)
+    info = _run_info(adapter)
+    conditioning = info["conditioning"]
+    separator = None if conditioning["no_separation"] else conditioning["separator"]["source"]
+    conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer,
+                              no_separation=conditioning["no_separation"], device=device,
+                              recorded_clap=conditioning.get("clap"))
+    if conditioner.key != info.get("embeddings_key"):
+        raise MacsError(f"{adapter}: the separator or CLAP available now differ from the ones the adapter was "
+                        "trained with (see its config.json); pass the same --clap")
+    components, config, tokens = load_trained(adapter, base=base)
+    if top_k is not None and not 1 <= top_k <= config.num_tokens:
+        raise MacsError(f"--top-k must be between 1 and {config.num_tokens}, got {top_k}")
+    if interpolate is not None:
+        first, second = (conditioner.embed_file(Path(p)) for p in interpolate)
+        names = [f"interp-{Path(interpolate[0]).stem}-{Path(interpolate[1]).stem}-{a:.2f}" for a in alphas]
+        items = [(name, (1 - a) * first + a * second) for name, a in zip(names, alphas)]
+        written = generate_images(components, config, tokens, items, out, top_k=top_k, batch_size=batch_size,
+                                  seed=seed, device=device, overwrite=overwrite, progress=progress)
+        return {"written": len(written), "images": [str(out / f"{n}.png") for n in names]}
+    _, test_ids = fold_ids(manifest, fold)
+    ids, skipped = _present(test_ids, media, need_frames=False)
+    if not ids:
+        raise MacsError(f"{media}: none of the {len(test_ids)} test samples has audio")
+    embeddings = conditioner.clips(ids, media, adapter / EMBEDDINGS, progress=progress)
+    written = generate_images(components, config, tokens, [(sid, embeddings[sid]) for sid in ids], out,
+                              top_k=top_k, batch_size=batch_size, seed=seed, device=device, overwrite=overwrite,
+                              progress=progress)
+    record = {"adapter": str(adapter), "manifest": str(manifest), "fold": fold, "top_k": top_k, "seed": seed,
+              "samples": len(ids), "skipped_without_audio": skipped, "written_now": len(written),
+              "generator_config": config.to_dict(), "base": components.source, "conditioning": conditioning}
+    atomic_write_bytes(out / "generation.json", dumps_json(record).encode())
+    return record
