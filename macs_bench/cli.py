@@ -295,3 +295,95 @@ def weights_verify(names: list[str] = typer.Argument(None, help="Entries to chec
 
 def main() -> None:
     run(app)
+
+
+# ------------------------------------------------------------------------------------------------ leaderboard
+
+leaderboard_app = typer.Typer(help="Leaderboards of score results beside the paper's Tables 1-4, radar charts and "
+                              "sample grids.", no_args_is_help=True)
+app.add_typer(leaderboard_app, name="leaderboard")
+
+
+def _parse_folds(text: Optional[str]) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        folds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise MacsError(f"--folds must be comma-separated integers such as 0,1,2,3,4, got {text!r}") from None
+    if not folds:
+        raise MacsError("--folds is empty")
+    return folds
+
+
+def _print_written(paths: dict[str, Path], board, notes: bool = True) -> None:
+    for note in board.notes if notes else []:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
+    console.print(f"{len(board.rows)} rows; wrote " + ", ".join(escape(str(p)) for p in paths.values()),
+                  highlight=False)
+
+
+@leaderboard_app.command("build")
+def leaderboard_build(
+    results: Path = typer.Option(..., "--results", help="A score result JSON, or a folder searched recursively "
+                                 "for them (*.json)."),
+    dataset: str = typer.Option(..., "--dataset", help="llp-multi, audioset-eval, landscape, ... (every result must "
+                                "be of it)."),
+    out: Path = typer.Option(..., "--out", help="Folder for leaderboard.md/.csv/.json (and radar.png)."),
+    folds: Optional[str] = typer.Option(None, "--folds", help="Expected folds, e.g. 0,1,2,3,4 (default: every fold "
+                                        "seen); missing ones are reported."),
+    separate_signatures: bool = typer.Option(False, "--separate-signatures", help="List results measured "
+                                             "differently (metric version, encoder weights, preset) as separate "
+                                             "rows instead of refusing."),
+    paper_rows: str = typer.Option("auto", "--paper-rows", help="The paper's rows: auto (only when every result "
+                                   "ran the published encoder weights), always or never."),
+    radar: bool = typer.Option(True, "--radar/--no-radar", help="Also draw radar.png."),
+) -> None:
+    """Aggregate score results over folds into a leaderboard, beside the paper's numbers."""
+    from macs_bench.leaderboard import build_leaderboard, load_results, write_leaderboard
+
+    board = build_leaderboard(load_results(results), dataset, folds=_parse_folds(folds),
+                              separate_signatures=separate_signatures, paper_rows=paper_rows)
+    _print_written(write_leaderboard(out, board, radar=radar), board)
+
+
+@leaderboard_app.command("paper")
+def leaderboard_paper(
+    table: int = typer.Option(..., "--table", help="The paper's table: 1 (LLP-multi), 2 (AudioSet-Eval), "
+                              "3 (Landscape) or 4 (separators on LLP-multi)."),
+    out: Path = typer.Option(..., "--out", help="Folder for leaderboard.md/.csv/.json (and radar.png)."),
+    radar: bool = typer.Option(True, "--radar/--no-radar", help="Also draw radar.png."),
+) -> None:
+    """Render one of the paper's Tables 1-4 alone, marked by the leaderboard's rules."""
+    from macs_bench.leaderboard import paper_leaderboard, write_leaderboard
+
+    board = paper_leaderboard(table)
+    _print_written(write_leaderboard(out, board, radar=radar), board, notes=False)
+
+
+@leaderboard_app.command("grid")
+def leaderboard_grid(
+    manifest: Path = typer.Option(..., "--manifest", help="Folder of a built manifest (labels for the captions)."),
+    media: Path = typer.Option(..., "--media", help="MEDIA folder of 'datasets fetch' (frames/<id>.jpg)."),
+    pred: list[str] = typer.Option(..., "--pred", help="NAME=DIR: a model's images (<id>.png or .jpg); repeat "
+                                   "for each model, in column order."),
+    out: Path = typer.Option(..., "--out", help="Output PNG."),
+    n: int = typer.Option(6, "--n", help="Samples (rows): the first N sorted ids every model has."),
+    tile: int = typer.Option(128, "--tile", help="Tile size in pixels."),
+    sample_ids: Optional[str] = typer.Option(None, "--sample-ids", help="Comma-separated sample ids instead of "
+                                             "the first N."),
+) -> None:
+    """Draw a qualitative grid: per sample the ground-truth frame beside each model's image."""
+    from macs_bench.grid import sample_grid
+
+    predictions: dict[str, Path] = {}
+    for item in pred:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise MacsError(f"--pred must be NAME=DIR, got {item!r}")
+        if name in predictions:
+            raise MacsError(f"--pred: model name {name!r} given twice")
+        predictions[name] = Path(folder)
+    ids = [s.strip() for s in sample_ids.split(",") if s.strip()] if sample_ids is not None else None
+    shown = sample_grid(manifest, media, predictions, out, sample_ids=ids, n=n, tile=tile)
+    console.print(f"{len(shown)} samples x {len(predictions)} models; wrote {escape(str(out))}", highlight=False)
