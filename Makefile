@@ -11,6 +11,7 @@ env:
 test: env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-## make main: the main job (until the demo lands: build the LLP-multi split into runs/llp-multi)
+## make main: the main job, the offline end-to-end demo into runs/demo (synthetic data, tiny models; no GPU,
+## weights or network needed)
 main: env
-	$(VENV)/bin/macs-bench datasets build llp-multi --out runs/llp-multi
+	$(VENV)/bin/macs-model demo --out runs/demo
