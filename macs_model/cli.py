@@ -150,6 +150,22 @@ def generate(
     console.print(f"wrote {record.get('written_now', record.get('written'))} image(s) into {out}")
 
 
+@app.command("import-release")
+def import_release(
+    mlp: Path = typer.Option(..., "--mlp", help="The authors' <dataset>_mlp.pt."),
+    unet: Path = typer.Option(..., "--unet", help="The authors' <dataset>_unet.pt (only its audio k/v are kept)."),
+    separator: Path = typer.Option(..., "--separator", help="The authors' separator_FSD50K_full.pt."),
+    out: Path = typer.Option(..., "--out", help="Run folder for 'macs-model generate --adapter'."),
+    base: Optional[str] = typer.Option(None, "--base", help="Stable Diffusion v1.4 folder or hub id "
+                                       "(default: the registry copy)."),
+) -> None:
+    """Import the authors' stage-2 checkpoint as a generator run folder (checked key by key)."""
+    from macs_model.stage2 import import_release_generator
+
+    folder = import_release_generator(mlp, unet, separator, out, base=base)
+    console.print(f"imported into {folder}; generate with: macs-model generate --adapter {folder} ...")
+
+
 @app.command("demo")
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Where every stage writes (reruns resume)."),

@@ -423,6 +423,8 @@ def load_trained(folder: str | os.PathLike, components: Components | None = None
         config = GeneratorConfig.from_dict(saved["generator_config"])
     except KeyError:
         raise MacsError(f"{folder / ADAPTER_CONFIG}: no generator_config") from None
+    if base is None and config.base == "sd":
+        base = (saved.get("base") or {}).get("base")  # the SD the adapter was trained on or imported for
     components = components or load_components(config, base)
     _, tokens = build_adapter(components, config)
     load_adapter_state(components.unet, state, str(folder), tokens=tokens, decoupled=config.decoupled)

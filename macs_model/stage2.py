@@ -207,7 +207,7 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
     conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer,
                               no_separation=conditioning["no_separation"], device=device,
                               recorded_clap=conditioning.get("clap"))
-    if conditioner.key != info.get("embeddings_key"):
+    if info.get("embeddings_key") is not None and conditioner.key != info["embeddings_key"]:
         raise MacsError(f"{adapter}: the separator or CLAP available now differ from the ones the adapter was "
                         "trained with (see its config.json); pass the same --clap")
     components, config, tokens = load_trained(adapter, base=base)
@@ -233,3 +233,49 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
               "generator_config": config.to_dict(), "base": components.source, "conditioning": conditioning}
     atomic_write_bytes(out / "generation.json", dumps_json(record).encode())
     return record
+
+
+def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, separator: str | os.PathLike,
+                             out: str | os.PathLike, *, base: str | os.PathLike | None = None) -> Path:
+    """Turn the authors' ``<dataset>_mlp.pt`` + ``<dataset>_unet.pt`` into a run folder ``generate`` takes.
+
+    Only the tokens and the audio k/v are kept (the rest of the 3.4 GB UNet is SD v1.4's frozen weights); the run
+    records ``separator`` (the authors' ``separator_FSD50K_full.pt``, whose CLAP makes the embeddings) and the
+    ``paper`` generator settings. Files are read with ``torch.load(weights_only=True, mmap=True)``.
+    """
+    from safetensors.torch import save
+
+    from macs_bench.io import atomic_write_text, sha256_file
+    from macs_model.adapter import ADAPTER_CONFIG, ADAPTER_FILE, release_adapter_state
+    from macs_model.generator import GeneratorConfig
+
+    states = []
+    for path in (Path(mlp), Path(unet)):
+        if not path.is_file():
+            raise MacsError(f"{path}: release checkpoint not found")
+        try:
+            states.append(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user-facing problem
+            raise MacsError(f"{path}: cannot read the release checkpoint ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(states[-1], dict):
+            raise MacsError(f"{path}: not a state dict")
+    state = release_adapter_state(states[0], states[1], f"{mlp} + {unet}")
+    if not Path(separator).is_file():
+        raise MacsError(f"{separator}: release separator checkpoint not found")
+    num_tokens, clap_dim = (int(d) for d in state["encoder_hid_proj.image_projection_layers.0.pe"].shape)
+    config = GeneratorConfig.preset("paper", num_tokens=num_tokens, clap_dim=clap_dim)
+    out = Path(out)
+    folder = out / "adapter"
+    source = {"release_mlp": str(mlp), "release_unet": str(unet), "release_mlp_sha256": sha256_file(mlp)}
+    base_info = {"base": str(base)} if base is not None else {"weights": "stable-diffusion-v1-4"}
+    atomic_write_bytes(folder / ADAPTER_FILE, save({k: v.contiguous() for k, v in state.items()},
+                                                   metadata={"decoupled": "True"}))
+    atomic_write_text(folder / ADAPTER_CONFIG, dumps_json({
+        "generator_config": config.to_dict(), "base": base_info, "cross_attention_dim": 768, "decoupled": True,
+        "parameters": sum(v.numel() for v in state.values()), "imported": source}))
+    conditioning = {"no_separation": False, "clap": None,
+                    "separator": {"source": str(separator), "sha256": sha256_file(separator)}}
+    atomic_write_text(out / "config.json", dumps_json({
+        "generator_config": config.to_dict(), "base": base_info,
+        "run_info": {"imported": source, "conditioning": conditioning, "embeddings_key": None}}))
+    return out
