@@ -179,7 +179,29 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
             num_workers=config.num_workers, accelerator=accelerator, progress=tick)
         timings[f"encode_{key}"] = time.perf_counter() - t
     if accelerator is not None and not accelerator.is_main_process:
+        _finish(accelerator)
         return None
+    try:
+        return _summarise(features, pairing, encoders, encoded_now, timings, started, config, accelerator, device,
+                          manifest_dir, pred_dir, media, model_name, fold, split, out)
+    finally:
+        if accelerator is not None:
+            _finish(accelerator)
+
+
+def _finish(accelerator) -> None:
+    """Wait for every process, then take the process group down: a process that exits with gloo's threads still
+    running aborts ('terminate called without an active exception')."""
+    import torch.distributed as dist
+
+    accelerator.wait_for_everyone()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _summarise(features, pairing, encoders, encoded_now, timings, started, config, accelerator, device,
+               manifest_dir, pred_dir, media, model_name, fold, split, out) -> dict[str, Any]:
+    """Metrics and the result record from the encoded features (main process only)."""
     t = time.perf_counter()
     metrics, per_sample = compute_metrics(features["gen_inception"], features["gt_inception"], features["gen_clip"],
                                           features["gt_clip"], features["audio_wav2clip"], config)
