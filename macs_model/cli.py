@@ -132,12 +132,15 @@ def generate(
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if present)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate images that already exist."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Use an unfinished run's latest checkpoint."),
 ) -> None:
     """Generate one image per test sample with the stock StableDiffusionPipeline (existing images are kept)."""
     from macs_bench.errors import MacsError
     from macs_model.stage2 import generate as run_generate
 
     pair = None
+    if alpha and not interpolate:
+        raise MacsError("--alpha only applies with --interpolate A --interpolate B")
     if interpolate:
         if len(interpolate) != 2:
             raise MacsError("--interpolate takes exactly two audio files (repeat the option: --interpolate A "
@@ -146,7 +149,7 @@ def generate(
     kwargs = {"alphas": tuple(alpha)} if alpha else {}
     record = run_generate(manifest, media, adapter, out, fold=fold, base=base, top_k=top_k, batch_size=batch_size,
                           seed=seed, clap=clap, tokenizer=tokenizer, overwrite=overwrite, interpolate=pair,
-                          device=device, **kwargs)
+                          device=device, allow_partial=allow_partial, **kwargs)
     console.print(f"wrote {record.get('written_now', record.get('written'))} image(s) into {out}")
 
 

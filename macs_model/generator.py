@@ -53,15 +53,19 @@ from macs_model.training import (
     _fsync_dir,
     _load_pt,
     _progress,
+    _rewrite_metrics,
     _rng_state,
     _set_rng_state,
     _torch_bytes,
+    _versions,
     cosine_with_warmup,
     epoch_order,
     latest_checkpoint,
 )
 
 SD_WEIGHTS = "stable-diffusion-v1-4"
+# run_info entries a resume must share with the checkpoint: another fold would leak its test samples into training.
+RESUME_KEYS = ("manifest", "fold", "embeddings_key")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 BASES = ("sd", "tiny")
 
@@ -254,18 +258,23 @@ class TrainItem:
     embeddings: torch.Tensor
 
 
+def make_accelerator(config: GeneratorConfig):
+    """accelerate's Accelerator for stage 2: the config's mixed precision on GPU, full precision on CPU."""
+    from accelerate import Accelerator
+
+    gpu = torch.cuda.is_available()
+    return Accelerator(mixed_precision=config.mixed_precision if gpu else "no", cpu=not gpu)
+
+
 def train_adapter(components: Components, items: Sequence[TrainItem], config: GeneratorConfig,
                   out_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
                   stop_at_step: int | None = None, run_info: Mapping[str, Any] | None = None,
                   accelerator: Any = None) -> dict[str, Any]:
     """Train the adapter on ``items``; the run folder gets checkpoints, ``metrics.jsonl`` and ``adapter/``."""
-    from accelerate import Accelerator
-
     if not items:
         raise MacsError("train generator: no training items")
     out_dir = Path(out_dir)
-    gpu = torch.cuda.is_available()
-    accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision if gpu else "no", cpu=not gpu)
+    accelerator = accelerator or make_accelerator(config)
     device, nproc, rank, main = (accelerator.device, accelerator.num_processes, accelerator.process_index,
                                  accelerator.is_main_process)
     per_step = config.batch_size * config.grad_accum * nproc
@@ -284,26 +293,37 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
     for p in frozen:
         p.data = p.data.to(weight_dtype)
     params = [p for p in trainable.parameters() if p.requires_grad]
-    if not config.decoupled:
-        params = list(tokens.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: cosine_with_warmup(s, total, config.warmup_steps, config.min_lr_ratio))
+    run_info = json.loads(dumps_json(dict(run_info or {})))
     adapter_config = {"generator_config": config.to_dict(), "base": components.source,
-                      "cross_attention_dim": unet.config.cross_attention_dim}
+                      "cross_attention_dim": unet.config.cross_attention_dim, "run_info": run_info,
+                      "versions": _versions()}
     step = 0
     checkpoint = latest_checkpoint(out_dir) if resume else None
     if checkpoint is not None:
-        state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+        try:
+            state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+            saved_step = int(state["step"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise MacsError(f"{checkpoint / STATE_FILE}: cannot read trainer state ({exc})") from exc
         if state.get("generator_config") != config.to_dict():
             raise MacsError(f"{checkpoint}: cannot resume: the checkpoint's generator config differs from this "
                             "run's; use a new --out or --restart")
+        saved_run = state.get("run_info") or {}
+        differ = sorted(k for k in RESUME_KEYS if saved_run.get(k) != run_info.get(k))
+        if differ:
+            raise MacsError(f"{checkpoint}: cannot resume: the checkpoint was trained with another "
+                            f"{', '.join(differ)}; use a new --out or --restart")
         adapter_state, _ = read_adapter(checkpoint)
         load_adapter_state(unet, adapter_state, str(checkpoint), tokens=tokens, decoupled=config.decoupled)
         optimizer.load_state_dict(_load_pt(checkpoint / OPTIMIZER_FILE))
         scheduler.load_state_dict(_load_pt(checkpoint / SCHEDULER_FILE))
         _set_rng_state(_load_pt(checkpoint / f"rng-{rank}.pt"))
-        step = int(state["step"])
+        step = saved_step
+        if main:
+            _rewrite_metrics(out_dir / METRICS, step)
     else:
         torch.manual_seed(config.seed + rank)
         np.random.seed(config.seed + rank)
@@ -313,8 +333,8 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
             (out_dir / METRICS).unlink(missing_ok=True)
     if main:
         atomic_write_text(out_dir / "config.json", dumps_json({"generator_config": config.to_dict(),
-                                                               "base": components.source,
-                                                               "run_info": dict(run_info or {})}))
+                                                               "base": components.source, "run_info": run_info,
+                                                               "versions": _versions()}))
     module = unet if config.decoupled else tokens
     module, optimizer = accelerator.prepare(module, optimizer)
     text = encode_prompt(components, config.prompt, device)
@@ -333,7 +353,8 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
             atomic_write_bytes(tmp / OPTIMIZER_FILE, _torch_bytes(optimizer.state_dict()))
             atomic_write_bytes(tmp / SCHEDULER_FILE, _torch_bytes(scheduler.state_dict()))
             atomic_write_text(tmp / STATE_FILE, dumps_json({"step": at, "total_steps": total,
-                                                           "generator_config": config.to_dict()}))
+                                                           "generator_config": config.to_dict(),
+                                                           "run_info": run_info}))
             final = out_dir / name
             if final.exists():
                 shutil.rmtree(final)
@@ -358,8 +379,10 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
                 chosen = order[index * config.batch_size * nproc:(index + 1) * config.batch_size * nproc]
                 chosen = chosen[rank * config.batch_size:(rank + 1) * config.batch_size]
                 batch = [items[int(i)] for i in chosen]
-                loss = _diffusion_loss(components, unet, tokens, batch, text, noise_scheduler, config, device,
-                                       weight_dtype)
+                # through the prepared module, so that several processes average their gradients
+                loss = _diffusion_loss(components, module if config.decoupled else unet,
+                                       tokens if config.decoupled else module, batch, text, noise_scheduler, config,
+                                       device, weight_dtype)
                 sync = micro == config.grad_accum - 1
                 with contextlib.nullcontext() if sync or nproc == 1 else accelerator.no_sync(module):
                     accelerator.backward(loss / config.grad_accum)
@@ -409,15 +432,25 @@ def _diffusion_loss(components, unet, tokens, batch, text, noise_scheduler, conf
 
 
 def load_trained(folder: str | os.PathLike, components: Components | None = None,
-                 base: str | os.PathLike | None = None) -> tuple[Components, GeneratorConfig, AudioTokens]:
-    """Components with a saved adapter installed, from a run folder (its ``adapter/`` or latest checkpoint) or an
-    adapter folder; the base is loaded from the adapter's config unless ``components`` are given."""
+                 base: str | os.PathLike | None = None, *, allow_partial: bool = False
+                 ) -> tuple[Components, GeneratorConfig, AudioTokens]:
+    """Components with a saved adapter installed, from an adapter folder, a run folder's final ``adapter/`` or
+    (``allow_partial``) an unfinished run's latest checkpoint; the base is loaded from the adapter's config unless
+    ``components`` are given. ``components.source`` records the adapter folder and its sha256."""
+    from macs_bench.io import sha256_file
+
     folder = Path(folder)
     if not (folder / ADAPTER_FILE).is_file():
-        candidate = folder / "adapter" if (folder / "adapter" / ADAPTER_FILE).is_file() else latest_checkpoint(folder)
-        if candidate is None:
-            raise MacsError(f"{folder}: no adapter ({ADAPTER_FILE}) and no checkpoint")
-        folder = candidate
+        if (folder / "adapter" / ADAPTER_FILE).is_file():
+            folder = folder / "adapter"
+        else:
+            candidate = latest_checkpoint(folder)
+            if candidate is None:
+                raise MacsError(f"{folder}: no adapter ({ADAPTER_FILE}) and no checkpoint")
+            if not allow_partial:
+                raise MacsError(f"{folder}: training has not finished (latest: {candidate.name}); finish it, or "
+                                "pass --allow-partial to generate with that checkpoint")
+            folder = candidate
     state, saved = read_adapter(folder)
     try:
         config = GeneratorConfig.from_dict(saved["generator_config"])
@@ -430,7 +463,8 @@ def load_trained(folder: str | os.PathLike, components: Components | None = None
     load_adapter_state(components.unet, state, str(folder), tokens=tokens, decoupled=config.decoupled)
     components.unet.eval()
     tokens.eval()
-    components.source = {**components.source, "adapter": str(folder)}
+    components.source = {**components.source, "adapter": str(folder),
+                         "adapter_sha256": sha256_file(folder / ADAPTER_FILE)}
     return components, config, tokens
 
 

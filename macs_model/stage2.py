@@ -61,6 +61,7 @@ class Conditioner:
         if self.loaded is not None:
             self.loaded.model.to(self.device)
         self.num_tokens = 1 if no_separation else self.loaded.config.num_sources
+        self._embed_dim = int(self.encoder.embed_dim)
         identity = {"separator": None if no_separation else self.loaded.sha256,
                     "clap": {k: v for k, v in self.encoder.provenance().items() if k not in ("checkpoint", "tokenizer")}}
         self.key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
@@ -87,9 +88,15 @@ class Conditioner:
                 clap = TINY_CLAP
         return open_encoder(clap, tokenizer, self.sample_rate)
 
+    def release(self) -> None:
+        """Free the separator and CLAP (stage 2 trains from the cached embeddings)."""
+        self.loaded = self.encoder = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
     @property
     def embed_dim(self) -> int:
-        return int(self.encoder.embed_dim)
+        return self._embed_dim
 
     @torch.no_grad()
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
@@ -108,8 +115,15 @@ class Conditioner:
 
     def clips(self, ids: Sequence[str], media: str | os.PathLike, cache: str | os.PathLike, *,
               progress: bool = True) -> dict[str, torch.Tensor]:
-        """Embeddings of ``MEDIA/audio/<id>.wav`` for each id, read from or added to ``cache/<key>/<id>.safetensors``."""
-        from safetensors.torch import load_file, save
+        """Embeddings of ``MEDIA/audio/<id>.wav`` for each id, read from or added to ``cache/<key>/<id>.safetensors``.
+
+        A cached entry is used only while the audio file's sha256 is the one it was made from; an unreadable or
+        stale entry is computed again.
+        """
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import save
+
+        from macs_bench.io import sha256_file
 
         from macs_model.data import audio_path
         from macs_model.training import _progress
@@ -120,12 +134,19 @@ class Conditioner:
         with _progress(progress) as bar:
             task = bar.add_task("audio embeddings", total=len(ids)) if bar is not None else None
             for sid in ids:
-                file = folder / f"{sid}.safetensors"
-                if file.is_file():
-                    out[sid] = load_file(str(file))["embeddings"]
-                else:
-                    out[sid] = self.embed_file(audio_path(media, sid)).contiguous()
-                    atomic_write_bytes(file, save({"embeddings": out[sid]}))
+                file, audio = folder / f"{sid}.safetensors", audio_path(media, sid)
+                digest = sha256_file(audio)
+                try:
+                    with safe_open(str(file), framework="pt") as cached:
+                        if (cached.metadata() or {}).get("audio_sha256") == digest:
+                            out[sid] = cached.get_tensor("embeddings")
+                except (OSError, SafetensorError, KeyError):
+                    pass
+                if sid not in out:
+                    if self.encoder is None:
+                        raise MacsError(f"{file}: embedding missing from the cache and the encoders are released")
+                    out[sid] = self.embed_file(audio).contiguous()
+                    atomic_write_bytes(file, save({"embeddings": out[sid]}, metadata={"audio_sha256": digest}))
                 if bar is not None:
                     bar.update(task, advance=1)
         return out
@@ -153,28 +174,41 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
                     decoupled: bool = True, prompt: str = "", clap: str | None = None,
                     tokenizer: str | os.PathLike | None = None, steps: int | None = None,
                     resume: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Train the audio adapter on the training samples of ``fold``; the run folder holds ``adapter/``."""
-    from macs_model.generator import GeneratorConfig, TrainItem, load_components, train_adapter
+    """Train the audio adapter on the training samples of ``fold``; the run folder holds ``adapter/``.
 
+    Under ``accelerate launch`` the main process computes the missing clip embeddings on its device while the
+    others wait, then every process reads them from the cache; the separator and CLAP are freed before training.
+    """
+    from macs_model.generator import GeneratorConfig, TrainItem, load_components, make_accelerator, train_adapter
+
+    if no_separation and separator is not None:
+        raise MacsError("--no-separation conditions on the mixture alone: drop --separator")
     media, out = Path(media), Path(out)
     train_ids, _ = fold_ids(manifest, fold)
     ids, skipped = _present(train_ids, media, need_frames=True)
     if not ids:
         raise MacsError(f"{media}: none of the {len(train_ids)} training samples has both audio and a frame; "
                         f"run 'macs-bench datasets fetch {manifest} --root {media}'")
-    conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer, no_separation=no_separation)
+    accelerator = make_accelerator(GeneratorConfig.preset(preset))
+    conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer, no_separation=no_separation,
+                              device=accelerator.device)
     overrides: dict[str, Any] = {"decoupled": decoupled, "prompt": prompt, "num_tokens": conditioner.num_tokens,
                                  "clap_dim": conditioner.embed_dim}
     if steps is not None:
         overrides.update(steps=steps, epochs=None)
     config = GeneratorConfig.preset(preset, **overrides)
-    embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, progress=progress)
-    items = [TrainItem(sid, media / "frames" / f"{sid}.jpg", embeddings[sid]) for sid in ids]
-    components = load_components(config, base)
+    if accelerator.is_main_process:
+        conditioner.clips(ids, media, out / EMBEDDINGS, progress=progress)
+    accelerator.wait_for_everyone()
+    embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, progress=False)  # all cached by now
     run_info = {"manifest": str(manifest), "fold": fold, "media": str(media), "train_samples": len(ids),
                 "skipped_without_media": skipped, "conditioning": conditioner.provenance,
                 "embeddings_key": conditioner.key}
-    summary = train_adapter(components, items, config, out, resume=resume, progress=progress, run_info=run_info)
+    conditioner.release()
+    items = [TrainItem(sid, media / "frames" / f"{sid}.jpg", embeddings[sid]) for sid in ids]
+    components = load_components(config, base)
+    summary = train_adapter(components, items, config, out, resume=resume, progress=progress, run_info=run_info,
+                            accelerator=accelerator)
     return {**summary, "train_samples": len(ids), "skipped_without_media": skipped}
 
 
@@ -195,10 +229,16 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
              tokenizer: str | os.PathLike | None = None, overwrite: bool = False,
              interpolate: tuple[str | os.PathLike, str | os.PathLike] | None = None,
              alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), device: str | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             allow_partial: bool = False, progress: bool = True) -> dict[str, Any]:
     """Write ``<sample_id>.png`` for the test samples of ``fold`` (ready for ``macs-bench score``), or, with
-    ``interpolate=(A, B)``, one image per alpha of (1 - alpha) E_A + alpha E_B (paper Fig. 5)."""
+    ``interpolate=(A, B)``, one image per alpha of (1 - alpha) E_A + alpha E_B (paper Fig. 5).
+
+    Each call records what made its images in ``generation-fold<K>.json`` (``generation-test.json`` without a
+    fold; ``interpolation.json``). Existing images are kept only when that record names the same adapter (by
+    hash), seed, top-k and settings; otherwise the call is refused unless ``overwrite``.
+    """
     from macs_model.generator import generate_images, load_trained
+    from macs_model.training import _versions
 
     adapter, out, media = Path(adapter), Path(out), Path(media)
     info = _run_info(adapter)
@@ -210,29 +250,59 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
     if info.get("embeddings_key") is not None and conditioner.key != info["embeddings_key"]:
         raise MacsError(f"{adapter}: the separator or CLAP available now differ from the ones the adapter was "
                         "trained with (see its config.json); pass the same --clap")
-    components, config, tokens = load_trained(adapter, base=base)
+    components, config, tokens = load_trained(adapter, base=base, allow_partial=allow_partial)
     if top_k is not None and not 1 <= top_k <= config.num_tokens:
         raise MacsError(f"--top-k must be between 1 and {config.num_tokens}, got {top_k}")
     if interpolate is not None:
         first, second = (conditioner.embed_file(Path(p)) for p in interpolate)
         names = [f"interp-{Path(interpolate[0]).stem}-{Path(interpolate[1]).stem}-{a:.2f}" for a in alphas]
         items = [(name, (1 - a) * first + a * second) for name, a in zip(names, alphas)]
+        identity = _identity(components, config, top_k, seed, {"interpolate": [str(p) for p in interpolate],
+                                                                "alphas": list(alphas)})
+        _check_record(out / "interpolation.json", identity, overwrite)
         written = generate_images(components, config, tokens, items, out, top_k=top_k, batch_size=batch_size,
                                   seed=seed, device=device, overwrite=overwrite, progress=progress)
-        return {"written": len(written), "images": [str(out / f"{n}.png") for n in names]}
+        record = {**identity, "written": len(written), "images": [str(out / f"{n}.png") for n in names],
+                  "conditioning": conditioning, "versions": _versions()}
+        atomic_write_bytes(out / "interpolation.json", dumps_json(record).encode())
+        return record
     _, test_ids = fold_ids(manifest, fold)
     ids, skipped = _present(test_ids, media, need_frames=False)
     if not ids:
         raise MacsError(f"{media}: none of the {len(test_ids)} test samples has audio")
+    identity = _identity(components, config, top_k, seed, {"manifest": str(manifest), "fold": fold})
+    record_file = out / (f"generation-fold{fold}.json" if fold is not None else "generation-test.json")
+    _check_record(record_file, identity, overwrite)
     embeddings = conditioner.clips(ids, media, adapter / EMBEDDINGS, progress=progress)
     written = generate_images(components, config, tokens, [(sid, embeddings[sid]) for sid in ids], out,
                               top_k=top_k, batch_size=batch_size, seed=seed, device=device, overwrite=overwrite,
                               progress=progress)
-    record = {"adapter": str(adapter), "manifest": str(manifest), "fold": fold, "top_k": top_k, "seed": seed,
-              "samples": len(ids), "skipped_without_audio": skipped, "written_now": len(written),
-              "generator_config": config.to_dict(), "base": components.source, "conditioning": conditioning}
-    atomic_write_bytes(out / "generation.json", dumps_json(record).encode())
+    record = {**identity, "adapter_run": str(adapter), "samples": len(ids), "skipped_without_audio": skipped,
+              "written_now": len(written), "conditioning": conditioning, "versions": _versions()}
+    atomic_write_bytes(record_file, dumps_json(record).encode())
     return record
+
+
+def _identity(components, config, top_k, seed, extra: dict[str, Any]) -> dict[str, Any]:
+    """What decides the images of a generate call (the adapter by hash, not by path)."""
+    return {"adapter": components.source.get("adapter"), "adapter_sha256": components.source.get("adapter_sha256"),
+            "base": {k: v for k, v in components.source.items() if k not in ("adapter", "adapter_sha256")},
+            "generator_config": config.to_dict(), "top_k": top_k, "seed": seed, **extra}
+
+
+def _check_record(path: Path, identity: dict[str, Any], overwrite: bool) -> None:
+    """Refuse to mix images of another adapter or setting into ``path``'s folder (unless ``overwrite``)."""
+    if overwrite or not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    keys = ("adapter_sha256", "generator_config", "top_k", "seed", "manifest", "fold", "interpolate", "alphas")
+    differ = [k for k in keys if k in identity and json.loads(dumps_json(identity[k])) != previous.get(k)]
+    if differ:
+        raise MacsError(f"{path.parent}: holds images made with another {', '.join(differ)} ({path.name}); "
+                        "use another --out, or --overwrite to replace them")
 
 
 def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, separator: str | os.PathLike,
@@ -259,12 +329,14 @@ def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, se
             raise MacsError(f"{path}: cannot read the release checkpoint ({type(exc).__name__}: {exc})") from exc
         if not isinstance(states[-1], dict):
             raise MacsError(f"{path}: not a state dict")
+    out = Path(out)
+    if (out / "config.json").exists() or (out / "adapter").exists():
+        raise MacsError(f"{out}: already holds a generator run; import into a new folder")
     state = release_adapter_state(states[0], states[1], f"{mlp} + {unet}")
     if not Path(separator).is_file():
         raise MacsError(f"{separator}: release separator checkpoint not found")
     num_tokens, clap_dim = (int(d) for d in state["encoder_hid_proj.image_projection_layers.0.pe"].shape)
     config = GeneratorConfig.preset("paper", num_tokens=num_tokens, clap_dim=clap_dim)
-    out = Path(out)
     folder = out / "adapter"
     source = {"release_mlp": str(mlp), "release_unet": str(unet), "release_mlp_sha256": sha256_file(mlp)}
     base_info = {"base": str(base)} if base is not None else {"weights": "stable-diffusion-v1-4"}

@@ -158,18 +158,19 @@ def test_fold_0_gets_one_png_per_sample_with_audio(stage2, toy, separator):
     assert summary["step"] == summary["total_steps"] == 4
     assert summary["train_samples"] == len(TRAIN) == 12 and summary["skipped_without_media"] == 0
     assert summary["adapter"] == str(stage2.run / "adapter")
-    assert sorted(p.name for p in stage2.pred.iterdir()) == sorted([f"{s}.png" for s in FOLD0] + ["generation.json"])
+    assert sorted(p.name for p in stage2.pred.iterdir()) == sorted([f"{s}.png" for s in FOLD0] + ["generation-fold0.json"])
     for sid in FOLD0:
         assert png(stage2.pred / f"{sid}.png").shape == (32, 32, 3)
-    saved = json.loads((stage2.pred / "generation.json").read_text())
+    saved = json.loads((stage2.pred / "generation-fold0.json").read_text())
     assert saved == record
     info = json.loads((stage2.run / "config.json").read_text())["run_info"]
-    assert record["adapter"] == str(stage2.run) and record["fold"] == 0 and record["top_k"] is None
+    assert record["adapter_run"] == str(stage2.run) and record["fold"] == 0 and record["top_k"] is None
+    assert record["adapter"] == str(stage2.run / "adapter") and len(record["adapter_sha256"]) == 64
+    assert record["versions"]["macs"]
     assert record["samples"] == 3 and record["skipped_without_audio"] == 1 and record["written_now"] == 3
     assert record["conditioning"] == info["conditioning"]
     assert record["conditioning"]["no_separation"] is False
     assert record["conditioning"]["separator"]["source"] == str(separator / "checkpoint-3")
-    assert record["base"]["adapter"] == str(stage2.run / "adapter")
     config = GeneratorConfig.from_dict(record["generator_config"])
     assert config == GeneratorConfig.preset("tiny", num_tokens=M, clap_dim=D, steps=4, epochs=None)
     assert info["fold"] == 0 and info["train_samples"] == 12 and info["skipped_without_media"] == 0
@@ -187,7 +188,27 @@ def test_rerun_of_generate_writes_nothing(stage2, toy, tmp_path):
     record = generate(toy.manifest, toy.media, stage2.run, pred, fold=0, progress=False)
     assert record["written_now"] == 0 and record["samples"] == 3
     assert all((pred / f"{sid}.png").stat().st_mtime == past for sid in FOLD0)
-    assert json.loads((pred / "generation.json").read_text())["written_now"] == 0
+    assert json.loads((pred / "generation-fold0.json").read_text())["written_now"] == 0
+
+
+def test_generate_refuses_to_mix_in_other_settings(stage2, toy, tmp_path):
+    pred = tmp_path / "pred"
+    shutil.copytree(stage2.pred, pred)
+    for change, field in ((dict(top_k=2), "top_k"), (dict(seed=5), "seed")):
+        with pytest.raises(MacsError, match=f"holds images made with another {field}"):
+            generate(toy.manifest, toy.media, stage2.run, pred, fold=0, progress=False, **change)
+    record = generate(toy.manifest, toy.media, stage2.run, pred, fold=0, seed=5, overwrite=True, progress=False)
+    assert record["seed"] == 5 and record["written_now"] == 3
+
+
+def test_unfinished_run_needs_allow_partial(stage2, toy, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(stage2.run, run)
+    shutil.rmtree(run / "adapter")
+    with pytest.raises(MacsError, match=r"training has not finished \(latest: checkpoint-4\)"):
+        generate(toy.manifest, toy.media, run, tmp_path / "pred", fold=0, progress=False)
+    record = generate(toy.manifest, toy.media, run, tmp_path / "pred", fold=0, allow_partial=True, progress=False)
+    assert record["adapter"] == str(run / "checkpoint-4") and record["written_now"] == 3
 
 
 def test_top_k_is_checked_and_recorded(stage2, toy, tmp_path):
@@ -207,8 +228,9 @@ def test_interpolate_writes_one_image_per_alpha(stage2, toy, tmp_path):
     record = generate(toy.manifest, toy.media, stage2.run, tmp_path, interpolate=(a, b), alphas=(0.0, 0.5, 1.0),
                       progress=False)
     names = [f"interp-clip00-clip01-{x}.png" for x in ("0.00", "0.50", "1.00")]
-    assert record == {"written": 3, "images": [str(tmp_path / n) for n in names]}
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    assert record["written"] == 3 and record["images"] == [str(tmp_path / n) for n in names]
+    assert record["alphas"] == [0.0, 0.5, 1.0] and record["adapter_sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names + ["interpolation.json"])
     assert all(png(tmp_path / n).shape == (32, 32, 3) for n in names)
     assert max_diff(tmp_path / names[0], tmp_path / names[2]) > 0
 
@@ -282,7 +304,7 @@ def test_cli_train_generator_then_generate(toy, separator, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"wrote 3 image(s) into {pred}" in result.stdout
     assert sorted(p.name for p in pred.glob("*.png")) == [f"{s}.png" for s in FOLD0]
-    assert json.loads((pred / "generation.json").read_text())["fold"] == 0
+    assert json.loads((pred / "generation-fold0.json").read_text())["fold"] == 0
 
 
 def test_cli_errors_are_one_line(toy, stage2, tmp_path):
