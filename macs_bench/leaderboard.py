@@ -22,9 +22,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
+from macs_bench import __version__
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, atomic_write_text, dumps_json
 
+GENERATOR = "macs-bench leaderboard"  # marks the JSON this module writes
 METRICS = ("fid", "clip_fid", "kid", "ais", "ais_z", "iis", "iis_z")
 LABELS = {"fid": "FID", "clip_fid": "CLIP-FID", "kid": "KID", "ais": "AIS", "ais_z": "AIS-z", "iis": "IIS",
           "iis_z": "IIS-z"}
@@ -98,6 +100,9 @@ class Result:
         """What must agree for two results to be averaged or ranked together."""
         config = self.data.get("config") or {}
         out: dict[str, Any] = {"metric_version": self.data["metric_version"], "preset": config.get("preset")}
+        for knob in ("kid_subsets", "kid_subset_size"):  # they change KID's value
+            if knob in config:
+                out[f"config.{knob}"] = config[knob]
         for name in sorted(self.data["encoders"]):
             enc = self.data["encoders"][name]
             out[f"encoders.{name}.weights"] = enc["weights"]  # first: a weights change also changes the id
@@ -181,7 +186,11 @@ def load_results(path: str | os.PathLike) -> list[Result]:
             raise MacsError(f"{file}: not a macs score result (not UTF-8 text, byte {exc.start})") from None
         except ValueError as exc:
             raise MacsError(f"{file}: not a macs score result (invalid JSON: {exc})") from None
+        if isinstance(data, dict) and data.get("generator") == GENERATOR:
+            continue  # a leaderboard this tool wrote (e.g. --out inside --results), not a score result
         results.append(parse_result(data, str(file)))
+    if not results:
+        raise MacsError(f"{path}: no score result among its JSON files")
     return results
 
 
@@ -355,16 +364,21 @@ def reference_rows(dataset: str, *, table: int | None = None) -> list[Row]:
 # ------------------------------------------------------------------------------------------------- marking
 
 
-def _tie_key(value: float) -> float:
-    return float(f"{value:.10g}")  # float noise (e.g. summation order) is not a difference
+def _tie_key(value: float, metric: str) -> float:
+    """Values that print alike tie: the marks must agree with what the table shows."""
+    return float(_fmt(value, metric))
 
 
 def mark(rows: list[Row]) -> list[dict[str, str]]:
     """Per row, ``{metric: "best" | "second"}``: the best and the second-best distinct value per metric by its
-    direction, over the rows that are not reference-only; ties share the mark; None values are skipped."""
+    direction, over the rows that are not reference-only; ties share the mark; None values are skipped.
+
+    Rows measured differently (several signatures, see ``separate_signatures``) are not ranked at all."""
     marks: list[dict[str, str]] = [{} for _ in rows]
+    if len({r.signature for r in rows if r.signature is not None}) > 1:
+        return marks
     for m in METRICS:
-        values = [(i, _tie_key(r.mean[m])) for i, r in enumerate(rows)
+        values = [(i, _tie_key(r.mean[m], m)) for i, r in enumerate(rows)
                   if not r.reference_only and r.mean.get(m) is not None]
         ranked = sorted({v for _, v in values}, reverse=DIRECTIONS[m] == "higher")
         for label, target in zip(("best", "second"), ranked):
@@ -428,6 +442,9 @@ def build_leaderboard(results: Iterable[Result | dict[str, Any]], dataset: str, 
                for r in ours if r.missing_folds]
     if missing:
         notes.append(f"Missing folds: {'; '.join(missing)}.")
+    if len({r.signature for r in ours}) > 1:
+        notes.append("The rows were measured differently (see the signature column): they are listed, not ranked, "
+                     "so no cell is marked.")
     return Leaderboard(title=f"Leaderboard: {dataset}", dataset=dataset, rows=rows, marks=mark(rows), notes=notes,
                        paper_rows=paper_rows, expected_folds=expected or None)
 
@@ -548,7 +565,7 @@ def board_dict(board: Leaderboard) -> dict[str, Any]:
         "rows": rows,
         "notes": board.notes,
         "reference": {"file": REFERENCE_CSV, "sha256": hashlib.sha256(reference_csv_bytes()).hexdigest()},
-        "generator": "macs-bench leaderboard",
+        "generator": GENERATOR, "tool_version": __version__,
     }
 
 

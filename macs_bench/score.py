@@ -190,13 +190,12 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
 
 
 def _finish(accelerator) -> None:
-    """Wait for every process, then take the process group down: a process that exits with gloo's threads still
-    running aborts ('terminate called without an active exception')."""
-    import torch.distributed as dist
-
+    """Wait for every process; then take down a process group this module made (under torchrun on CPU): a
+    process that exits with gloo's threads still running aborts ('terminate called without an active
+    exception'). accelerate's own group stays up for its owner, who may score again."""
     accelerator.wait_for_everyone()
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if isinstance(accelerator, _TorchDistributed) and accelerator.dist.is_initialized():
+        accelerator.dist.destroy_process_group()
 
 
 def _summarise(features, pairing, encoders, encoded_now, timings, started, config, accelerator, device,

@@ -527,7 +527,8 @@ def _hf_problems(spec: WeightSpec, snapshot: Path) -> list[str]:
     index = snapshot / spec.filename
     if not index.is_file():
         return [f"incomplete: no {spec.filename}"]
-    problems = []
+    problems = [f"incomplete: no {name}" for name in spec.allow_patterns
+                if not any(ch in name for ch in "*?[") and not (snapshot / name).is_file()]
     if spec.filename == "model_index.json":
         try:
             components = json.loads(index.read_text(encoding="utf-8"))

@@ -171,12 +171,14 @@ def import_release(
 
 @app.command("demo")
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Where every stage writes (reruns resume)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where every stage writes; reruns resume (default: "
+                                       "runs/demo, or runs/demo-quick with --quick)."),
     quick: bool = typer.Option(False, "--quick", help="The shortened form the test suite runs."),
 ) -> None:
     """Offline end-to-end smoke demo: synthetic split, tiny separator and generator, tiny scoring, leaderboard."""
     from macs_model.demo import NOTICE, DemoPlan, run_demo
 
+    out = out or Path("runs/demo-quick" if quick else "runs/demo")
     summary = run_demo(out, plan=DemoPlan.quick() if quick else DemoPlan(), log=console.print)
     console.print(f"[bold]{NOTICE}[/bold]")
     console.print(f"done in {summary['total_seconds']:.0f} s: {summary['leaderboard']}, {summary['radar']}, "

@@ -5,7 +5,9 @@ separator with the tiny random CLAP stand-in, the ``tiny`` generator on a tiny r
 ``tiny`` random scoring encoders. It shows every stage working on a machine with no GPU, no weights and no
 network; its numbers say nothing about MACS. Every number is computed by the same code paths the real runs use.
 
-Each stage resumes or skips finished work, so a rerun with nothing changed only re-renders the leaderboard.
+Each stage resumes or skips finished work, so a rerun with nothing changed rewrites the (identical) synthetic files,
+re-scores from cached features and re-renders the leaderboard: seconds. A folder holds one plan: the quick and
+the full demo need different folders.
 """
 
 from __future__ import annotations
@@ -39,6 +41,25 @@ class DemoPlan:
         return cls(clips=40, pretrain_clips=24, folds=(0,), separator_steps=6, generator_steps=4)
 
 
+def _claim(path: Path, plan: DemoPlan) -> None:
+    """Record the plan a demo folder holds; refuse another plan before anything is overwritten."""
+    import json
+
+    from macs_bench.errors import MacsError
+
+    wanted = json.loads(dumps_json(plan.__dict__))
+    if path.is_file():
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            held = None
+        if held != wanted:
+            raise MacsError(f"{path.parent}: holds a demo run with another plan ({path.name}); use another --out "
+                            "(e.g. runs/demo-quick for --quick) or delete that folder")
+        return
+    atomic_write_text(path, dumps_json(wanted))
+
+
 def run_demo(out: str | os.PathLike = "runs/demo", *, plan: DemoPlan | None = None, progress: bool = True,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary also written to ``out/summary.json``."""
@@ -51,6 +72,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, plan: DemoPlan | None = No
 
     plan = plan or DemoPlan()
     out = Path(out)
+    _claim(out / "plan.json", plan)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 

@@ -35,3 +35,14 @@ def test_quick_demo_runs_end_to_end_and_reruns_without_redoing_work(tmp_path):
     again = run_demo(out, plan=DemoPlan.quick(), progress=False, log=lines.append)
     assert {p: p.stat().st_mtime_ns for p in (out / "pred").rglob("*.png")} == mtimes
     assert again["total_seconds"] < summary["total_seconds"]
+
+
+def test_a_demo_folder_refuses_another_plan_before_writing(tmp_path):
+    from macs_bench.errors import MacsError
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "plan.json").write_text(json.dumps({"clips": 80}))
+    with pytest.raises(MacsError, match="holds a demo run with another plan"):
+        run_demo(out, plan=DemoPlan.quick(), progress=False, log=lambda _: None)
+    assert sorted(p.name for p in out.iterdir()) == ["plan.json"]

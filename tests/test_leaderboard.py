@@ -495,3 +495,36 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
     assert out.returncode == 2, out.stdout + out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr, out.stderr
     assert not (tmp_path / "o").exists() and not (tmp_path / "g.png").exists()
+
+
+
+def test_rows_measured_differently_are_listed_but_not_ranked():
+    a = make_result("a", 0, weights={"clip": "other"})
+    b = make_result("b", 0, metrics={"fid": 1.0})
+    board = lb.build_leaderboard([a, b], "llp-multi", separate_signatures=True, paper_rows="never")
+    assert board.marks == [{}, {}]
+    assert any("not ranked" in note for note in board.notes)
+
+
+def test_values_that_print_alike_share_the_mark():
+    rows = lb.aggregate([make_result("a", 0, metrics={"fid": 10.001}), make_result("b", 0, metrics={"fid": 10.004}),
+                         make_result("c", 0, metrics={"fid": 12.0})], "llp-multi")
+    marks = lb.mark(rows)
+    assert marks[0]["fid"] == marks[1]["fid"] == "best" and marks[2]["fid"] == "second"
+
+
+def test_kid_settings_are_part_of_the_signature():
+    a, b = make_result("a", 0), make_result("a", 1)
+    b["config"]["kid_subsets"] = 10
+    a["config"]["kid_subsets"] = 100
+    with pytest.raises(MacsError, match="kid_subsets"):
+        lb.aggregate([a, b], "llp-multi")
+
+
+def test_a_leaderboard_written_inside_the_results_folder_is_not_read_back(tmp_path):
+    results = tmp_path / "results"
+    write(results, "a0.json", make_result("a", 0))
+    write(results, "b0.json", make_result("b", 0, metrics={"fid": 3.0}))
+    for _ in range(2):
+        lb.write_leaderboard(results / "board", lb.build_leaderboard(lb.load_results(results), "llp-multi"))
+    assert {r.model for r in lb.load_results(results)} == {"a", "b"}

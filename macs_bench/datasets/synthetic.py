@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from macs_bench.datasets.folds import assign_folds, label_count_bucket
 from macs_bench.datasets.manifest import Manifest, Sample
+from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes
 
 CLASSES = ("Hum", "Whistle", "Rain", "Clicks")
@@ -86,7 +87,7 @@ def write_synthetic(root: str | Path, *, n_clips: int = 80, seconds: float = 2.0
     """Write ``n_clips`` clips under ``root`` (manifest/ and media/); rewriting with the same arguments gives the
     same bytes, so a rerun changes nothing."""
     if n_clips < 5:
-        raise ValueError("a synthetic benchmark needs at least 5 clips (5 folds)")
+        raise MacsError(f"a synthetic benchmark needs at least 5 clips (5 folds), got {n_clips}")
     root = Path(root)
     media = root / "media"
     rng = np.random.default_rng(seed)
