@@ -121,13 +121,24 @@ def build_clap_model(text_config: Mapping[str, Any] | None = None) -> nn.Module:
 def read_clap_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The CLAP weights of a laion-clap training checkpoint (``{"state_dict": ...}``, DDP ``module.`` prefix)."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user-facing problem
         raise MacsError(f"{path}: cannot read the CLAP checkpoint ({type(exc).__name__}: {exc})") from exc
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise MacsError(f"{path}: not a CLAP checkpoint (expected a state dict of tensors)")
     return normalise_clap_keys(state)
+
+
+def _numpy_scalar_globals() -> list[Any]:
+    """numpy scalar and dtype types, allowed beside tensors: laion-clap's training checkpoints keep numpy scalars
+    in their non-weight entries, which plain ``weights_only`` refuses. Nothing that runs code is allowed."""
+    import numpy as np
+
+    dtypes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")]
+    scalar = np.core.multiarray.scalar if hasattr(np, "core") else np._core.multiarray.scalar
+    return [scalar, np.dtype, *dtypes]
 
 
 def normalise_clap_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ import torch
 from macs_bench.errors import MacsError
 from macs_model.clap import CLAP_RATE, normalise_clap_keys
 from macs_model.config import SeparatorConfig
-from macs_model.separator import RELEASE_PREFIX, StftMaskSeparator, load_release_unet
+from macs_model.separator import StftMaskSeparator, load_release_unet
 
 CLAP_PREFIXES = ("clap.model.", "model.clap.model.")
 TEMPERATURE_KEY = "model.tau2"
@@ -97,6 +97,3 @@ def load_release_separator(path: str | os.PathLike, config: SeparatorConfig | No
     config = config or SeparatorConfig.preset("paper")
     return split_release_state(read_release_state(path), config, str(path))
 
-
-__all__ = ["ReleaseSeparator", "load_release_separator", "read_release_state", "split_release_state",
-           "RELEASE_PREFIX"]

@@ -104,6 +104,37 @@ def _identity(provenance: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in provenance.items() if k not in ("checkpoint", "tokenizer")}
 
 
+def separator_encoder(loaded: "LoadedSeparator", separator: str | os.PathLike | None,
+                      clap: str | os.PathLike | None, tokenizer: str | os.PathLike | None, *,
+                      recorded: dict[str, Any] | None = None, sample_rate: int = 16000):
+    """The CLAP that goes with a separator: ``clap`` if given; else a release file's own CLAP; else the tiny
+    stand-in when the separator's run (or ``recorded``, a run's CLAP provenance) used it; else the registry's."""
+    if clap is None and loaded is not None and loaded.release_clap is not None:
+        from macs_model.clap import ClapEncoder, build_clap_model, load_clap_weights, load_tokenizer
+
+        tok, tok_source = load_tokenizer(tokenizer)
+        model = build_clap_model()
+        load_clap_weights(model, loaded.release_clap, loaded.source)
+        return ClapEncoder(model, tok, input_rate=loaded.config.sample_rate,
+                           source={"checkpoint": loaded.source, "sha256": loaded.sha256, "tokenizer": tok_source})
+    if clap is None:
+        recorded = recorded or (_recorded_clap(Path(separator)) if separator is not None else None)
+        if recorded and "not CLAP" in str(recorded.get("encoder", "")):
+            clap = TINY_CLAP
+    rate = loaded.config.sample_rate if loaded is not None else sample_rate
+    return open_encoder(clap, tokenizer, rate)
+
+
+def _recorded_clap(run: Path) -> dict[str, Any] | None:
+    """The CLAP provenance a stage-1 run folder (or one of its checkpoints) recorded."""
+    for candidate in (run / "config.json", run.parent / "config.json"):
+        try:
+            return json.loads(candidate.read_text(encoding="utf-8")).get("run_info", {}).get("clap")
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
 @dataclass
 class LoadedSeparator:
     """A separator ready for inference and where it came from."""
@@ -152,13 +183,10 @@ def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
     Per input: ``source-1.wav`` ... ``source-M.wav`` (1 = highest CLAP similarity to the input) at the
     separator's rate, and ``separation.json`` (input sha256, each stem's slot and similarity, the checkpoint's
     and the CLAP's provenance). An input whose record already names the same input and checkpoint hashes is
-    skipped (same CLAP too, stems all present), so an interrupted call resumes. With a release checkpoint its own CLAP weights are used.
+    skipped (same CLAP too, stems all present), so an interrupted call resumes. The CLAP is
+    :func:`separator_encoder`'s choice.
     """
-    import soundfile as sf
-
-    from macs_bench.provenance import package_versions
-    from macs_model.clap import ClapEncoder, build_clap_model, load_clap_weights, load_tokenizer
-    from macs_model.data import load_audio
+    from macs_model.training import _progress
 
     if not files:
         raise MacsError("separate: no audio files given")
@@ -172,19 +200,10 @@ def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
         raise MacsError(f"separate: several inputs share the name {duplicates[0]!r}; their outputs would collide")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     loaded = load_separator(checkpoint)
-    config = loaded.config
-    if loaded.release_clap is not None and clap is None:
-        tok, tok_source = load_tokenizer(tokenizer)
-        clap_model = build_clap_model()
-        load_clap_weights(clap_model, loaded.release_clap, loaded.source)
-        encoder = ClapEncoder(clap_model, tok, input_rate=config.sample_rate,
-                              source={"checkpoint": loaded.source, "sha256": loaded.sha256, "tokenizer": tok_source})
-    else:
-        encoder = open_encoder(clap, tokenizer, config.sample_rate)
+    encoder = separator_encoder(loaded, checkpoint, clap, tokenizer)
     model, encoder = loaded.model.to(device), encoder.to(device)
     out = Path(out)
     records = []
-    from macs_model.training import _progress
 
     with _progress(progress) as bar:
         task = bar.add_task("separating", total=len(files)) if bar is not None else None
@@ -198,8 +217,7 @@ def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
                     and all((target / stem["file"]).is_file() for stem in previous.get("stems", []))):
                 records.append(previous)
             else:
-                records.append(_separate_one(path, digest, target, model, encoder, loaded, device, sf, load_audio,
-                                             package_versions))
+                records.append(_separate_one(path, digest, target, model, encoder, loaded, device))
             if bar is not None:
                 bar.update(task, advance=1)
     return records
@@ -225,7 +243,14 @@ def _read_record(path: Path) -> dict[str, Any] | None:
 
 
 @torch.no_grad()
-def _separate_one(path, digest, target, model, encoder, loaded, device, sf, load_audio, package_versions):
+def _separate_one(path: Path, digest: str, target: Path, model: torch.nn.Module, encoder: Any,
+                  loaded: LoadedSeparator, device: torch.device) -> dict[str, Any]:
+    """Separate one file into ``target`` and return its record."""
+    import soundfile as sf
+
+    from macs_bench.provenance import package_versions
+    from macs_model.data import load_audio
+
     config = loaded.config
     audio = load_audio(path, config.sample_rate)
     if audio.numel() < config.n_fft:

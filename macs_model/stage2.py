@@ -49,7 +49,7 @@ class Conditioner:
     def __init__(self, separator: str | os.PathLike | None, *, clap: str | None = None,
                  tokenizer: str | os.PathLike | None = None, no_separation: bool = False,
                  device: str | torch.device | None = None, recorded_clap: dict[str, Any] | None = None):
-        from macs_model.stage1 import load_separator
+        from macs_model.stage1 import load_separator, separator_encoder
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.no_separation = no_separation
@@ -57,7 +57,8 @@ class Conditioner:
             raise MacsError("stage 2 needs --separator RUN (a stage-1 run) or --no-separation")
         self.loaded = load_separator(separator) if separator is not None else None
         self.sample_rate = self.loaded.config.sample_rate if self.loaded else 16000
-        self.encoder = self._encoder(separator, clap, tokenizer, recorded_clap).to(self.device)
+        self.encoder = separator_encoder(self.loaded, separator, clap, tokenizer,
+                                         recorded=recorded_clap).to(self.device)
         if self.loaded is not None:
             self.loaded.model.to(self.device)
         self.num_tokens = 1 if no_separation else self.loaded.config.num_sources
@@ -68,25 +69,6 @@ class Conditioner:
         self.provenance = {"no_separation": no_separation, "clap": self.encoder.provenance(),
                            "separator": None if self.loaded is None else
                            {"source": self.loaded.source, "sha256": self.loaded.sha256}}
-
-    def _encoder(self, separator, clap, tokenizer, recorded):
-        """The CLAP the embeddings must come from: the one given, else a release file's own, else the tiny
-        stand-in if the separator run (or ``recorded``, a run's provenance) used it, else the registry's."""
-        from macs_model.clap import ClapEncoder, build_clap_model, load_clap_weights, load_tokenizer
-        from macs_model.stage1 import TINY_CLAP, open_encoder
-
-        if clap is None and self.loaded is not None and self.loaded.release_clap is not None:
-            tok, tok_source = load_tokenizer(tokenizer)
-            model = build_clap_model()
-            load_clap_weights(model, self.loaded.release_clap, self.loaded.source)
-            return ClapEncoder(model, tok, input_rate=self.sample_rate,
-                               source={"checkpoint": self.loaded.source, "sha256": self.loaded.sha256,
-                                       "tokenizer": tok_source})
-        if clap is None:
-            recorded = recorded or (_run_clap(Path(separator)) if separator is not None else None)
-            if recorded and "not CLAP" in str(recorded.get("encoder", "")):
-                clap = TINY_CLAP
-        return open_encoder(clap, tokenizer, self.sample_rate)
 
     def release(self) -> None:
         """Free the separator and CLAP (stage 2 trains from the cached embeddings)."""
@@ -150,16 +132,6 @@ class Conditioner:
                 if bar is not None:
                     bar.update(task, advance=1)
         return out
-
-
-def _run_clap(separator: Path) -> dict[str, Any] | None:
-    """The CLAP provenance a stage-1 run folder (or one of its checkpoints) recorded."""
-    for candidate in (separator / "config.json", separator.parent / "config.json"):
-        try:
-            return json.loads(candidate.read_text(encoding="utf-8")).get("run_info", {}).get("clap")
-        except (OSError, ValueError):
-            continue
-    return None
 
 
 def _present(ids: Sequence[str], media: Path, need_frames: bool) -> tuple[list[str], int]:

@@ -187,3 +187,18 @@ def test_tiny_stand_in_has_the_interface():
     assert torch.equal(text[0], text[2]) and not torch.equal(text[0], text[1])
     assert np.isclose(float(text[1].norm()), 1.0, atol=1e-5)
     assert "not CLAP" in tiny.provenance()["encoder"]
+
+
+def test_numpy_scalars_beside_the_weights_are_allowed_but_code_is_not(tmp_path):
+    """laion-clap checkpoints keep numpy scalars next to the state dict; weights_only must still refuse code."""
+    state = {"module.logit_scale_a": torch.tensor(1.0)}
+    torch.save({"epoch": np.int64(45), "best_metric": np.float64(0.5), "state_dict": state}, tmp_path / "ok.pt")
+    assert set(read_clap_state_dict(tmp_path / "ok.pt")) == {"logit_scale_a"}
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    torch.save({"state_dict": state, "x": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(MacsError, match="evil.pt: cannot read the CLAP checkpoint"):
+        read_clap_state_dict(tmp_path / "evil.pt")
