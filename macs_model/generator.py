@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -45,22 +44,17 @@ from macs_model.adapter import (
 from macs_model.config import NamedConfig
 from macs_model.tokens import AudioTokens
 from macs_model.training import (
-    LATEST,
     METRICS,
-    OPTIMIZER_FILE,
-    SCHEDULER_FILE,
-    STATE_FILE,
-    _fsync_dir,
-    _load_pt,
-    _progress,
-    _rewrite_metrics,
-    _rng_state,
-    _set_rng_state,
-    _torch_bytes,
-    _versions,
     cosine_with_warmup,
     epoch_order,
     latest_checkpoint,
+    progress_bar,
+    read_trainer_state,
+    restore_states,
+    run_versions,
+    start_run,
+    trim_metrics,
+    write_checkpoint,
 )
 
 SD_WEIGHTS = "stable-diffusion-v1-4"
@@ -299,15 +293,11 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
     run_info = json.loads(dumps_json(dict(run_info or {})))
     adapter_config = {"generator_config": config.to_dict(), "base": components.source,
                       "cross_attention_dim": unet.config.cross_attention_dim, "run_info": run_info,
-                      "versions": _versions()}
+                      "versions": run_versions()}
     step = 0
     checkpoint = latest_checkpoint(out_dir) if resume else None
     if checkpoint is not None:
-        try:
-            state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
-            saved_step = int(state["step"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise MacsError(f"{checkpoint / STATE_FILE}: cannot read trainer state ({exc})") from exc
+        state = read_trainer_state(checkpoint)
         if state.get("generator_config") != config.to_dict():
             raise MacsError(f"{checkpoint}: cannot resume: the checkpoint's generator config differs from this "
                             "run's; use a new --out or --restart")
@@ -318,56 +308,32 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
                             f"{', '.join(differ)}; use a new --out or --restart")
         adapter_state, _ = read_adapter(checkpoint)
         load_adapter_state(unet, adapter_state, str(checkpoint), tokens=tokens, decoupled=config.decoupled)
-        optimizer.load_state_dict(_load_pt(checkpoint / OPTIMIZER_FILE))
-        scheduler.load_state_dict(_load_pt(checkpoint / SCHEDULER_FILE))
-        _set_rng_state(_load_pt(checkpoint / f"rng-{rank}.pt"))
-        step = saved_step
+        restore_states(checkpoint, optimizer, scheduler, rank, rng_required=True)
+        step = state["step"]
         if main:
-            _rewrite_metrics(out_dir / METRICS, step)
+            trim_metrics(out_dir / METRICS, step)
     else:
-        torch.manual_seed(config.seed + rank)
-        np.random.seed(config.seed + rank)
-        if main:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / LATEST).unlink(missing_ok=True)
-            (out_dir / METRICS).unlink(missing_ok=True)
+        start_run(out_dir, config.seed, rank, main)
     if main:
         atomic_write_text(out_dir / "config.json", dumps_json({"generator_config": config.to_dict(),
                                                                "base": components.source, "run_info": run_info,
-                                                               "versions": _versions()}))
+                                                               "versions": run_versions()}))
     module = unet if config.decoupled else tokens
     module, optimizer = accelerator.prepare(module, optimizer)
     text = encode_prompt(components, config.prompt, device)
     noise_scheduler = components.scheduler
 
     def save(at: int) -> None:
-        name = f"checkpoint-{at}"
-        tmp = out_dir / f".{name}.tmp"
-        if main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        accelerator.wait_for_everyone()
-        atomic_write_bytes(tmp / f"rng-{rank}.pt", _torch_bytes(_rng_state()))
-        if main:
-            save_adapter(tmp, unet, adapter_config, tokens=tokens, decoupled=config.decoupled)
-            atomic_write_bytes(tmp / OPTIMIZER_FILE, _torch_bytes(optimizer.state_dict()))
-            atomic_write_bytes(tmp / SCHEDULER_FILE, _torch_bytes(scheduler.state_dict()))
-            atomic_write_text(tmp / STATE_FILE, dumps_json({"step": at, "total_steps": total,
-                                                           "generator_config": config.to_dict(),
-                                                           "run_info": run_info}))
-            final = out_dir / name
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            _fsync_dir(out_dir)
-            atomic_write_text(out_dir / LATEST, name + "\n")
-        accelerator.wait_for_everyone()
+        write_checkpoint(accelerator, out_dir, at, optimizer, scheduler,
+                         {"total_steps": total, "generator_config": config.to_dict(), "run_info": run_info},
+                         lambda folder: save_adapter(folder, unet, adapter_config, tokens=tokens,
+                                                     decoupled=config.decoupled))
 
     stop = total if stop_at_step is None else min(total, stop_at_step)
     started, last = time.perf_counter(), {}
     order_epoch, order = -1, None
     module.train()
-    with _progress(progress and main) as bar:
+    with progress_bar(progress and main) as bar:
         task = bar.add_task("stage-2 training", total=total, completed=step) if bar is not None else None
         while step < stop:
             epoch = step // per_epoch
@@ -518,7 +484,7 @@ def generate_images(components: Components, config: GeneratorConfig, tokens: Aud
     todo = [(sid, emb) for sid, emb in items if overwrite or not (out_dir / f"{sid}.png").is_file()]
     text = encode_prompt(components, config.prompt, device).to(dtype)
     written = []
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("generating", total=len(todo)) if bar is not None else None
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]

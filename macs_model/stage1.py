@@ -186,7 +186,7 @@ def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
     skipped (same CLAP too, stems all present), so an interrupted call resumes. The CLAP is
     :func:`separator_encoder`'s choice.
     """
-    from macs_model.training import _progress
+    from macs_model.training import progress_bar
 
     if not files:
         raise MacsError("separate: no audio files given")
@@ -205,7 +205,7 @@ def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
     out = Path(out)
     records = []
 
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("separating", total=len(files)) if bar is not None else None
         for path in files:
             target = out / path.stem

@@ -108,12 +108,12 @@ class Conditioner:
         from macs_bench.io import sha256_file
 
         from macs_model.data import audio_path
-        from macs_model.training import _progress
+        from macs_model.training import progress_bar
 
         folder = Path(cache) / self.key
         folder.mkdir(parents=True, exist_ok=True)
         out = {}
-        with _progress(progress) as bar:
+        with progress_bar(progress) as bar:
             task = bar.add_task("audio embeddings", total=len(ids)) if bar is not None else None
             for sid in ids:
                 file, audio = folder / f"{sid}.safetensors", audio_path(media, sid)
@@ -210,7 +210,7 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
     hash), seed, top-k and settings; otherwise the call is refused unless ``overwrite``.
     """
     from macs_model.generator import generate_images, load_trained
-    from macs_model.training import _versions
+    from macs_model.training import run_versions
 
     adapter, out, media = Path(adapter), Path(out), Path(media)
     info = _run_info(adapter)
@@ -235,7 +235,7 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
         written = generate_images(components, config, tokens, items, out, top_k=top_k, batch_size=batch_size,
                                   seed=seed, device=device, overwrite=overwrite, progress=progress)
         record = {**identity, "written": len(written), "images": [str(out / f"{n}.png") for n in names],
-                  "conditioning": conditioning, "versions": _versions()}
+                  "conditioning": conditioning, "versions": run_versions()}
         atomic_write_bytes(out / "interpolation.json", dumps_json(record).encode())
         return record
     _, test_ids = fold_ids(manifest, fold)
@@ -250,7 +250,7 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
                               top_k=top_k, batch_size=batch_size, seed=seed, device=device, overwrite=overwrite,
                               progress=progress)
     record = {**identity, "adapter_run": str(adapter), "samples": len(ids), "skipped_without_audio": skipped,
-              "written_now": len(written), "conditioning": conditioning, "versions": _versions()}
+              "written_now": len(written), "conditioning": conditioning, "versions": run_versions()}
     atomic_write_bytes(record_file, dumps_json(record).encode())
     return record
 

@@ -242,7 +242,7 @@ def _load_pt(path: Path) -> Any:
         raise MacsError(f"{path}: cannot read checkpoint file ({exc})") from exc
 
 
-def _versions() -> dict[str, str]:
+def run_versions() -> dict[str, str]:
     import accelerate
     import safetensors
 
@@ -310,7 +310,7 @@ def _check_resume(state: Mapping[str, Any], path: Path, config: TrainConfig, sep
                         f"settings; use a new out_dir or resume=False")
 
 
-def _rewrite_metrics(path: Path, upto_step: int) -> None:
+def trim_metrics(path: Path, upto_step: int) -> None:
     """Drop metrics lines after ``upto_step`` (logged after the checkpoint a resumed run restarts from)."""
     if not path.exists():
         return
@@ -323,6 +323,66 @@ def _rewrite_metrics(path: Path, upto_step: int) -> None:
         if isinstance(record, dict) and record.get("step", 0) <= upto_step:
             kept.append(line + "\n")
     atomic_write_text(path, "".join(kept))
+
+
+def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's ``trainer_state.json`` (with an integer ``step``); a damaged one is one error."""
+    try:
+        state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
+        state["step"] = int(state["step"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MacsError(f"{checkpoint / STATE_FILE}: cannot read trainer state ({exc})") from exc
+    return state
+
+
+def start_run(out_dir: Path, seed: int, rank: int, main: bool) -> None:
+    """A fresh run: seed python, numpy and torch per process; drop an earlier run's pointer and log."""
+    random.seed(seed + rank)
+    np.random.seed(seed + rank)
+    torch.manual_seed(seed + rank)
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / LATEST).unlink(missing_ok=True)
+        (out_dir / METRICS).unlink(missing_ok=True)
+
+
+def restore_states(checkpoint: Path, optimizer: Any, scheduler: Any, rank: int, *, rng_required: bool) -> None:
+    """Optimiser, scheduler and this process's RNG states from a checkpoint (``rng_required=False``: a process
+    the checkpoint has no RNG file for keeps its own, as when resuming with more processes)."""
+    optimizer.load_state_dict(_load_pt(checkpoint / OPTIMIZER_FILE))
+    scheduler.load_state_dict(_load_pt(checkpoint / SCHEDULER_FILE))
+    rng_file = checkpoint / f"rng-{rank}.pt"
+    if rng_required or rng_file.exists():
+        _set_rng_state(_load_pt(rng_file))
+
+
+def write_checkpoint(accelerator: Any, out_dir: Path, at: int, optimizer: Any, scheduler: Any,
+                     state: Mapping[str, Any], write_weights: Callable[[Path], None]) -> None:
+    """``checkpoint-<at>``: every process's RNG state, and on the main process ``write_weights(folder)``, the
+    optimiser and scheduler states and ``state``; assembled under a temporary name, renamed into place, then
+    ``latest`` points at it (see the module docstring)."""
+    main, rank = accelerator.is_main_process, accelerator.process_index
+    name = f"checkpoint-{at}"
+    tmp = out_dir / f".{name}.tmp"
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    atomic_write_bytes(tmp / f"rng-{rank}.pt", _torch_bytes(_rng_state()))
+    if main:
+        write_weights(tmp)
+        atomic_write_bytes(tmp / OPTIMIZER_FILE, _torch_bytes(optimizer.state_dict()))
+        atomic_write_bytes(tmp / SCHEDULER_FILE, _torch_bytes(scheduler.state_dict()))
+        atomic_write_text(tmp / STATE_FILE, dumps_json({"step": at, **state}))
+    accelerator.wait_for_everyone()
+    if main:
+        final = out_dir / name
+        if final.exists():  # a leftover the pointer never named (or names no longer): replace it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(out_dir)
+        atomic_write_text(out_dir / LATEST, name + "\n")
+    accelerator.wait_for_everyone()
 
 
 def train(
@@ -383,10 +443,7 @@ def train(
     step = 0
     checkpoint = latest_checkpoint(out_dir) if resume else None
     if checkpoint is not None:
-        try:
-            state = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise MacsError(f"{checkpoint / STATE_FILE}: cannot read trainer state ({exc})") from exc
+        state = read_trainer_state(checkpoint)
         _check_resume(state, checkpoint, config, sep_config, run_info)
         load_model_weights(model, checkpoint)
         if extra_parameters:
@@ -399,26 +456,16 @@ def train(
             with torch.no_grad():
                 for i, param in enumerate(extra_parameters):
                     param.copy_(extra[f"extra.{i}"])
-        optimizer.load_state_dict(_load_pt(checkpoint / OPTIMIZER_FILE))
-        scheduler.load_state_dict(_load_pt(checkpoint / SCHEDULER_FILE))
-        rng_file = checkpoint / f"rng-{rank}.pt"
-        if rng_file.exists():
-            _set_rng_state(_load_pt(rng_file))
-        step = int(state["step"])
+        restore_states(checkpoint, optimizer, scheduler, rank, rng_required=False)
+        step = state["step"]
         if main:
-            _rewrite_metrics(out_dir / METRICS, step)
+            trim_metrics(out_dir / METRICS, step)
     else:
-        random.seed(config.seed + rank)
-        np.random.seed(config.seed + rank)
-        torch.manual_seed(config.seed + rank)
-        if main:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / LATEST).unlink(missing_ok=True)
-            (out_dir / METRICS).unlink(missing_ok=True)
+        start_run(out_dir, config.seed, rank, main)
     if main:
         atomic_write_text(out_dir / CONFIG, dumps_json(
             {"train_config": config.to_dict(), "separator_config": sep_config.to_dict(),
-             "run_info": dict(run_info or {}), "versions": _versions()}))
+             "run_info": dict(run_info or {}), "versions": run_versions()}))
     accelerator.wait_for_everyone()
 
     # Scheduler is stepped by hand once per optimiser step (accelerate's wrapper would step it once per process).
@@ -428,35 +475,18 @@ def train(
         align_loss.to(device)
 
     def save_checkpoint(at: int) -> None:
-        name = f"checkpoint-{at}"
-        tmp = out_dir / f".{name}.tmp"
-        if main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        accelerator.wait_for_everyone()
-        atomic_write_bytes(tmp / f"rng-{rank}.pt", _torch_bytes(_rng_state()))
-        if main:
+        def write_weights(folder: Path) -> None:
             weights = {k: v.detach().cpu().contiguous()
                        for k, v in accelerator.unwrap_model(model).state_dict().items()}
-            atomic_write_bytes(tmp / MODEL_FILE, safetensors_save(weights, metadata={"step": str(at)}))
+            atomic_write_bytes(folder / MODEL_FILE, safetensors_save(weights, metadata={"step": str(at)}))
             if extra_parameters:
-                atomic_write_bytes(tmp / EXTRA_FILE, safetensors_save(
+                atomic_write_bytes(folder / EXTRA_FILE, safetensors_save(
                     {f"extra.{i}": p.detach().cpu().contiguous() for i, p in enumerate(extra_parameters)}))
-            atomic_write_bytes(tmp / OPTIMIZER_FILE, _torch_bytes(optimizer.state_dict()))
-            atomic_write_bytes(tmp / SCHEDULER_FILE, _torch_bytes(scheduler.state_dict()))
-            atomic_write_text(tmp / STATE_FILE, dumps_json({
-                "step": at, "epoch": at // per_epoch, "total_steps": total,
-                "train_config": config.to_dict(), "separator_config": sep_config.to_dict(),
-                "num_processes": nproc, "run_info": dict(run_info or {}), "versions": _versions()}))
-        accelerator.wait_for_everyone()
-        if main:
-            final = out_dir / name
-            if final.exists():  # a leftover the pointer never named (or names no longer): replace it
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            _fsync_dir(out_dir)
-            atomic_write_text(out_dir / LATEST, name + "\n")
-        accelerator.wait_for_everyone()
+
+        write_checkpoint(accelerator, out_dir, at, optimizer, scheduler, {
+            "epoch": at // per_epoch, "total_steps": total, "train_config": config.to_dict(),
+            "separator_config": sep_config.to_dict(), "num_processes": nproc, "run_info": dict(run_info or {}),
+            "versions": run_versions()}, write_weights)
 
     stop = total if stop_at_step is None else min(total, stop_at_step)
     micro_per_epoch = per_epoch * config.grad_accum
@@ -464,7 +494,7 @@ def train(
     model.train()
     started = time.perf_counter()
     last: dict[str, Any] = {}
-    with _progress(enabled=progress and main) as bar:
+    with progress_bar(enabled=progress and main) as bar:
         task = bar.add_task("stage-1 training", total=total, completed=step) if bar is not None else None
         while step < stop:
             epoch = step // per_epoch
@@ -538,7 +568,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _progress(enabled: bool):
+def progress_bar(enabled: bool):
     """A rich progress bar (steps, rate, ETA), or a no-op context yielding None."""
     if not enabled:
         return _NullBar()
