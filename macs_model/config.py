@@ -32,6 +32,16 @@ class NamedConfig:
             raise MacsError(f"unknown {cls.KIND} preset {name!r} (known: {', '.join(sorted(table))})")
         return table[name].replace(**overrides) if overrides else table[name]
 
+    def check_positive_ints(self, *names: str, optional: bool = False) -> None:
+        """Each named field is an int >= 1 (or None, with ``optional``); else one MacsError naming it."""
+        for name in names:
+            value = getattr(self, name)
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                kind = "a positive integer or None" if optional else "a positive integer"
+                raise MacsError(f"{self.KIND} config: {name} must be {kind}, got {value!r}")
+
     @classmethod
     def field_names(cls) -> set[str]:
         return {f.name for f in dataclasses.fields(cls)}
@@ -89,11 +99,8 @@ class SeparatorConfig(NamedConfig):
     wave_repeats: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("sample_rate", "n_fft", "hop", "num_sources", "base_width", "levels", "stem_width",
-                     "wave_kernel", "wave_repeats"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise MacsError(f"separator config: {name} must be a positive integer, got {value!r}")
+        self.check_positive_ints("sample_rate", "n_fft", "hop", "num_sources", "base_width", "levels", "stem_width",
+                                 "wave_kernel", "wave_repeats")
         for name in ("clip_seconds", "dropout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -106,11 +106,9 @@ class GeneratorConfig(NamedConfig):
             raise MacsError(f"generator config: mixed_precision must be one of {', '.join(MIXED_PRECISION)}")
         if self.steps is None and self.epochs is None:
             raise MacsError("generator config: set steps or epochs")
-        for name in ("height", "width", "num_tokens", "clap_dim", "batch_size", "grad_accum", "checkpoint_every",
-                     "log_every", "inference_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise MacsError(f"generator config: {name} must be a positive integer, got {value!r}")
+        self.check_positive_ints("steps", "epochs", optional=True)
+        self.check_positive_ints("height", "width", "num_tokens", "clap_dim", "batch_size", "grad_accum",
+                                 "checkpoint_every", "log_every", "inference_steps")
         if self.height % 8 or self.width % 8:
             raise MacsError(f"generator config: height and width must be multiples of 8, got {self.height}x{self.width}")
         if not 0.0 <= self.cfg_dropout < 1.0:

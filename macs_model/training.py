@@ -95,15 +95,10 @@ class TrainConfig(NamedConfig):
     def __post_init__(self) -> None:
         if self.steps is None and self.epochs is None:
             raise MacsError("train config: set steps or epochs")
-        for name in ("steps", "epochs", "warmup_steps"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                if not (name == "warmup_steps" and value == 0):
-                    raise MacsError(f"train config: {name} must be a positive integer or None, got {value!r}")
-        for name in ("batch_size", "grad_accum", "checkpoint_every", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise MacsError(f"train config: {name} must be a positive integer, got {value!r}")
+        self.check_positive_ints("steps", "epochs", optional=True)
+        if self.warmup_steps != 0:  # 0 turns the warm-up off
+            self.check_positive_ints("warmup_steps", optional=True)
+        self.check_positive_ints("batch_size", "grad_accum", "checkpoint_every", "log_every")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise MacsError(f"train config: seed must be a non-negative integer, got {self.seed!r}")
         for name in ("lr", "weight_decay", "eps", "warmup_ratio", "min_lr_ratio", "lambda_", "mu", "gamma"):

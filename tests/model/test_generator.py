@@ -332,6 +332,7 @@ def test_config_seed_decides_the_initial_adapter(items, tmp_path):
     (dict(mixed_precision="fp8"), "mixed_precision must be one of"),
     (dict(cfg_dropout=1.0), "cfg_dropout"),
     (dict(num_tokens=0), "num_tokens must be a positive integer"),
+    (dict(steps=0), "steps must be a positive integer or None"),
     (dict(steps=None, epochs=None), "set steps or epochs"),
     (dict(lr=0.0), "lr must be positive"),
     (dict(no_such_field=1), "unknown field"),
