@@ -43,15 +43,6 @@ from diffusers.models.attention_processor import AttnProcessor2_0, IPAdapterAttn
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tiny UNet gains nothing from intra-op threads, and they stall badly when the CPUs are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 MLP_KEYS = ("pe", "adapter.0.weight", "adapter.0.bias", "adapter.1.weight", "adapter.1.bias",
             "adapter.4.weight", "adapter.4.bias", "adapter.5.weight", "adapter.5.bias")
 

@@ -27,14 +27,6 @@ LABELS = [["Dog", "Bark"], ["Bark", "Cat", "Rain"], ["Cat"]]
 EXPECTED = [["Dog", "Cat", "Bark"], ["Bark", "Dog", "Cat", "Rain"], ["Cat", "Bark", "Rain"]]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class CountingClap(nn.Module):
     """TinyClap behind a wrapper that counts the audio rows and text calls it serves and keeps its outputs."""
 

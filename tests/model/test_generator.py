@@ -43,14 +43,6 @@ CONFIG = GeneratorConfig.preset("tiny", clap_dim=CLAP_DIM)
 ROUNDING = 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tiny SD is far faster single-threaded on a shared 2-CPU box
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def items(tmp_path_factory):
     folder = tmp_path_factory.mktemp("frames")

@@ -44,15 +44,6 @@ def _release_state_dict():
     return state
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these models are small, and two threads on a busy 2-CPU runner thrash."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def paper_model():
     torch.manual_seed(0)

@@ -35,14 +35,6 @@ BIN = Path(sys.executable).parent
 TINY_PROVENANCE = TinyClap().provenance()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- toy data --------------------------------------------------------------------------------------------------
 
 def _clip(i, rng):
@@ -93,7 +85,6 @@ def _run_info(out):
 @pytest.fixture(scope="module")
 def run(toy, tmp_path_factory):
     """A 4-step tiny run with both alignment losses; shared, never modified (tests copy it)."""
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run") / "run"
     summary = _train(toy, out)
     return out, summary
@@ -102,7 +93,6 @@ def run(toy, tmp_path_factory):
 @pytest.fixture(scope="module")
 def ablations(toy, tmp_path_factory):
     """One-step runs of each ablation: contrastive off, ranking off."""
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("ablations")
     outs = {}
     for name, flags in (("no-cl", dict(contrastive=False)), ("no-rank", dict(ranking=False))):
@@ -316,7 +306,6 @@ def input_wav(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def separated(run, input_wav, tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("separated")
     records = separate([input_wav], run[0], out, clap="tiny", device="cpu", progress=False)
     return out / "street", records

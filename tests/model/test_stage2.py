@@ -35,14 +35,6 @@ FOLD0 = ["clip00", "clip05", "clip10"]  # fold 0 with media ("absent" is fold 0 
 TRAIN = [f"clip{i:02d}" for i in range(15) if i % 5]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     manifest, media, ids = write_toy(tmp_path_factory.mktemp("toy"))

@@ -26,15 +26,6 @@ SR = SeparatorConfig.preset("tiny").sample_rate  # 16 kHz
 CLIP = SR // 2  # 0.5 s clips: the tiny separator resamples its time embedding, so any length runs
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads contend badly on the 2-CPU test machine; one thread is also deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model(seed=0, **overrides):
     torch.manual_seed(seed)
     return build_separator(SeparatorConfig.preset("tiny", **overrides))
@@ -67,7 +58,6 @@ def _assert_same_weights(a, b):
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
     """6 optimiser steps in one call (16 clips, batch 2 x accum 2: 4 steps per epoch, so it crosses an epoch)."""
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("straight")
     model = _model()
     summary = train(model, _noise_dataset(), _config(), out, cpu=True, progress=False)
