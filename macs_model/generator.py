@@ -53,7 +53,6 @@ from macs_model.training import (
     restore_states,
     run_versions,
     start_run,
-    trim_metrics,
     write_checkpoint,
 )
 
@@ -306,10 +305,7 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
                             f"{', '.join(differ)}; use a new --out or --restart")
         adapter_state, _ = read_adapter(checkpoint)
         load_adapter_state(unet, adapter_state, str(checkpoint), tokens=tokens, decoupled=config.decoupled)
-        restore_states(checkpoint, optimizer, scheduler, rank, rng_required=True)
-        step = state["step"]
-        if main:
-            trim_metrics(out_dir / METRICS, step)
+        step = restore_states(checkpoint, state, optimizer, scheduler, accelerator, out_dir, rng_required=True)
     else:
         start_run(out_dir, config.seed, rank, main)
     if main:

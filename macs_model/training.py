@@ -341,14 +341,19 @@ def start_run(out_dir: Path, seed: int, rank: int, main: bool) -> None:
         (out_dir / METRICS).unlink(missing_ok=True)
 
 
-def restore_states(checkpoint: Path, optimizer: Any, scheduler: Any, rank: int, *, rng_required: bool) -> None:
-    """Optimiser, scheduler and this process's RNG states from a checkpoint (``rng_required=False``: a process
-    the checkpoint has no RNG file for keeps its own, as when resuming with more processes)."""
+def restore_states(checkpoint: Path, state: Mapping[str, Any], optimizer: Any, scheduler: Any, accelerator: Any,
+                   out_dir: Path, *, rng_required: bool) -> int:
+    """Resume at ``state["step"]`` (returned): optimiser, scheduler and this process's RNG states from the
+    checkpoint, and the metrics log cut back to that step (``rng_required=False``: a process the checkpoint has
+    no RNG file for keeps its own, as when resuming with more processes)."""
     optimizer.load_state_dict(_load_pt(checkpoint / OPTIMIZER_FILE))
     scheduler.load_state_dict(_load_pt(checkpoint / SCHEDULER_FILE))
-    rng_file = checkpoint / f"rng-{rank}.pt"
+    rng_file = checkpoint / f"rng-{accelerator.process_index}.pt"
     if rng_required or rng_file.exists():
         _set_rng_state(_load_pt(rng_file))
+    if accelerator.is_main_process:
+        trim_metrics(out_dir / METRICS, state["step"])
+    return state["step"]
 
 
 def write_checkpoint(accelerator: Any, out_dir: Path, at: int, optimizer: Any, scheduler: Any,
@@ -451,10 +456,7 @@ def train(
             with torch.no_grad():
                 for i, param in enumerate(extra_parameters):
                     param.copy_(extra[f"extra.{i}"])
-        restore_states(checkpoint, optimizer, scheduler, rank, rng_required=False)
-        step = state["step"]
-        if main:
-            trim_metrics(out_dir / METRICS, step)
+        step = restore_states(checkpoint, state, optimizer, scheduler, accelerator, out_dir, rng_required=False)
     else:
         start_run(out_dir, config.seed, rank, main)
     if main:
