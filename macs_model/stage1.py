@@ -89,7 +89,7 @@ def train_separator(data: str, media: str | os.PathLike, out: str | os.PathLike,
         "data": {"source": str(data), "media": str(media), "clips": len(dataset), "missing_audio": dataset.missing},
         "alignment": {
             "contrastive": contrastive, "ranking": ranking,
-            "clap": _identity(alignment.encoder.provenance()) if alignment is not None else None,
+            "clap": clap_identity(alignment.encoder.provenance()) if alignment is not None else None,
         },
         "clap": alignment.encoder.provenance() if alignment is not None else None,
     }
@@ -99,7 +99,7 @@ def train_separator(data: str, media: str | os.PathLike, out: str | os.PathLike,
     return {**summary, "clips": len(dataset), "missing_audio": dataset.missing}
 
 
-def _identity(provenance: dict[str, Any]) -> dict[str, Any]:
+def clap_identity(provenance: dict[str, Any]) -> dict[str, Any]:
     """The parts of an encoder's provenance that change training (weights, not where they lie)."""
     return {k: v for k, v in provenance.items() if k not in ("checkpoint", "tokenizer")}
 

@@ -49,7 +49,7 @@ class Conditioner:
     def __init__(self, separator: str | os.PathLike | None, *, clap: str | None = None,
                  tokenizer: str | os.PathLike | None = None, no_separation: bool = False,
                  device: str | torch.device | None = None, recorded_clap: dict[str, Any] | None = None):
-        from macs_model.stage1 import load_separator, separator_encoder
+        from macs_model.stage1 import clap_identity, load_separator, separator_encoder
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.no_separation = no_separation
@@ -64,7 +64,7 @@ class Conditioner:
         self.num_tokens = 1 if no_separation else self.loaded.config.num_sources
         self._embed_dim = int(self.encoder.embed_dim)
         identity = {"separator": None if no_separation else self.loaded.sha256,
-                    "clap": {k: v for k, v in self.encoder.provenance().items() if k not in ("checkpoint", "tokenizer")}}
+                    "clap": clap_identity(self.encoder.provenance())}
         self.key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         self.provenance = {"no_separation": no_separation, "clap": self.encoder.provenance(),
                            "separator": None if self.loaded is None else
@@ -135,7 +135,10 @@ class Conditioner:
 
 
 def _present(ids: Sequence[str], media: Path, need_frames: bool) -> tuple[list[str], int]:
-    kept = [sid for sid in ids if (media / "audio" / f"{sid}.wav").is_file()
+    """The ids whose audio (and frame, with ``need_frames``) ``datasets fetch`` wrote, and how many lack it."""
+    from macs_model.data import audio_path
+
+    kept = [sid for sid in ids if audio_path(media, sid).is_file()
             and (not need_frames or (media / "frames" / f"{sid}.jpg").is_file())]
     return kept, len(ids) - len(kept)
 
@@ -169,10 +172,11 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     if steps is not None:
         overrides.update(steps=steps, epochs=None)
     config = GeneratorConfig.preset(preset, **overrides)
-    if accelerator.is_main_process:
-        conditioner.clips(ids, media, out / EMBEDDINGS, progress=progress)
+    main = accelerator.is_main_process
+    embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, progress=progress) if main else None
     accelerator.wait_for_everyone()
-    embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, progress=False)  # all cached by now
+    if not main:
+        embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, progress=False)  # all cached by now
     run_info = {"manifest": str(manifest), "fold": fold, "media": str(media), "train_samples": len(ids),
                 "skipped_without_media": skipped, "conditioning": conditioner.provenance,
                 "embeddings_key": conditioner.key}
@@ -229,7 +233,7 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
         first, second = (conditioner.embed_file(Path(p)) for p in interpolate)
         names = [f"interp-{Path(interpolate[0]).stem}-{Path(interpolate[1]).stem}-{a:.2f}" for a in alphas]
         items = [(name, (1 - a) * first + a * second) for name, a in zip(names, alphas)]
-        identity = _identity(components, config, top_k, seed, {"interpolate": [str(p) for p in interpolate],
+        identity = _generation_identity(components, config, top_k, seed, {"interpolate": [str(p) for p in interpolate],
                                                                 "alphas": list(alphas)})
         _check_record(out / "interpolation.json", identity, overwrite)
         written = generate_images(components, config, tokens, items, out, top_k=top_k, batch_size=batch_size,
@@ -242,7 +246,7 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
     ids, skipped = _present(test_ids, media, need_frames=False)
     if not ids:
         raise MacsError(f"{media}: none of the {len(test_ids)} test samples has audio")
-    identity = _identity(components, config, top_k, seed, {"manifest": str(manifest), "fold": fold})
+    identity = _generation_identity(components, config, top_k, seed, {"manifest": str(manifest), "fold": fold})
     record_file = out / (f"generation-fold{fold}.json" if fold is not None else "generation-test.json")
     _check_record(record_file, identity, overwrite)
     embeddings = conditioner.clips(ids, media, adapter / EMBEDDINGS, progress=progress)
@@ -255,7 +259,7 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
     return record
 
 
-def _identity(components, config, top_k, seed, extra: dict[str, Any]) -> dict[str, Any]:
+def _generation_identity(components, config, top_k, seed, extra: dict[str, Any]) -> dict[str, Any]:
     """What decides the images of a generate call (the adapter by hash, not by path)."""
     return {"adapter": components.source.get("adapter"), "adapter_sha256": components.source.get("adapter_sha256"),
             "base": {k: v for k, v in components.source.items() if k not in ("adapter", "adapter_sha256")},
