@@ -48,6 +48,7 @@ from macs_bench.provenance import ffmpeg_version, package_versions
 SAMPLE_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
 DURATION_TOLERANCE = 0.5  # seconds a source may fall short of the range and still count (padded with silence)
 TRIMMED_SLACK = 2.0  # a pre-trimmed clip may run this much longer than the range
+LATE_AUDIO_SLACK = 2.0  # audio may start this much after the range (a cut off the keyframe): padded there
 # unavailable reasons looked at again on every run: the user may have added files or changed the thresholds
 RECHECKED_REASONS = ("not-in-source-dir", "ambiguous-trimmed")
 LEDGER_NAME = "ledger.sqlite"
@@ -221,14 +222,12 @@ class Fetcher:
             if local:
                 raise Unavailable("corrupt", str(exc)) from None
             raise Transient(f"downloaded file unreadable: {exc}") from None
-        if info.audio_duration is None:
+        if not info.has_audio:
             raise Unavailable("no-audio", f"{src.name} has no audio stream")
         if not info.has_video:
             raise Unavailable("no-video", f"{src.name} has no video stream")
         offset, layout = (0.0, "download") if not local else self._locate(item, info.duration, kind)
-        if info.audio_duration + DURATION_TOLERANCE < offset + item.duration:
-            raise Unavailable("too-short", f"audio lasts {info.audio_duration:.2f} s, the range needs "
-                                           f"{offset + item.duration:.2f} s")
+        pad_start, pad_end = audio_padding(info, offset, item.duration)
         n_frames = whole_seconds(item.start, item.end)
         wav, frames_dir = workdir / "audio.wav", workdir / "frames"
         frames_dir.mkdir()
@@ -254,6 +253,7 @@ class Fetcher:
             raise Unavailable("too-short", f"frame seconds {item.frame_seconds} beyond the clip's {len(frames)} s")
         detail: dict[str, Any] = {"source": kind, "layout": layout, "offset": offset, "source_name": src.name,
                                   "source_duration": round(info.duration, 3), "frame_seconds": list(item.frame_seconds),
+                                  "pad_start": pad_start, "pad_end": pad_end,
                                   "width": info.width, "height": info.height}
         self._filter(wav, selected, frames, detail)
         self._install(item, wav, selected, frames)
@@ -267,7 +267,7 @@ class Fetcher:
         wav = workdir / "audio.wav"
         try:
             info = ffmpeg.probe(src)
-            if info.audio_duration is None:
+            if not info.has_audio:
                 raise Unavailable("no-audio", f"{src.name} has no audio stream")
             ffmpeg.extract_audio(src, wav)
         except ffmpeg.ExtractError as exc:
@@ -358,6 +358,21 @@ class Fetcher:
             staging.replace(final)
         self.audio_path(item).parent.mkdir(parents=True, exist_ok=True)
         wav.replace(self.audio_path(item))
+
+
+def audio_padding(info: ffmpeg.MediaInfo, offset: float, duration: float) -> tuple[float, float]:
+    """Seconds of silence the extraction adds before and after the real audio to fill ``[offset, offset +
+    duration]`` of the file's timeline; ``too-short`` when that would be more than a slip at either end."""
+    assert info.audio_start is not None and info.audio_end is not None
+    end = offset + duration
+    pad_start = max(0.0, info.audio_start - offset)
+    pad_end = max(0.0, end - info.audio_end)
+    if pad_end > DURATION_TOLERANCE:
+        raise Unavailable("too-short", f"audio ends at {info.audio_end:.2f} s, the range needs it to {end:.2f} s")
+    if pad_start > LATE_AUDIO_SLACK:
+        raise Unavailable("too-short", f"audio starts at {info.audio_start:.2f} s, the range starts at "
+                                       f"{offset:.2f} s")
+    return round(pad_start, 3), round(pad_end, 3)
 
 
 def _verify_image(path: Path) -> None:

@@ -8,6 +8,7 @@ timeline, so streams that start late, low frame rates and variable frame rates a
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -41,10 +42,15 @@ def tool(name: str) -> str:
 @dataclass(frozen=True)
 class MediaInfo:
     duration: float  # container duration in seconds (from the packets when the container states none)
-    audio_duration: float | None  # None: no audio stream
+    audio_start: float | None  # where the first audio stream starts and ends on the file's timeline (s);
+    audio_end: float | None  # None: no audio stream
     has_video: bool
     width: int = 0
     height: int = 0
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_end is not None
 
 
 def probe(path: Path, timeout: float = 60) -> MediaInfo:
@@ -63,15 +69,36 @@ def probe(path: Path, timeout: float = 60) -> MediaInfo:
     video = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
     if fmt_duration is None and not streams:
         raise ProbeError("no media streams")
-    audio_duration = None
+    audio_start = audio_end = None
     if audio:
-        audio_duration = _float(audio[0].get("duration")) or fmt_duration or _packet_end(path, "a:0", timeout)
+        audio_start, audio_end = _audio_range(path, audio[0], timeout)
     if fmt_duration is None:
         stream_ends = [_float(st.get("duration")) for st in audio + video]
         fmt_duration = max([d for d in stream_ends if d] or [_packet_end(path, None, timeout)])
     width = int(video[0].get("width", 0)) if video else 0
     height = int(video[0].get("height", 0)) if video else 0
-    return MediaInfo(fmt_duration, audio_duration, bool(video), width, height)
+    return MediaInfo(fmt_duration, audio_start, audio_end, bool(video), width, height)
+
+
+def _audio_range(path: Path, stream: dict, timeout: float) -> tuple[float, float]:
+    """``(start, end)`` of an audio stream: MP4 states its duration; Matroska and WebM state none, only a
+    ``DURATION`` tag holding the stream's end time; failing both, the last packet's end. Never the container's
+    duration, which is the longest stream's (usually the video's)."""
+    start = _float(stream.get("start_time")) or 0.0
+    duration = _float(stream.get("duration"))
+    if duration is not None:
+        return start, start + duration
+    tags = {key.upper(): value for key, value in (stream.get("tags") or {}).items()}
+    end = _clock(tags.get("DURATION"))
+    return start, end if end is not None else _packet_end(path, "a:0", timeout)
+
+
+def _clock(value) -> float | None:
+    """``"00:00:25.008000000"`` -> 25.008 (the form of Matroska's DURATION tag); ``None`` if not that form."""
+    match = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)", str(value or "").strip())
+    if not match:
+        return None
+    return int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
 
 
 def _packet_end(path: Path, stream: str | None, timeout: float) -> float:

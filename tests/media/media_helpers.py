@@ -63,3 +63,17 @@ def frame_colour(path: Path) -> tuple[float, float]:
     """(red, green) means of a frame: red = (source second mod 12) * 20, green = 255 * position in the second."""
     rgb = np.asarray(Image.open(path).convert("RGB"), dtype=float).reshape(-1, 3).mean(0)
     return float(rgb[0]), float(rgb[1])
+
+
+def make_av(path: Path, video_seconds: float, audio_seconds: float, audio_start: float = 0.0) -> Path:
+    """A tiny clip whose audio stream starts at ``audio_start`` and lasts ``audio_seconds`` (a real stream start
+    time, not leading silence), in the container the suffix names: mp4 (AAC), mkv or webm (Opus)."""
+    codecs = {".mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],
+              ".mkv": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "libopus"],
+              ".webm": ["-c:v", "libvpx", "-b:v", "50k", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"]}
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi", "-i",
+                    f"nullsrc=s=32x24:r=4:d={video_seconds},geq=r='mod(floor(T),12)*20':g='X*8':b='Y*8'",
+                    "-itsoffset", str(audio_start), "-f", "lavfi", "-i",
+                    f"sine=frequency=440:sample_rate=16000:duration={audio_seconds}",
+                    "-map", "0:v", "-map", "1:a", *codecs[path.suffix.lower()], str(path)], check=True)
+    return path
