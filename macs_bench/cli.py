@@ -108,6 +108,11 @@ def datasets_build(
     if available is not None:
         summary += f"; {manifest.provenance['available']['n_dropped']:,} dropped as unavailable"
     console.print(summary)
+    unknown = manifest.provenance.get("available", {}).get("unknown_ids_first", [])
+    if unknown:
+        n = manifest.provenance["available"]["n_unknown_ids"]
+        more = ", ..." if n > 5 else ""
+        console.print(f"{n:,} ids unknown to {name}: {', '.join(unknown[:5])}{more}", highlight=False)
     console.print(f"wrote {out / 'manifest.csv'} and {out / 'stats.json'}")
 
 

@@ -106,3 +106,11 @@ def test_list_and_version():
     assert all(name in listed.stdout for name in ("llp-multi", "audioset-eval", "landscape", "fsd50k"))
     assert run("macs-bench", "--version").stdout.startswith("macs-bench ")
     assert run("macs-model", "--version").stdout.startswith("macs-model ")
+
+
+def test_available_unknown_ids_are_printed(tmp_path):
+    ids = tmp_path / "available.txt"
+    ids.write_text("CI0jX5TMs0Q_457_467\nzzzzzzzzzzz_0_10\nyyyyyyyyyyy_0_10\n")
+    out = run("macs-bench", "datasets", "build", "landscape", "--out", str(tmp_path / "l"), "--available", str(ids))
+    assert out.returncode == 0, out.stderr
+    assert "2 ids unknown to landscape: yyyyyyyyyyy_0_10, zzzzzzzzzzz_0_10" in out.stdout

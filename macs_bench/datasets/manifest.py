@@ -2,15 +2,17 @@
 
 ``manifest.csv`` has the columns :data:`COLUMNS` (lists ``;``-separated, empty cells for "not applicable"),
 optionally followed by dataset-specific extra columns. ``stats.json`` beside it records counts and the
-provenance (metadata checksums, seed, options, tool version). Both are written atomically and byte-identically
-for the same inputs.
+provenance (metadata checksums, seed, options, tool version). The folder's files are written as one unit
+(all staged, then renamed together) and byte-identically for the same inputs.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from macs_bench.errors import MacsError
-from macs_bench.io import atomic_write_text, dumps_json, sha256_file
+from macs_bench.io import _umask as umask
+from macs_bench.io import dumps_json, sha256_file
 
 COLUMNS = ("sample_id", "ytid", "start", "end", "labels", "mids", "n_labels", "frame_seconds", "fold", "split")
 LIST_SEP = ";"
@@ -134,31 +137,56 @@ class Manifest:
     def _write(self, out: Path, dropped: Iterable[str] | None) -> dict[str, Path]:
         if out.exists() and not out.is_dir():
             raise MacsError(f"{out}: exists and is not a directory")
-        manifest_path = out / MANIFEST_NAME
-        atomic_write_text(manifest_path, self.to_csv())
-        paths = {"manifest": manifest_path}
-        dropped_path = out / DROPPED_NAME
-        if dropped is not None:
-            atomic_write_text(dropped_path, "".join(f"{d}\n" for d in dropped))
-            paths["dropped"] = dropped_path
-        else:
-            dropped_path.unlink(missing_ok=True)  # a stale list from an earlier --available build would mislead
+        csv_bytes = self.to_csv().encode("utf-8")
         stats = {
             "dataset": self.dataset,
             **self.counts(),
             **self.stats,
-            "manifest_sha256": sha256_file(manifest_path),
+            "manifest_sha256": hashlib.sha256(csv_bytes).hexdigest(),
             "provenance": self.provenance,
         }
-        atomic_write_text(out / STATS_NAME, dumps_json(stats))
-        paths["stats"] = out / STATS_NAME
-        return paths
+        files: dict[str, bytes | None] = {
+            MANIFEST_NAME: csv_bytes,
+            # without --available a stale list from an earlier build would mislead: it goes
+            DROPPED_NAME: None if dropped is None else "".join(f"{d}\n" for d in dropped).encode("utf-8"),
+            STATS_NAME: dumps_json(stats).encode("utf-8"),
+        }
+        _replace_together(out, files)
+        return {key: out / name for key, name in (("manifest", MANIFEST_NAME), ("dropped", DROPPED_NAME),
+                                                  ("stats", STATS_NAME)) if files[name] is not None}
+
+
+def _replace_together(folder: Path, files: dict[str, bytes | None]) -> None:
+    """Write every file to a temporary beside it first, then rename them all (``None``: remove the file), so
+    a failure while writing leaves the folder's previous files untouched and matching each other."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[str, Path]] = []
+    try:
+        for name, data in files.items():
+            if data is None:
+                continue
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            staged.append((name, Path(tmp)))
+            os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; give the file the mode open() would
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+    except BaseException:
+        for _, tmp in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for name, tmp in staged:
+        os.replace(tmp, folder / name)
+    for name, data in files.items():
+        if data is None:
+            (folder / name).unlink(missing_ok=True)
 
 
 def read_id_list(path: Path) -> set[str]:
     """Ids one per line; blank lines and ``#`` comments ignored."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark would glue itself to the first id
     except OSError as exc:
         raise MacsError(f"{path}: cannot read id list ({exc.strerror})") from None
     except UnicodeDecodeError as exc:

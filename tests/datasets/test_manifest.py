@@ -68,3 +68,26 @@ def test_available_with_no_known_id(tmp_path):
     path.write_text("nothing_here\n")
     with pytest.raises(MacsError, match=rf"^{path}: none of its 1 ids"):
         build("landscape", available=path)
+
+
+def test_available_file_with_a_bom_keeps_its_first_id(tmp_path):
+    ids = [s.sample_id for s in build("landscape").samples[:3]]
+    path = tmp_path / "ids.txt"
+    path.write_bytes(("\r\n".join(ids) + "\r\n").encode("utf-8-sig"))  # as Windows Notepad saves it
+    assert [s.sample_id for s in build("landscape", available=path).samples] == ids
+
+
+def test_manifest_folder_is_written_as_one_unit(tmp_path, monkeypatch):
+    from macs_bench.datasets import manifest as module
+
+    out = tmp_path / "out"
+    build("landscape", out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "dumps_json", disk_full)
+    with pytest.raises(MacsError, match="No space left"):
+        build("landscape", out, seed=7)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old pair, whole; no temporaries

@@ -92,3 +92,46 @@ def test_load_downloader():
 def test_fsd50k_source_needs_official_layout(tmp_path):
     with pytest.raises(MacsError, match="no FSD50K.dev_audio"):
         sources.LocalFSD50K(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "message, reason",
+    [
+        # the id r6ssLI51RZ4 contains "ssl": only yt-dlp's own text may decide
+        ("ERROR: [youtube] r6ssLI51RZ4: Video unavailable. This video has been removed by the uploader", "removed"),
+        ("ERROR: [youtube] xTimeout123: Private video. Sign in if you've been granted access", "private"),
+        ("ERROR: unable to download https://www.youtube.com/watch?v=aConnection: Video unavailable", "removed"),
+    ],
+)
+def test_classify_ignores_the_video_id(message, reason):
+    err = classify_error(message)
+    assert isinstance(err, Unavailable) and err.reason == reason
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "ERROR: [youtube] abcdefghijk: Sign in to confirm you\u2019re not a bot. Use --cookies-from-browser",
+        "ERROR: [youtube] abcdefghijk: Sign in to confirm you're not a bot. This helps protect our community.",
+        "ERROR: unable to download video data: HTTP Error 429: Too Many Requests",
+        "ERROR: [youtube] abcdefghijk: Requested format is not available. Use --list-formats",
+        "ERROR: [youtube] abcdefghijk: No video formats found!",
+    ],
+)
+def test_bot_checks_rate_limits_and_missing_formats_wait_long(message):
+    err = classify_error(message)
+    assert isinstance(err, Transient) and err.rate_limited
+
+
+def test_ytdlp_errors_go_to_the_log_not_the_terminal(tmp_path, capfd):
+    import yt_dlp
+
+    lines = []
+    downloader = YtDlpDownloader(log=lines.append)
+    with yt_dlp.YoutubeDL(downloader.ydl_options(30.0, 40.0, tmp_path)) as ydl:
+        with pytest.raises(DownloadError):
+            ydl.report_error("[youtube] abcdefghijk: Video unavailable")
+        ydl.report_warning("slow")
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert any("Video unavailable" in line for line in lines)
