@@ -150,15 +150,29 @@ def datasets_fetch(
     min_motion: float = typer.Option(0.5, help="Quality: largest per-second frame difference below this is frozen."),
     downloader: Optional[str] = typer.Option(None, help="Another downloader as 'module:Class' (a mirror, a test "
                                              "double); default yt-dlp."),
+    shard: Optional[str] = typer.Option(None, help="K/N: fetch only shard K of N (whole videos, hashed), e.g. "
+                                        "one per Slurm array task, each into its own --root; see merge-media."),
+    sleep: float = typer.Option(0.0, min=0, help="Seconds each worker waits before a download (+-50 % jitter)."),
+    rate_limit_backoff: float = typer.Option(300.0, min=0, help="Seconds all workers pause after an HTTP 429 "
+                                             "or a bot check."),
+    cookies: Optional[Path] = typer.Option(None, help="Netscape cookies file for yt-dlp (recorded by path "
+                                           "only)."),
+    extractor_args: list[str] = typer.Option([], "--extractor-args", help="Passed to yt-dlp as its "
+                                             "--extractor-args, e.g. 'youtube:po_token=web.gvs+TOKEN'; "
+                                             "repeatable."),
     dry_run: bool = typer.Option(False, help="Say what would be fetched; write nothing."),
 ) -> None:
-    """Fetch each clip's 16 kHz audio and frame(s) into MEDIA, resumably, with an availability ledger."""
+    """Fetch each clip's 16 kHz audio and frame(s) into MEDIA, resumably, with an availability ledger.
+
+    Exit status: 0 when every sample is settled (ok or unavailable) and some are ok; 1 when none is ok;
+    3 when some are ok but others failed transiently (rerun to retry them); 2 bad input; 130 interrupted."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
     from macs_bench.media.fetch import FetchOptions, fetch
+    from macs_bench.media.items import parse_shard
     from macs_bench.media.quality import QualityThresholds
-    from macs_bench.media.sources import load_downloader
+    from macs_bench.media.sources import YtDlpDownloader, load_downloader
 
     if frames not in ("selected", "all"):
         raise MacsError(f"--frames must be 'selected' or 'all', got {frames!r}")
@@ -166,15 +180,29 @@ def datasets_fetch(
         jobs=jobs, all_frames=frames == "all", retries=retries, backoff=backoff, retry_unavailable=retry_unavailable,
         quality="auto" if quality_filter is None else
         QualityThresholds(min_rms_dbfs, min_frame_std, min_motion) if quality_filter else None,
+        sleep=sleep, rate_limit_backoff=rate_limit_backoff, shard=parse_shard(shard) if shard else None,
     )
-    loaded = load_downloader(downloader) if downloader else None
     progress = Progress(TextColumn("fetch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console)
 
+    def log(message: str) -> None:  # above the bar, which redraws below it
+        progress.console.print(escape(message), highlight=False)
+
+    if (cookies or extractor_args) and (downloader or source_dir):
+        raise MacsError("--cookies and --extractor-args apply to yt-dlp downloads only")
+    loaded = load_downloader(downloader) if downloader else None
+    if not source_dir and not downloader:
+        loaded = YtDlpDownloader(cookies=cookies, extractor_args=tuple(extractor_args), log=log)
+
     def factory(total: int):
         task = progress.add_task("fetch", total=total, last="")
-        return lambda item, outcome: progress.update(
-            task, advance=1, last=f"{outcome.status} {outcome.reason}".strip())
+
+        def advance(item, outcome) -> None:
+            if outcome.status == "failed":
+                log(f"{item.sample_id}: failed ({outcome.reason}, {outcome.attempts} attempts): "
+                    f"{outcome.detail.get('detail', '')}")
+            progress.update(task, advance=1, last=f"{outcome.status} {outcome.reason}".strip())
+        return advance
 
     try:
         with progress:
@@ -195,7 +223,15 @@ def datasets_fetch(
     if result["unavailable_reasons"]:
         console.print("unavailable: " + ", ".join(f"{k} {v}" for k, v in result["unavailable_reasons"].items()))
     console.print(f"{result['n_ok']:,} of {result['n_samples']:,} samples available; wrote {root / 'available.txt'} "
-                  f"(for 'datasets build --available') and {root / 'fetch_report.json'}")
+                  f"({result['n_ok_in_ledger']:,} ids, for 'datasets build --available') and "
+                  f"{root / 'fetch_report.json'}")
+    n_failed = sum(c["failed"] for c in result["by_label_count"].values())
+    if result["n_ok"] == 0:
+        err_console.print("nothing could be fetched: see the reasons above and fetch_report.json")
+        raise typer.Exit(1)
+    if n_failed:
+        err_console.print(f"{n_failed:,} samples failed transiently: rerun the same command to retry them")
+        raise typer.Exit(3)
 
 
 @app.command("score")

@@ -8,7 +8,7 @@ the clip marked ``ok`` in the ledger. Reruns skip ``ok``, retry ``failed``, and 
 
 from __future__ import annotations
 
-import re
+import random
 import shutil
 import threading
 import time
@@ -19,22 +19,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from macs_bench import __version__
-from macs_bench.datasets.folds import label_count_bucket
 from macs_bench.datasets.frames import whole_seconds
-from macs_bench.datasets.manifest import LIST_SEP, manifest_dataset, read_manifest
-from macs_bench.datasets.segments import is_ytid
+from macs_bench.datasets.manifest import manifest_dataset
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
 from macs_bench.media import ffmpeg
+from macs_bench.media.items import FetchItem, read_items, select_shard
 from macs_bench.media.ledger import Entry, Ledger
 from macs_bench.media.quality import QualityThresholds, assess
+from macs_bench.media.report import REPORT_NAME, availability, ledger_counts, write_available
 from macs_bench.media.sources import (
     Downloader,
     LocalFSD50K,
@@ -45,33 +44,12 @@ from macs_bench.media.sources import (
 )
 from macs_bench.provenance import ffmpeg_version, package_versions
 
-SAMPLE_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
 DURATION_TOLERANCE = 0.5  # seconds a source may fall short of the range and still count (padded with silence)
 TRIMMED_SLACK = 2.0  # a pre-trimmed clip may run this much longer than the range
 LATE_AUDIO_SLACK = 2.0  # audio may start this much after the range (a cut off the keyframe): padded there
 # unavailable reasons looked at again on every run: the user may have added files or changed the thresholds
 RECHECKED_REASONS = ("not-in-source-dir", "ambiguous-trimmed")
 LEDGER_NAME = "ledger.sqlite"
-AVAILABLE_NAME = "available.txt"
-REPORT_NAME = "fetch_report.json"
-
-
-@dataclass(frozen=True)
-class FetchItem:
-    sample_id: str
-    ytid: str
-    start: str
-    end: str
-    frame_seconds: tuple[int, ...]
-    n_labels: int
-
-    @property
-    def audio_only(self) -> bool:
-        return not self.ytid
-
-    @property
-    def duration(self) -> float:
-        return float(Decimal(self.end) - Decimal(self.start))
 
 
 @dataclass
@@ -83,6 +61,9 @@ class FetchOptions:
     retry_unavailable: bool = False
     # "auto": the quality filter is on for AudioSet-Eval (the paper's "filtered" set) and off elsewhere
     quality: QualityThresholds | None | str = "auto"
+    sleep: float = 0.0  # seconds each worker waits before a download, with +-50 % jitter
+    rate_limit_backoff: float = 300.0  # every worker pauses this long after a 429 or a bot check
+    shard: tuple[int, int] | None = None  # (K, N): only the samples of shard K of N (by video)
 
 
 @dataclass
@@ -91,43 +72,7 @@ class Outcome:
     reason: str = ""
     attempts: int = 1
     detail: dict[str, Any] = field(default_factory=dict)
-
-
-def read_items(manifest_dir: Path) -> list[FetchItem]:
-    """The manifest's samples, checked: safe unique ids, YouTube ids, a range, frame seconds inside it."""
-    items: list[FetchItem] = []
-    path = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
-    seen: dict[str, int] = {}
-    for lineno, row in enumerate(read_manifest(path), 2):
-        if None in row.values() or None in row:
-            raise MacsError(f"{path}:{lineno}: wrong number of cells for the header's columns")
-        sid = row["sample_id"]
-        if not SAMPLE_ID_RE.fullmatch(sid) or ".." in sid:
-            raise MacsError(f"{path}:{lineno}: sample_id {sid!r} is not a safe file name")
-        if sid in seen:
-            raise MacsError(f"{path}:{lineno}: sample_id {sid} repeats line {seen[sid]}")
-        seen[sid] = lineno
-        if row["ytid"] and not is_ytid(row["ytid"]):
-            raise MacsError(f"{path}:{lineno}: ytid {row['ytid']!r} is not a YouTube id")
-        try:
-            frames = tuple(int(x) for x in row["frame_seconds"].split(LIST_SEP) if x)
-            n_labels = int(row["n_labels"] or 0)
-            item = FetchItem(sid, row["ytid"], row["start"], row["end"], frames, n_labels)
-            if not item.audio_only:
-                if item.duration <= 0:
-                    raise ValueError("end is not after start")
-                n_seconds = whole_seconds(item.start, item.end)
-                if len(set(frames)) != len(frames) or any(not 0 <= k < n_seconds for k in frames):
-                    raise ValueError(f"frame_seconds {row['frame_seconds']!r} must be distinct seconds 0 to "
-                                     f"{n_seconds - 1}")
-        except (ValueError, ArithmeticError) as exc:
-            raise MacsError(f"{path}:{lineno}: {exc}") from None
-        items.append(item)
-    extra_names = {f"{i.sample_id}.s{k}" for i in items for k in i.frame_seconds[1:]}
-    clash = sorted(extra_names & set(seen))
-    if clash:
-        raise MacsError(f"{path}:{seen[clash[0]]}: sample_id {clash[0]} clashes with another sample's frame file")
-    return items
+    quality: dict[str, Any] = field(default_factory=dict)  # the quality filter's measurements and problems
 
 
 class Fetcher:
@@ -142,6 +87,7 @@ class Fetcher:
         self.videos = LocalVideos(source_dir) if source_dir and not fsd50k else None
         self.downloader = downloader
         self.samples_per_ytid: Counter = Counter()
+        self.hold_until = 0.0  # monotonic time before which no worker downloads (after a rate limit)
         if fsd50k and self.fsd50k is None:
             raise MacsError("fsd50k media come from a local FSD50K copy: pass --source-dir")
         if not fsd50k and self.videos is None and downloader is None:
@@ -189,13 +135,18 @@ class Fetcher:
                     return outcome
                 except Unavailable as exc:
                     return Outcome("unavailable", exc.reason, attempts,
-                                   {"detail": exc.detail, "thresholds": self.thresholds()})
+                                   {"detail": exc.detail, "thresholds": self.thresholds()}, exc.quality)
                 except Transient as exc:
                     if self.stop.is_set():
                         return None
+                    reason = "rate-limited" if getattr(exc, "rate_limited", False) else "transient"
+                    wait = self.options.backoff * 2 ** (attempts - 1)
+                    if reason == "rate-limited":  # everyone waits: more requests now would prolong the block
+                        wait = max(wait, self.options.rate_limit_backoff)
+                        self.hold_until = max(self.hold_until, time.monotonic() + wait)
                     if attempts >= self.options.retries:
-                        return Outcome("failed", "transient", attempts, {"detail": str(exc)[-300:]})
-                    self.pause(self.options.backoff * 2 ** (attempts - 1))
+                        return Outcome("failed", reason, attempts, {"detail": str(exc)[-300:]})
+                    self.pause(wait)
                     for child in workdir.iterdir():
                         _remove(child)
         except Exception as exc:  # one clip's unexpected error (a full disk, a bug) must not stop the others
@@ -255,9 +206,9 @@ class Fetcher:
                                   "source_duration": round(info.duration, 3), "frame_seconds": list(item.frame_seconds),
                                   "pad_start": pad_start, "pad_end": pad_end,
                                   "width": info.width, "height": info.height}
-        self._filter(wav, selected, frames, detail)
+        quality = self._filter(wav, selected, frames)
         self._install(item, wav, selected, frames)
-        return Outcome("ok", "", detail=detail)
+        return Outcome("ok", "", detail=detail, quality=quality)
 
     def _attempt_audio_only(self, item: FetchItem, workdir: Path) -> Outcome:
         assert self.fsd50k is not None
@@ -279,9 +230,9 @@ class Fetcher:
         self._verify_wav(wav, None)
         detail: dict[str, Any] = {"source": "fsd50k", "source_name": src.name, "frame_seconds": [],
                                   "source_duration": round(info.duration, 3)}
-        self._filter(wav, [], [], detail)
+        quality = self._filter(wav, [], [])
         self._install(item, wav, [], [])
-        return Outcome("ok", "", detail=detail)
+        return Outcome("ok", "", detail=detail, quality=quality)
 
     def _obtain(self, item: FetchItem, workdir: Path) -> tuple[Path, str]:
         if self.videos is not None:
@@ -291,12 +242,23 @@ class Fetcher:
             path, naming = found
             return path, "local" if naming == "sample" else "local-ytid"
         assert self.downloader is not None
+        self._polite()
         try:
             return self.downloader.download(item.ytid, float(item.start), float(item.end), workdir), "download"
         except (Unavailable, Transient):
             raise
         except Exception as exc:  # a downloader's own error type: classify by its message
             raise classify_error(f"{type(exc).__name__}: {exc}") from None
+
+    def _polite(self) -> None:
+        """Before each download: wait out a rate-limit pause, then ``--sleep`` seconds with +-50 % jitter."""
+        hold = self.hold_until - time.monotonic()
+        if hold > 0:
+            self.pause(hold)
+        if self.options.sleep > 0:
+            self.pause(self.options.sleep * random.uniform(0.5, 1.5))
+        if self.stop.is_set():
+            raise Transient("interrupted")
 
     def _locate(self, item: FetchItem, duration: float, kind: str) -> tuple[float, str]:
         """Where the range starts in a local file. A file reaching the range's end is full-length and cut at
@@ -328,13 +290,14 @@ class Fetcher:
         if n_samples is not None and shape[3] != n_samples:
             raise Unavailable("too-short", f"extracted {shape[3]} samples, expected {n_samples}")
 
-    def _filter(self, wav: Path, selected: list[Path], frames: list[Path], detail: dict[str, Any]) -> None:
+    def _filter(self, wav: Path, selected: list[Path], frames: list[Path]) -> dict[str, Any]:
         if self.options.quality is None:
-            return
+            return {}
         problems, measured = assess(wav, selected, frames, self.options.quality)
-        detail["quality"] = measured
+        quality = {**measured, "problems": problems}
         if problems:
-            raise Unavailable("poor-quality", ",".join(problems) + " " + str(measured))
+            raise Unavailable("poor-quality", explain(problems, measured, self.options.quality), quality)
+        return quality
 
     def _install(self, item: FetchItem, wav: Path, selected: list[Path], frames: list[Path]) -> None:
         """Rename verified outputs into place (same filesystem: each rename is atomic)."""
@@ -358,6 +321,13 @@ class Fetcher:
             staging.replace(final)
         self.audio_path(item).parent.mkdir(parents=True, exist_ok=True)
         wav.replace(self.audio_path(item))
+
+
+def explain(problems: list[str], measured: dict[str, Any], t: QualityThresholds) -> str:
+    """``"silent (rms_dbfs -200.0 < -60.0)"``: each problem with its measurement and threshold."""
+    keys = {"silent": ("rms_dbfs", t.min_rms_dbfs), "blank-frame": ("frame_std", t.min_frame_std),
+            "frozen-video": ("motion", t.min_motion)}
+    return ", ".join(f"{p} ({keys[p][0]} {measured.get(keys[p][0])} < {keys[p][1]})" for p in problems)
 
 
 def audio_padding(info: ffmpeg.MediaInfo, offset: float, duration: float) -> tuple[float, float]:
@@ -424,7 +394,8 @@ def run_fetch(fetcher: Fetcher, ledger: Ledger, todo: list[FetchItem],
             if outcome is None:
                 continue
             item = futures[future]
-            ledger.record(item.sample_id, outcome.status, outcome.reason, outcome.attempts, outcome.detail)
+            ledger.record(item.sample_id, outcome.status, outcome.reason, outcome.attempts, outcome.detail,
+                          outcome.quality)
             done[outcome.status] += 1
             if progress is not None:
                 progress(item, outcome)
@@ -436,44 +407,22 @@ def run_fetch(fetcher: Fetcher, ledger: Ledger, todo: list[FetchItem],
     return done
 
 
-def report(items: list[FetchItem], entries: dict[str, Entry], root: Path, manifest: Path,
-           options: FetchOptions, run_counts: Counter, elapsed: float, sources: dict[str, Any]) -> dict[str, Any]:
-    """Availability by label-count bucket, reasons, excluded clips; writes available.txt and the report."""
-    buckets: dict[str, Counter] = {}
-    reasons: Counter = Counter()
-    excluded, failed = [], []
-    for item in items:
-        entry = entries.get(item.sample_id)
-        status = entry.status if entry else "pending"
-        bucket = label_count_bucket(item.n_labels) if item.n_labels else "audio"
-        buckets.setdefault(bucket, Counter())[status] += 1
-        if entry and entry.status == "unavailable":
-            reasons[entry.reason] += 1
-            if entry.reason == "poor-quality":
-                excluded.append({"sample_id": item.sample_id, "why": entry.detail.get("detail", "")})
-        if entry and entry.status == "failed":
-            failed.append({"sample_id": item.sample_id, "attempts": entry.attempts,
-                           "detail": entry.detail.get("detail", "")})
-    ok_ids = sorted(i.sample_id for i in items if entries.get(i.sample_id) and entries[i.sample_id].status == "ok")
-    atomic_write_text(root / AVAILABLE_NAME, "".join(f"{sid}\n" for sid in ok_ids))
-    by_bucket = {
-        b: {"total": sum(c.values()), **{s: c.get(s, 0) for s in ("ok", "unavailable", "failed", "pending")}}
-        for b, c in sorted(buckets.items())
-    }
+def write_report(items: list[FetchItem], entries: dict[str, Entry], root: Path, manifest: Path,
+                 options: FetchOptions, run_counts: Counter, elapsed: float, sources: dict[str, Any]) -> dict[str, Any]:
+    """Availability of the manifest's samples and of the ledger; writes available.txt and the report."""
+    write_available(root, entries)
     result = {
         "tool": "macs-bench",
         "version": __version__,
         "manifest": str(manifest),
         "manifest_sha256": sha256_file(manifest),
+        "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
         "options": {"all_frames": options.all_frames, "retries": options.retries, "backoff": options.backoff,
+                    "rate_limit_backoff": options.rate_limit_backoff, "sleep": options.sleep,
                     "quality": options.quality.as_dict() if options.quality else None, **sources},
         "tools": {"ffmpeg": ffmpeg_version(), **package_versions("yt-dlp")},
-        "n_samples": len(items),
-        "n_ok": len(ok_ids),
-        "by_label_count": by_bucket,
-        "unavailable_reasons": dict(sorted(reasons.items())),
-        "poor_quality_excluded": excluded,
-        "failed": failed,
+        **availability(items, entries),
+        **ledger_counts(entries),
         "this_run": dict(run_counts),
         "this_run_seconds": round(elapsed, 2),
     }
@@ -516,7 +465,8 @@ def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path 
         raise MacsError(f"{root}: --root exists and is not a folder")
     fetcher = Fetcher(root, options, source_dir=Path(source_dir) if source_dir else None,
                       downloader=downloader, fsd50k=fsd50k)
-    fetcher.samples_per_ytid = Counter(item.ytid for item in items if item.ytid)
+    fetcher.samples_per_ytid = Counter(item.ytid for item in items if item.ytid)  # over the whole manifest
+    items = select_shard(items, options.shard)
     ledger_path = root / LEDGER_NAME
     if dry_run:
         entries: dict[str, Entry] = {}
@@ -537,8 +487,10 @@ def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path 
             counts.update({f"skipped_{k}": v for k, v in p.skipped.items()})
             shutil.rmtree(root / ".tmp", ignore_errors=True)
             sources = {"source_dir": str(source_dir) if source_dir else None,
-                       "downloader": type(downloader).__name__ if downloader else None, "jobs": options.jobs}
-            return report(items, ledger.all(), root, manifest, options, counts, time.monotonic() - started, sources)
+                       "downloader": type(downloader).__name__ if downloader else None, "jobs": options.jobs,
+                       **(downloader.describe() if hasattr(downloader, "describe") else {})}
+            return write_report(items, ledger.all(), root, manifest, options, counts, time.monotonic() - started,
+                                sources)
     except OSError as exc:
         raise MacsError(f"{exc.filename or root}: {exc.strerror or exc}") from None
 

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from macs_bench.errors import MacsError
 
 STATUSES = ("ok", "unavailable", "failed")
+
+
+# the quality filter's measurements, as columns of their own (NULL: not measured)
+QUALITY_COLUMNS = ("rms_dbfs", "frame_std", "motion")
+_BASE_COLUMNS = ("sample_id", "status", "reason", "attempts", "detail")
+_SELECT = f"SELECT {', '.join(_BASE_COLUMNS + QUALITY_COLUMNS)}, problems FROM samples"
 
 
 @dataclass(frozen=True)
@@ -26,12 +32,14 @@ class Entry:
     reason: str
     attempts: int
     detail: dict[str, Any]
+    # measured values (rms_dbfs, frame_std, motion) and ``problems``, a list; empty when not measured
+    quality: dict[str, Any] = field(default_factory=dict)
 
 
 class Ledger:
     def __init__(self, path: Path):
         self.path = Path(path)
-        columns = {"sample_id", "status", "reason", "attempts", "detail"}
+        columns = set(_BASE_COLUMNS + QUALITY_COLUMNS) | {"problems"}
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -39,9 +47,15 @@ class Ledger:
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS samples (sample_id TEXT PRIMARY KEY, status TEXT NOT NULL, "
                 "reason TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0, "
-                "detail TEXT NOT NULL DEFAULT '{}')"
+                "detail TEXT NOT NULL DEFAULT '{}', rms_dbfs REAL, frame_std REAL, motion REAL, "
+                "problems TEXT NOT NULL DEFAULT '')"
             )
             found = {row[1] for row in self.db.execute("PRAGMA table_info(samples)")}
+            if found == set(_BASE_COLUMNS):  # a ledger from before the quality columns: add them
+                for name in QUALITY_COLUMNS:
+                    self.db.execute(f"ALTER TABLE samples ADD COLUMN {name} REAL")
+                self.db.execute("ALTER TABLE samples ADD COLUMN problems TEXT NOT NULL DEFAULT ''")
+                found = columns
         except sqlite3.DatabaseError as exc:
             raise MacsError(f"{self.path}: not a usable ledger ({exc}); move it away to start a new one") from None
         if found != columns:
@@ -58,31 +72,41 @@ class Ledger:
 
     def get(self, sample_id: str) -> Entry | None:
         try:
-            row = self.db.execute("SELECT sample_id, status, reason, attempts, detail FROM samples WHERE sample_id=?",
-                                  (sample_id,)).fetchone()
+            row = self.db.execute(f"{_SELECT} WHERE sample_id=?", (sample_id,)).fetchone()
             return _entry(row) if row else None
         except (sqlite3.DatabaseError, ValueError) as exc:
             raise MacsError(f"{self.path}: the ledger is damaged ({exc}); move it away to start a new one") from None
 
     def all(self) -> dict[str, Entry]:
         try:
-            rows = self.db.execute("SELECT sample_id, status, reason, attempts, detail FROM samples").fetchall()
-            return {row[0]: _entry(row) for row in rows}
+            return {row[0]: _entry(row) for row in self.db.execute(_SELECT).fetchall()}
         except (sqlite3.DatabaseError, ValueError) as exc:
             raise MacsError(f"{self.path}: the ledger is damaged ({exc}); move it away to start a new one") from None
 
     def record(self, sample_id: str, status: str, reason: str = "", attempts: int = 0,
-               detail: dict[str, Any] | None = None) -> None:
+               detail: dict[str, Any] | None = None, quality: dict[str, Any] | None = None) -> None:
         """Set a sample's status; ``attempts`` adds to the attempts already recorded."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
+        q = quality or {}
         self.db.execute(
-            "INSERT INTO samples (sample_id, status, reason, attempts, detail) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO samples (sample_id, status, reason, attempts, detail, rms_dbfs, frame_std, motion, problems) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(sample_id) DO UPDATE SET status=excluded.status, reason=excluded.reason, "
-            "attempts=samples.attempts + excluded.attempts, detail=excluded.detail",
-            (sample_id, status, reason, attempts, json.dumps(detail or {}, sort_keys=True)),
+            "attempts=samples.attempts + excluded.attempts, detail=excluded.detail, rms_dbfs=excluded.rms_dbfs, "
+            "frame_std=excluded.frame_std, motion=excluded.motion, problems=excluded.problems",
+            (sample_id, status, reason, attempts, json.dumps(detail or {}, sort_keys=True),
+             *(q.get(name) for name in QUALITY_COLUMNS), ",".join(q.get("problems", ()))),
         )
+
+    def put(self, entry: Entry) -> None:
+        """Store ``entry`` as it is (attempts replaced, not added): for merging ledgers."""
+        self.db.execute("DELETE FROM samples WHERE sample_id=?", (entry.sample_id,))
+        self.record(entry.sample_id, entry.status, entry.reason, entry.attempts, entry.detail, entry.quality)
 
 
 def _entry(row) -> Entry:
-    return Entry(row[0], row[1], row[2], row[3], json.loads(row[4]))
+    quality = {name: value for name, value in zip(QUALITY_COLUMNS, row[5:8]) if value is not None}
+    if quality or row[8]:
+        quality["problems"] = [p for p in row[8].split(",") if p]
+    return Entry(row[0], row[1], row[2], row[3], json.loads(row[4]), quality)

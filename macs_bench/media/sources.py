@@ -7,11 +7,14 @@ yt-dlp's Python API; ``--downloader module:Class`` plugs in another (a mirror, a
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from macs_bench.errors import MacsError
 
@@ -21,13 +24,18 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv")
 class Unavailable(Exception):
     """The clip cannot be obtained (a permanent reason, e.g. ``removed``, ``private``, ``too-short``)."""
 
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str = "", quality: dict[str, Any] | None = None):
         super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.quality = reason, detail, quality or {}
 
 
 class Transient(Exception):
-    """A failure worth retrying later (network error, rate limit, server error)."""
+    """A failure worth retrying later (network error, server error); ``rate_limited`` when YouTube is
+    throttling or bot-checking this machine, which calls for a long pause rather than a quick retry."""
+
+    def __init__(self, message: str = "", rate_limited: bool = False):
+        super().__init__(message)
+        self.rate_limited = rate_limited
 
 
 class Downloader(Protocol):
@@ -42,15 +50,29 @@ _PERMANENT = [  # specific reasons first: YouTube prefixes most of them with a g
     (r"available in your country|geo.?restrict", "geo-blocked"),
     (r"members-only|join this channel", "members-only"),
     (r"copyright", "removed-copyright"),
-    (r"requested format is not available|no video formats", "no-formats"),
     (r"removed|terminated|no longer available|does not exist|has been deleted|video unavailable", "removed"),
 ]
-_TRANSIENT = r"http error 5\d\d|http error 429|timed out|timeout|temporar|connection|reset by peer|network|ssl"
+# throttling and bot checks; YouTube also answers "no formats" to a client it distrusts
+_RATE_LIMITED = (r"http error 429|too many requests|not a bot|rate.?limit|requested format is not available|"
+                 r"no video formats|try again later")
+_TRANSIENT = r"http error 5\d\d|timed out|timeout|temporar|connection|reset by peer|network|ssl"
+# what yt-dlp puts around its own text: "ERROR: [youtube] <id>: ", and URLs, which hold the id
+_PREFIX = re.compile(r"^\s*(?:error:\s*)?(?:\[[\w:-]+\]\s*)?(?:[A-Za-z0-9_-]{11}:\s+)?", re.I)
+_URL = re.compile(r"\S+://\S+")
+
+
+def error_text(message: str) -> str:
+    """yt-dlp's own words in an error message: without the ``ERROR: [extractor] <id>:`` prefix and URLs, so a
+    video id such as ``r6ssLI51RZ4`` ("ssl") cannot decide the class."""
+    lines = [_URL.sub("<url>", _PREFIX.sub("", line, count=1)) for line in message.splitlines()]
+    return " ".join(line.strip() for line in lines if line.strip()).lower()
 
 
 def classify_error(message: str) -> Exception:
     """Map a download error message to :class:`Unavailable` or :class:`Transient`."""
-    text = message.lower()
+    text = error_text(message)
+    if re.search(_RATE_LIMITED, text):
+        return Transient(message, rate_limited=True)
     if re.search(_TRANSIENT, text):
         return Transient(message)
     for pattern, reason in _PERMANENT:
@@ -59,24 +81,52 @@ def classify_error(message: str) -> Exception:
     return Transient(message)
 
 
+class _Log:
+    """yt-dlp's logger: its warnings and errors go to ``log`` (the CLI prints them above the progress bar)
+    instead of straight to the terminal, where they tore the bar; the errors also reach the ledger."""
+
+    def __init__(self, log: Callable[[str], None] | None):
+        self.log = log
+
+    def debug(self, message: str) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        if self.log is not None:
+            self.log(message)
+
+    error = warning
+
+
 class YtDlpDownloader:
     """Downloads just the clip's range with yt-dlp's Python API (no shell, no subprocess of ours).
 
     Video is capped at ``max_height`` pixels (720 by default): frames are taken at the downloaded resolution.
+    ``cookies`` is a Netscape cookies file; ``extractor_args`` are yt-dlp's ``--extractor-args`` strings
+    (e.g. ``youtube:po_token=web.gvs+TOKEN``); ``log`` receives yt-dlp's warnings and errors.
     """
 
-    def __init__(self, quiet: bool = True, max_height: int = 720):
+    def __init__(self, quiet: bool = True, max_height: int = 720, cookies: str | os.PathLike | None = None,
+                 extractor_args: tuple[str, ...] = (), log: Callable[[str], None] | None = None):
         self.quiet = quiet
         self.max_height = max_height
+        self.cookies = str(Path(cookies).resolve()) if cookies else None
+        if self.cookies and not Path(self.cookies).is_file():
+            raise MacsError(f"{cookies}: --cookies is not a file")
+        self.extractor_args = parse_extractor_args(extractor_args)
+        self.log = log
 
-    def download(self, ytid: str, start: float, end: float, workdir: Path) -> Path:
-        import yt_dlp
-        from yt_dlp.utils import DownloadError, download_range_func
+    def ydl_options(self, start: float, end: float, workdir: Path) -> dict[str, Any]:
+        from yt_dlp.utils import download_range_func
 
-        options = {
+        options: dict[str, Any] = {
             "quiet": self.quiet,
             "no_warnings": self.quiet,
             "noprogress": True,
+            "logger": _Log(self.log),
             "format": f"bv*[height<={self.max_height}]+ba/b[height<={self.max_height}]/bv*+ba/b",
             "merge_output_format": "mkv",
             "outtmpl": {"default": str(Path(workdir).resolve() / "download.%(ext)s")},
@@ -86,9 +136,19 @@ class YtDlpDownloader:
             "retries": 2,
             "socket_timeout": 30,
         }
+        if self.cookies:
+            options["cookiefile"] = self.cookies
+        if self.extractor_args:
+            options["extractor_args"] = self.extractor_args
+        return options
+
+    def download(self, ytid: str, start: float, end: float, workdir: Path) -> Path:
+        import yt_dlp
+        from yt_dlp.utils import DownloadError
+
         url = f"https://www.youtube.com/watch?v={ytid}"  # the id is inside the URL, never a bare argument
         try:
-            with yt_dlp.YoutubeDL(options) as ydl:
+            with yt_dlp.YoutubeDL(self.ydl_options(start, end, workdir)) as ydl:
                 ydl.download([url])
         except DownloadError as exc:
             raise classify_error(str(exc)) from None
@@ -96,6 +156,32 @@ class YtDlpDownloader:
         if not files:
             raise Transient("yt-dlp reported success but wrote no file")
         return files[0]
+
+    def describe(self) -> dict[str, Any]:
+        """What the report records: the cookies file by path only, extractor arguments without secret values."""
+        return {"cookies": self.cookies,
+                "extractor_args": {ie: {k: (["<redacted>"] if SECRET_ARG.search(k) else v) for k, v in args.items()}
+                                   for ie, args in self.extractor_args.items()}}
+
+
+SECRET_ARG = re.compile(r"token|secret|key|pass|auth|cookie|visitor|session", re.I)
+
+
+def parse_extractor_args(specs: tuple[str, ...] | list[str]) -> dict[str, dict[str, list[str]]]:
+    """yt-dlp's own parser for ``--extractor-args IE_KEY:ARG=VAL;ARG=VAL`` strings."""
+    if not specs:
+        return {}
+    import yt_dlp
+
+    bad = [spec for spec in specs if not re.match(r"[\w-]+:", spec)]
+    if bad:
+        raise MacsError(f"--extractor-args {bad[0]!r}: expected IE_KEY:ARG=VALUE[;ARG=VALUE]")
+    argv = [part for spec in specs for part in ("--extractor-args", spec)]
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            return yt_dlp.parse_options(argv).ydl_opts["extractor_args"]
+    except SystemExit:
+        raise MacsError(f"--extractor-args: {err.getvalue().strip().splitlines()[-1:]}") from None
 
 
 def load_downloader(spec: str | None) -> Downloader:
@@ -119,9 +205,12 @@ class LocalVideos:
         self.folder = Path(folder).resolve()
         if not self.folder.is_dir():
             raise MacsError(f"{folder}: --source-dir is not a folder")
+        self._names: dict[str, dict[str, str]] | None = None
 
     def find(self, sample_id: str, ytid: str, start: str = "", end: str = "") -> tuple[Path, str] | None:
-        """``(path, naming)`` with naming ``"sample"`` (the clip's own name) or ``"ytid"``, else ``None``."""
+        """``(path, naming)`` with naming ``"sample"`` (the clip's own name) or ``"ytid"``, else ``None``. Stems
+        match exactly (YouTube ids are case-sensitive), suffixes in any case (``.MP4`` from a camera or
+        Windows)."""
         stems = [(sample_id, "sample")]
         if ytid and start and end:
             stems.append((f"{ytid}#{start}#{end}", "sample"))
@@ -130,11 +219,23 @@ class LocalVideos:
         for stem, naming in stems:
             if not stem:
                 continue
+            self._inside(stem + VIDEO_SUFFIXES[0])
+            by_suffix = self._index().get(stem, {})
             for suffix in VIDEO_SUFFIXES:
-                candidate = self._inside(stem + suffix)
-                if candidate.is_file():
-                    return candidate, naming
+                if suffix in by_suffix:
+                    return self.folder / by_suffix[suffix], naming
         return None
+
+    def _index(self) -> dict[str, dict[str, str]]:
+        """``stem -> {lower-case suffix: file name}`` of the folder's videos, listed once per run."""
+        if self._names is None:
+            self._names = {}
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    stem, dot, suffix = entry.name.rpartition(".")
+                    if dot and f".{suffix.lower()}" in VIDEO_SUFFIXES and entry.is_file():
+                        self._names.setdefault(stem, {})[f".{suffix.lower()}"] = entry.name
+        return self._names
 
     def _inside(self, name: str) -> Path:
         """``folder/name``, refused if the name could lead out of the folder. Symbolic links the user put in the

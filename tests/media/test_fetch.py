@@ -155,8 +155,8 @@ def test_quality_filter(tmp_path):
     with Ledger(tmp_path / "media" / "ledger.sqlite") as ledger:
         good = ledger.get("goodclip001_0_10")
     # lavfi's sine has amplitude 1/8: RMS 20*log10(0.125/sqrt(2)) = -21.07 dBFS
-    assert abs(good.detail["quality"]["rms_dbfs"] - (-21.07)) < 0.3
-    assert good.detail["quality"]["motion"] > 5
+    assert abs(good.quality["rms_dbfs"] - (-21.07)) < 0.3
+    assert good.quality["motion"] > 5
     # thresholds can be changed, and the filter switched off
     result = fetch(manifest, tmp_path / "media2", source_dir=src, options=opts(quality=None))
     assert result["n_ok"] == 4

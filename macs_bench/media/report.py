@@ -1,0 +1,63 @@
+"""What a MEDIA folder holds, written after every fetch and merge: ``available.txt`` and the report.
+
+``available.txt`` is the ledger's whole ``ok`` set, not one manifest's: fetching a subset into a shared
+MEDIA folder must not shrink the list that ``datasets build --available`` reads next. The report counts the
+manifest's own samples (``n_ok``) beside the ledger's (``n_ok_in_ledger``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from macs_bench.datasets.folds import label_count_bucket
+from macs_bench.io import atomic_write_text
+from macs_bench.media.items import FetchItem
+from macs_bench.media.ledger import Entry
+
+AVAILABLE_NAME = "available.txt"
+REPORT_NAME = "fetch_report.json"
+STATES = ("ok", "unavailable", "failed", "pending")
+
+
+def write_available(root: Path, entries: dict[str, Entry]) -> int:
+    """Write the ledger's ``ok`` sample ids, sorted; returns how many."""
+    ok_ids = sorted(sid for sid, entry in entries.items() if entry.status == "ok")
+    atomic_write_text(Path(root) / AVAILABLE_NAME, "".join(f"{sid}\n" for sid in ok_ids))
+    return len(ok_ids)
+
+
+def availability(items: list[FetchItem], entries: dict[str, Entry]) -> dict[str, Any]:
+    """The manifest's samples by state and label-count bucket, reasons, excluded and failed clips."""
+    buckets: dict[str, Counter] = {}
+    reasons: Counter = Counter()
+    excluded, failed = [], []
+    for item in items:
+        entry = entries.get(item.sample_id)
+        status = entry.status if entry else "pending"
+        bucket = label_count_bucket(item.n_labels) if item.n_labels else "audio"
+        buckets.setdefault(bucket, Counter())[status] += 1
+        if entry and entry.status == "unavailable":
+            reasons[entry.reason] += 1
+            if entry.reason == "poor-quality":
+                excluded.append({"sample_id": item.sample_id, "why": entry.detail.get("detail", ""),
+                                 **entry.quality})
+        if entry and entry.status == "failed":
+            failed.append({"sample_id": item.sample_id, "attempts": entry.attempts, "reason": entry.reason,
+                           "detail": entry.detail.get("detail", "")})
+    return {
+        "n_samples": len(items),
+        "n_ok": sum(c["ok"] for c in buckets.values()),
+        "by_label_count": {b: {"total": sum(c.values()), **{s: c.get(s, 0) for s in STATES}}
+                           for b, c in sorted(buckets.items())},
+        "unavailable_reasons": dict(sorted(reasons.items())),
+        "poor_quality_excluded": excluded,
+        "failed": failed,
+    }
+
+
+def ledger_counts(entries: dict[str, Entry]) -> dict[str, Any]:
+    """Every sample of the ledger by state (whatever manifests they came from)."""
+    states = Counter(entry.status for entry in entries.values())
+    return {"n_ok_in_ledger": states.get("ok", 0), "ledger": dict(sorted(states.items()))}
