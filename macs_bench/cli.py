@@ -234,6 +234,24 @@ def datasets_fetch(
         raise typer.Exit(3)
 
 
+@datasets_app.command("merge-media")
+def datasets_merge_media(
+    out: Path = typer.Argument(..., help="MEDIA folder to merge into (created if needed; may be one of the "
+                               "sources)."),
+    sources: list[Path] = typer.Argument(..., help="MEDIA folders of 'datasets fetch' (e.g. one per --shard)."),
+    manifest: Optional[Path] = typer.Option(None, help="Manifest for the report's availability table (default: "
+                                            "the one the sources were fetched from, if they agree)."),
+) -> None:
+    """Merge sharded fetches: ledgers and files, best state per sample, conflicts refused."""
+    from macs_bench.media.merge import merge_media
+
+    result = merge_media(out, sources, manifest=manifest)
+    line = f"{result['n_ok_in_ledger']:,} samples ok in {out}"
+    if "n_samples" in result:
+        line += f" ({result['n_ok']:,} of the manifest's {result['n_samples']:,})"
+    console.print(f"{line}; wrote {out / 'available.txt'} and {out / 'fetch_report.json'}", highlight=False)
+
+
 @app.command("score")
 def score_command(
     manifest: Path = typer.Option(..., "--manifest", help="Folder of a built manifest (datasets build --out)."),

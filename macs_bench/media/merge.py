@@ -1,0 +1,175 @@
+"""``datasets merge-media``: fold the MEDIA folders of sharded fetches into one.
+
+Per sample the best state wins (``ok`` over ``unavailable`` over ``failed``); a sample ``ok`` in two folders
+with different files is a conflict, and the merge refuses before writing anything. Files are hard-linked
+when the folders share a filesystem (never modified in place, so sharing is safe) and copied otherwise,
+each through a temporary name; a sample becomes ``ok`` in the output ledger only after its files are in
+place, so a killed merge is rerun like a killed fetch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from macs_bench import __version__
+from macs_bench.errors import MacsError
+from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
+from macs_bench.media.items import read_items
+from macs_bench.media.ledger import Entry, Ledger
+from macs_bench.media.report import REPORT_NAME, availability, ledger_counts, write_available
+
+LEDGER_NAME = "ledger.sqlite"
+RANK = {"ok": 0, "unavailable": 1, "failed": 2}
+
+
+def sample_files(root: Path, entry: Entry) -> list[Path]:
+    """The files an ``ok`` sample has in ``root``: its WAV and selected frame(s) (``frames_all`` apart)."""
+    sid = entry.sample_id
+    seconds = entry.detail.get("frame_seconds") or []
+    frames = [f"{sid}.jpg"] + [f"{sid}.s{k}.jpg" for k in seconds[1:]] if seconds else []
+    return [root / "audio" / f"{sid}.wav"] + [root / "frames" / name for name in frames]
+
+
+def _complete(root: Path, entry: Entry) -> bool:
+    return all(p.is_file() for p in sample_files(root, entry))
+
+
+def _same_files(a: Path, b: Path, entry: Entry) -> bool:
+    pairs = zip(sample_files(a, entry), sample_files(b, entry))
+    return all(x.stat().st_size == y.stat().st_size and sha256_file(x) == sha256_file(y) for x, y in pairs)
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Link (or copy) ``src`` to ``dst`` through a temporary name, replacing what is there."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _place_tree(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        shutil.copytree(src, tmp, copy_function=_link_or_copy)
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.replace(dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def choose(candidates: list[tuple[Path, Entry]]) -> tuple[Path, Entry] | str:
+    """The best ``(folder, entry)`` of one sample, or a conflict message."""
+    complete_ok = [(root, e) for root, e in candidates if e.status == "ok" and _complete(root, e)]
+    others = [(root, e) for root, e in candidates if e.status != "ok"]
+    if complete_ok:
+        first_root, first = complete_ok[0]
+        for root, entry in complete_ok[1:]:
+            if entry.detail.get("frame_seconds") != first.detail.get("frame_seconds") or \
+                    not _same_files(first_root, root, first):
+                return f"{first.sample_id} is ok in {first_root} and in {root} with different files"
+        return complete_ok[0]
+    if not others:  # ok in the ledger but files missing everywhere: fetch it again
+        root, entry = candidates[0]
+        return root, Entry(entry.sample_id, "failed", "files-missing", entry.attempts, entry.detail, entry.quality)
+    return min(others, key=lambda c: RANK[c[1].status])
+
+
+def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
+                manifest: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Merge the ledgers and files of ``sources`` into ``out`` (which may already hold a MEDIA folder, or be
+    one of them); rewrite its available.txt and report. Returns the report."""
+    out = Path(out)
+    roots = [Path(s) for s in sources]
+    for root in roots:
+        if not (root / LEDGER_NAME).is_file():
+            raise MacsError(f"{root}: not a MEDIA folder (no {LEDGER_NAME})")
+    if out.exists() and not out.is_dir():
+        raise MacsError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    same = {root for root in roots if root.resolve() == out.resolve()}
+    with ExitStack() as stack:
+        for folder in [out, *[r for r in dict.fromkeys(roots) if r not in same]]:
+            if not stack.enter_context(file_lock(folder / ".lock", wait=False)):
+                raise MacsError(f"{folder}: a fetch or merge is writing to this folder")
+        ledger = stack.enter_context(Ledger(out / LEDGER_NAME))
+        candidates: dict[str, list[tuple[Path, Entry]]] = {}
+        for root in [out, *[r for r in roots if r not in same]]:
+            entries = ledger.all() if root == out else _read_ledger(root)
+            for sid, entry in entries.items():
+                candidates.setdefault(sid, []).append((root, entry))
+        chosen, conflicts = {}, []
+        for sid, options in candidates.items():
+            picked = choose(options)
+            if isinstance(picked, str):
+                conflicts.append(picked)
+            else:
+                chosen[sid] = picked
+        if conflicts:
+            raise MacsError(f"{len(conflicts)} conflicting samples, nothing merged; first: {conflicts[0]}")
+        copied = 0
+        for sid, (root, entry) in sorted(chosen.items()):
+            if entry.status == "ok" and root != out:
+                for src, dst in zip(sample_files(root, entry), sample_files(out, entry)):
+                    _place(src, dst)
+                if (root / "frames_all" / sid).is_dir():
+                    _place_tree(root / "frames_all" / sid, out / "frames_all" / sid)
+                copied += 1
+            ledger.put(entry)
+        entries = ledger.all()
+        write_available(out, entries)
+        result = _report(out, roots, entries, manifest, copied)
+    return result
+
+
+def _read_ledger(root: Path) -> dict[str, Entry]:
+    with Ledger(root / LEDGER_NAME) as ledger:
+        return ledger.all()
+
+
+def _report(out: Path, roots: list[Path], entries: dict[str, Entry], manifest: str | os.PathLike | None,
+            copied: int) -> dict[str, Any]:
+    sources = []
+    for root in roots:
+        try:
+            report = json.loads((root / REPORT_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            report = {}
+        sources.append({"root": str(root), "shard": report.get("shard"), "manifest": report.get("manifest"),
+                        "manifest_sha256": report.get("manifest_sha256"), "options": report.get("options")})
+    if manifest is None:  # the manifest the shards were fetched from, if they agree and it is still there
+        named = {(s["manifest"], s["manifest_sha256"]) for s in sources}
+        if len(named) == 1 and None not in next(iter(named)):
+            path, digest = next(iter(named))
+            if Path(path).is_file() and sha256_file(path) == digest:
+                manifest = path
+    result: dict[str, Any] = {"tool": "macs-bench", "version": __version__, "merged_from": sources,
+                              "this_run": {"copied": copied}}
+    if manifest is not None:
+        path = Path(manifest) / "manifest.csv" if Path(manifest).is_dir() else Path(manifest)
+        result.update(manifest=str(path), manifest_sha256=sha256_file(path),
+                      **availability(read_items(path), entries))
+    result.update(ledger_counts(entries))
+    atomic_write_text(out / REPORT_NAME, dumps_json(result))
+    return result
