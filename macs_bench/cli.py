@@ -234,6 +234,23 @@ def datasets_fetch(
         raise typer.Exit(3)
 
 
+@datasets_app.command("export")
+def datasets_export(
+    manifest_dir: Path = typer.Argument(..., help="Folder of a built manifest (datasets build --out)."),
+    media: Path = typer.Option(..., "--media", help="MEDIA folder of 'datasets fetch'."),
+    out: Path = typer.Option(..., "--out", help="Folder for the shards, index.json and SHA256SUMS."),
+    fmt: str = typer.Option("webdataset", "--format", help="webdataset (tar shards) or parquet."),
+    shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Samples per shard."),
+) -> None:
+    """Write the fetched samples as training-ready shards (wav, jpg, json with labels, fold, split);
+    resumable."""
+    from macs_bench.media.export import export
+
+    index = export(manifest_dir, media, out, fmt=fmt, shard_size=shard_size)
+    console.print(f"{index['n_samples']:,} samples in {len(index['shards'])} {fmt} shards; wrote "
+                  f"{out / 'index.json'} and {out / 'SHA256SUMS'}", highlight=False)
+
+
 @datasets_app.command("merge-media")
 def datasets_merge_media(
     out: Path = typer.Argument(..., help="MEDIA folder to merge into (created if needed; may be one of the "
