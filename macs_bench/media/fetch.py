@@ -248,7 +248,7 @@ class Fetcher:
         except (Unavailable, Transient):
             raise
         except Exception as exc:  # a downloader's own error type: classify by its message
-            raise classify_error(f"{type(exc).__name__}: {exc}") from None
+            raise classify_error(f"{type(exc).__name__}: {exc}", item.ytid) from None
 
     def _polite(self) -> None:
         """Before each download: wait out a rate-limit pause, then ``--sleep`` seconds with +-50 % jitter."""

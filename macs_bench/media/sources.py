@@ -56,21 +56,23 @@ _PERMANENT = [  # specific reasons first: YouTube prefixes most of them with a g
 _RATE_LIMITED = (r"http error 429|too many requests|not a bot|rate.?limit|requested format is not available|"
                  r"no video formats|try again later")
 _TRANSIENT = r"http error 5\d\d|timed out|timeout|temporar|connection|reset by peer|network|ssl"
-# what yt-dlp puts around its own text: "ERROR: [youtube] <id>: ", and URLs, which hold the id
-_PREFIX = re.compile(r"^\s*(?:error:\s*)?(?:\[[\w:-]+\]\s*)?(?:[A-Za-z0-9_-]{11}:\s+)?", re.I)
+# what yt-dlp puts around its own text: "[youtube] <id>: ", and URLs, which hold the id
+_TAG = re.compile(r"\[[\w:.-]+\]\s*(?:[A-Za-z0-9_-]{11}:\s)?")
 _URL = re.compile(r"\S+://\S+")
 
 
-def error_text(message: str) -> str:
-    """yt-dlp's own words in an error message: without the ``ERROR: [extractor] <id>:`` prefix and URLs, so a
-    video id such as ``r6ssLI51RZ4`` ("ssl") cannot decide the class."""
-    lines = [_URL.sub("<url>", _PREFIX.sub("", line, count=1)) for line in message.splitlines()]
-    return " ".join(line.strip() for line in lines if line.strip()).lower()
+def error_text(message: str, ytid: str | None = None) -> str:
+    """yt-dlp's own words in an error message: without ``[extractor] <id>:`` tags, URLs and the video id, so
+    an id such as ``r6ssLI51RZ4`` ("ssl") cannot decide the class."""
+    text = _TAG.sub(" ", _URL.sub(" ", message))
+    if ytid:
+        text = text.replace(ytid, " ")
+    return " ".join(text.split()).lower()
 
 
-def classify_error(message: str) -> Exception:
+def classify_error(message: str, ytid: str | None = None) -> Exception:
     """Map a download error message to :class:`Unavailable` or :class:`Transient`."""
-    text = error_text(message)
+    text = error_text(message, ytid)
     if re.search(_RATE_LIMITED, text):
         return Transient(message, rate_limited=True)
     if re.search(_TRANSIENT, text):
@@ -151,7 +153,7 @@ class YtDlpDownloader:
             with yt_dlp.YoutubeDL(self.ydl_options(start, end, workdir)) as ydl:
                 ydl.download([url])
         except DownloadError as exc:
-            raise classify_error(str(exc)) from None
+            raise classify_error(str(exc), ytid) from None
         files = sorted(p for p in Path(workdir).glob("download.*") if not p.name.endswith((".part", ".ytdl")))
         if not files:
             raise Transient("yt-dlp reported success but wrote no file")

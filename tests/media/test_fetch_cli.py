@@ -30,7 +30,8 @@ def twelve_clips(tmp_path, long_video):
 
 
 def start(manifest, media, videos, delay, *extra, transient=None):
-    env = {**os.environ, "PYTHONPATH": str(HERE), "FAKE_VIDEOS": str(videos), "FAKE_DELAY": str(delay),
+    path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])  # the code under test stays first
+    env = {**os.environ, "PYTHONPATH": path, "FAKE_VIDEOS": str(videos), "FAKE_DELAY": str(delay),
            "FAKE_STATE": str(media.parent / "calls"), "FAKE_TRANSIENT": json.dumps(transient or {})}
     backoff = [] if "--backoff" in extra else ["--backoff", "0"]
     cmd = [str(BIN), "datasets", "fetch", str(manifest), "--root", str(media), "--jobs", "2", *backoff,

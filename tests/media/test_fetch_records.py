@@ -91,3 +91,22 @@ def test_exit_status_says_whether_anything_was_fetched(tmp_path):
     out = fetch_cli(manifest, tmp_path / "media", src)
     assert out.returncode == 0, out.stderr
     assert "1 of 2 samples available" in out.stdout
+
+
+def test_exit_status_3_when_some_failed_transiently(tmp_path, long_video):
+    import os
+
+    videos = tmp_path / "yt"
+    videos.mkdir()
+    rows = [clip_row("flakyvideo0", 0, 10), clip_row("steadyvideo", 0, 10)]
+    for row in rows:
+        (videos / f"{row['ytid']}.mp4").symlink_to(long_video)
+    path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path, "FAKE_VIDEOS": str(videos),
+           "FAKE_TRANSIENT": json.dumps({"flakyvideo0": 99})}
+    out = subprocess.run([str(BIN), "datasets", "fetch", str(write_manifest(tmp_path / "m", rows)), "--root",
+                          str(tmp_path / "media"), "--retries", "1", "--downloader",
+                          "fake_downloader:FakeDownloader"], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 3, out.stderr
+    assert "flakyvideo0_0_10: failed (transient, 1 attempts): HTTP Error 503" in out.stderr
+    assert "1 samples failed transiently: rerun" in out.stderr

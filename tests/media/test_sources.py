@@ -101,11 +101,19 @@ def test_fsd50k_source_needs_official_layout(tmp_path):
         ("ERROR: [youtube] r6ssLI51RZ4: Video unavailable. This video has been removed by the uploader", "removed"),
         ("ERROR: [youtube] xTimeout123: Private video. Sign in if you've been granted access", "private"),
         ("ERROR: unable to download https://www.youtube.com/watch?v=aConnection: Video unavailable", "removed"),
+        # a downloader plugin's own exception type, its name put in front
+        ("RuntimeError: ERROR: [youtube] r6ssLI51RZ4: Video unavailable", "removed"),
     ],
 )
 def test_classify_ignores_the_video_id(message, reason):
     err = classify_error(message)
     assert isinstance(err, Unavailable) and err.reason == reason
+
+
+def test_classify_removes_the_id_it_is_given():
+    assert isinstance(classify_error("r6ssLI51RZ4 is gone: removed by the uploader"), Transient)  # "ssl"
+    err = classify_error("r6ssLI51RZ4 is gone: removed by the uploader", "r6ssLI51RZ4")
+    assert isinstance(err, Unavailable) and err.reason == "removed"
 
 
 @pytest.mark.parametrize(
