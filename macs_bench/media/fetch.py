@@ -13,7 +13,6 @@ import shutil
 import threading
 import time
 import uuid
-import wave
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
 
 from macs_bench import __version__
 from macs_bench.datasets.frames import whole_seconds
@@ -30,6 +28,7 @@ from macs_bench.datasets.manifest import manifest_dataset
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
 from macs_bench.media import ffmpeg
+from macs_bench.media.checks import DURATION_TOLERANCE, audio_padding, explain, verify_image, verify_wav
 from macs_bench.media.items import FetchItem, read_items, select_shard
 from macs_bench.media.ledger import Entry, Ledger
 from macs_bench.media.quality import QualityThresholds, assess
@@ -44,9 +43,7 @@ from macs_bench.media.sources import (
 )
 from macs_bench.provenance import ffmpeg_version, package_versions
 
-DURATION_TOLERANCE = 0.5  # seconds a source may fall short of the range and still count (padded with silence)
 TRIMMED_SLACK = 2.0  # a pre-trimmed clip may run this much longer than the range
-LATE_AUDIO_SLACK = 2.0  # audio may start this much after the range (a cut off the keyframe): padded there
 # unavailable reasons looked at again on every run: the user may have added files or changed the thresholds
 RECHECKED_REASONS = ("not-in-source-dir", "ambiguous-trimmed")
 LEDGER_NAME = "ledger.sqlite"
@@ -189,12 +186,12 @@ class Fetcher:
                 raise Unavailable("corrupt", str(exc)) from None
             raise Transient(f"extraction failed: {exc}") from None
         try:
-            self._verify_wav(wav, round(item.duration * ffmpeg.SAMPLE_RATE))
+            verify_wav(wav, round(item.duration * ffmpeg.SAMPLE_RATE))
             missing = [f for f in frames if not f.is_file()]
             if missing:
                 raise Unavailable("too-short", f"video ends before second {frames.index(missing[0])} of the clip")
             for frame in frames:
-                _verify_image(frame)
+                verify_image(frame)
         except Unavailable as exc:
             if local:
                 raise
@@ -227,7 +224,7 @@ class Fetcher:
             raise Unavailable("corrupt", str(exc)) from None
         except ffmpeg.ProbeError as exc:
             raise Unavailable("corrupt", str(exc)) from None
-        self._verify_wav(wav, None)
+        verify_wav(wav, None)
         detail: dict[str, Any] = {"source": "fsd50k", "source_name": src.name, "frame_seconds": [],
                                   "source_duration": round(info.duration, 3)}
         quality = self._filter(wav, [], [])
@@ -279,17 +276,6 @@ class Fetcher:
         raise Unavailable("too-short", f"the file lasts {duration:.2f} s: neither the whole video up to {end:g} s "
                                        f"nor a {item.duration:g} s clip")
 
-    def _verify_wav(self, wav: Path, n_samples: int | None) -> None:
-        try:
-            with wave.open(str(wav), "rb") as fh:
-                shape = (fh.getnchannels(), fh.getframerate(), fh.getsampwidth(), fh.getnframes())
-        except (OSError, wave.Error, EOFError) as exc:
-            raise Unavailable("corrupt", f"extracted audio unreadable: {exc}") from None
-        if shape[:3] != (1, ffmpeg.SAMPLE_RATE, 2) or shape[3] == 0:
-            raise Unavailable("corrupt", f"extracted audio is {shape}, not 16 kHz mono PCM16")
-        if n_samples is not None and shape[3] != n_samples:
-            raise Unavailable("too-short", f"extracted {shape[3]} samples, expected {n_samples}")
-
     def _filter(self, wav: Path, selected: list[Path], frames: list[Path]) -> dict[str, Any]:
         if self.options.quality is None:
             return {}
@@ -321,36 +307,6 @@ class Fetcher:
             staging.replace(final)
         self.audio_path(item).parent.mkdir(parents=True, exist_ok=True)
         wav.replace(self.audio_path(item))
-
-
-def explain(problems: list[str], measured: dict[str, Any], t: QualityThresholds) -> str:
-    """``"silent (rms_dbfs -200.0 < -60.0)"``: each problem with its measurement and threshold."""
-    keys = {"silent": ("rms_dbfs", t.min_rms_dbfs), "blank-frame": ("frame_std", t.min_frame_std),
-            "frozen-video": ("motion", t.min_motion)}
-    return ", ".join(f"{p} ({keys[p][0]} {measured.get(keys[p][0])} < {keys[p][1]})" for p in problems)
-
-
-def audio_padding(info: ffmpeg.MediaInfo, offset: float, duration: float) -> tuple[float, float]:
-    """Seconds of silence the extraction adds before and after the real audio to fill ``[offset, offset +
-    duration]`` of the file's timeline; ``too-short`` when that would be more than a slip at either end."""
-    assert info.audio_start is not None and info.audio_end is not None
-    end = offset + duration
-    pad_start = max(0.0, info.audio_start - offset)
-    pad_end = max(0.0, end - info.audio_end)
-    if pad_end > DURATION_TOLERANCE:
-        raise Unavailable("too-short", f"audio ends at {info.audio_end:.2f} s, the range needs it to {end:.2f} s")
-    if pad_start > LATE_AUDIO_SLACK:
-        raise Unavailable("too-short", f"audio starts at {info.audio_start:.2f} s, the range starts at "
-                                       f"{offset:.2f} s")
-    return round(pad_start, 3), round(pad_end, 3)
-
-
-def _verify_image(path: Path) -> None:
-    try:
-        with Image.open(path) as img:
-            img.load()
-    except Exception as exc:  # PIL raises many types for a broken file
-        raise Unavailable("corrupt", f"frame {path.name} undecodable: {exc}") from None
 
 
 def _remove(path: Path) -> None:
