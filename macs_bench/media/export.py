@@ -26,7 +26,7 @@ from macs_bench.media.ledger import Ledger
 
 FORMATS = ("webdataset", "parquet")
 INDEX_NAME = "index.json"
-PARQUET_BATCH = 64  # rows per Parquet row group: the most samples held in memory at once
+PARQUET_BATCH = 16  # rows per Parquet row group: the most samples held in memory at once (~7 MB)
 
 
 def wds_key(sample_id: str) -> str:
