@@ -99,10 +99,17 @@ class Ledger:
              *(q.get(name) for name in QUALITY_COLUMNS), ",".join(q.get("problems", ()))),
         )
 
-    def put(self, entry: Entry) -> None:
-        """Store ``entry`` as it is (attempts replaced, not added): for merging ledgers."""
-        self.db.execute("DELETE FROM samples WHERE sample_id=?", (entry.sample_id,))
-        self.record(entry.sample_id, entry.status, entry.reason, entry.attempts, entry.detail, entry.quality)
+    def put_many(self, entries: list[Entry]) -> None:
+        """Store entries as they are (attempts replaced, not added), in one transaction: for merging ledgers."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for entry in entries:
+                self.db.execute("DELETE FROM samples WHERE sample_id=?", (entry.sample_id,))
+                self.record(entry.sample_id, entry.status, entry.reason, entry.attempts, entry.detail, entry.quality)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
 
 def _entry(row) -> Entry:

@@ -42,7 +42,8 @@ def _complete(root: Path, entry: Entry) -> bool:
 
 def _same_files(a: Path, b: Path, entry: Entry) -> bool:
     pairs = zip(sample_files(a, entry), sample_files(b, entry))
-    return all(x.stat().st_size == y.stat().st_size and sha256_file(x) == sha256_file(y) for x, y in pairs)
+    return all(x.samefile(y) or (x.stat().st_size == y.stat().st_size and sha256_file(x) == sha256_file(y))
+               for x, y in pairs)
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -128,7 +129,7 @@ def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
                 chosen[sid] = picked
         if conflicts:
             raise MacsError(f"{len(conflicts)} conflicting samples, nothing merged; first: {conflicts[0]}")
-        copied = 0
+        copied, changed = 0, []
         for sid, (root, entry) in sorted(chosen.items()):
             if entry.status == "ok" and root != out:
                 for src, dst in zip(sample_files(root, entry), sample_files(out, entry)):
@@ -136,7 +137,9 @@ def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
                 if (root / "frames_all" / sid).is_dir():
                     _place_tree(root / "frames_all" / sid, out / "frames_all" / sid)
                 copied += 1
-            ledger.put(entry)
+            if root != out or entry.reason == "files-missing":
+                changed.append(entry)
+        ledger.put_many(changed)  # after the files: a killed merge never leaves an ok row without them
         entries = ledger.all()
         write_available(out, entries)
         result = _report(out, roots, entries, manifest, copied)
