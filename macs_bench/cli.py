@@ -242,8 +242,7 @@ def datasets_export(
     fmt: str = typer.Option("webdataset", "--format", help="webdataset (tar shards) or parquet."),
     shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Samples per shard."),
 ) -> None:
-    """Write the fetched samples as training-ready shards (wav, jpg, json with labels, fold, split);
-    resumable."""
+    """Write fetched samples as training shards: WebDataset tars or Parquet, resumable."""
     from macs_bench.media.export import export
 
     index = export(manifest_dir, media, out, fmt=fmt, shard_size=shard_size)
