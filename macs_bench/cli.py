@@ -164,8 +164,7 @@ def datasets_fetch(
 ) -> None:
     """Fetch each clip's 16 kHz audio and frame(s) into MEDIA, resumably, with an availability ledger.
 
-    Exit status: 0 when every sample is settled (ok or unavailable) and some are ok; 1 when none is ok;
-    3 when some are ok but others failed transiently (rerun to retry them); 2 bad input; 130 interrupted."""
+    Exit status: 0 all settled, some ok; 1 none ok; 3 some failed transiently (rerun); 2 bad input; 130 stopped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
