@@ -230,13 +230,14 @@ class LocalVideos:
 
     def _index(self) -> dict[str, dict[str, str]]:
         """``stem -> {lower-case suffix: file name}`` of the folder's videos, listed once per run."""
-        if self._names is None:
-            self._names = {}
+        if self._names is None:  # built whole before it is shared: fetch threads may call this at once
+            names: dict[str, dict[str, str]] = {}
             with os.scandir(self.folder) as entries:
                 for entry in entries:
                     stem, dot, suffix = entry.name.rpartition(".")
                     if dot and f".{suffix.lower()}" in VIDEO_SUFFIXES and entry.is_file():
-                        self._names.setdefault(stem, {})[f".{suffix.lower()}"] = entry.name
+                        names.setdefault(stem, {})[f".{suffix.lower()}"] = entry.name
+            self._names = names
         return self._names
 
     def _inside(self, name: str) -> Path:
