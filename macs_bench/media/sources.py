@@ -183,7 +183,8 @@ def parse_extractor_args(specs: tuple[str, ...] | list[str]) -> dict[str, dict[s
         with contextlib.redirect_stderr(io.StringIO()) as err:
             return yt_dlp.parse_options(argv).ydl_opts["extractor_args"]
     except SystemExit:
-        raise MacsError(f"--extractor-args: {err.getvalue().strip().splitlines()[-1:]}") from None
+        lines = err.getvalue().strip().splitlines() or ["yt-dlp refused them"]
+        raise MacsError(f"--extractor-args: {lines[-1]}") from None
 
 
 def load_downloader(spec: str | None) -> Downloader:
