@@ -190,11 +190,21 @@ def wav2clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
 
 
 class _TinyImage(torch.nn.Module):
-    def __init__(self, dim: int):
+    """A small random CNN. ``pooled`` (the Inception stand-in) ends in non-negative average-pooled ReLU features
+    as Inception's pool layer does; the CLIP stand-in ends in a linear projection. Different layouts and seeds,
+    so swapping their features changes every number."""
+
+    def __init__(self, dim: int, pooled: bool = False):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.GELU(),
-                                       torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.GELU(),
-                                       torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(64, dim))
+        if pooled:
+            self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 5, stride=2), torch.nn.ReLU(),
+                                           torch.nn.Conv2d(16, dim, 3, stride=2), torch.nn.ReLU(),
+                                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        else:
+            self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.GELU(),
+                                           torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.GELU(),
+                                           torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
+                                           torch.nn.Linear(64, dim))
 
     def forward(self, x):
         return self.net(x)
@@ -212,15 +222,16 @@ class _TinyAudio(torch.nn.Module):
 
 
 TINY_DIM = 32
+TINY_SEED_OFFSET = {"inception": 0, "clip": 1, "wav2clip": 2}
 
 
 def tiny(name: str, seed: int = 0) -> Encoder:
     """Small random networks in the real encoders' roles (fast smoke runs and tests). Their features are 32-d:
     a 2048-d Frechet distance alone takes about 40 s on two CPU cores (scipy's sqrtm)."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + TINY_SEED_OFFSET.get(name, 0))
     if name in ("inception", "clip"):
-        return Encoder(name, "image", TINY_DIM, f"tiny-random:{seed}", "tiny-32-v1", tiny_image_input,
-                       _TinyImage(TINY_DIM).eval(), lambda m, x: m(x))
+        return Encoder(name, "image", TINY_DIM, f"tiny-random:{seed}", "tiny-32-v2", tiny_image_input,
+                       _TinyImage(TINY_DIM, pooled=name == "inception").eval(), lambda m, x: m(x))
     if name == "wav2clip":  # shares the tiny CLIP's width, as wav2clip shares CLIP's space
         return Encoder("wav2clip", "audio", TINY_DIM, f"tiny-random:{seed}", f"wave-{AUDIO_RATE}-mono-v1",
                        audio_input, _TinyAudio(TINY_DIM).eval(), lambda m, x: m(x))
@@ -228,6 +239,14 @@ def tiny(name: str, seed: int = 0) -> Encoder:
 
 
 WEIGHT_NAMES = {"inception": "inception-2015-12-05", "clip": "clip-vit-b-32-openai", "wav2clip": "wav2clip"}
+
+
+def published_hash(name: str) -> str | None:
+    """``sha256:<hex>`` of the published weights of encoder ``name`` when the registry pins one, else None."""
+    from macs_bench import weights as weight_store
+
+    spec = weight_store.WEIGHTS[WEIGHT_NAMES[name]]
+    return f"sha256:{spec.sha256}" if spec.sha256 else None
 
 
 def expected_weights(name: str) -> str | None:

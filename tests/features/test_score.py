@@ -162,5 +162,5 @@ def test_published_weights_decide_comparability(tmp_path, monkeypatch):
 
     tiny = encoders.build_encoders("tiny")
     assert score_module.published_weights(tiny) is False
-    monkeypatch.setattr(encoders, "expected_weights", lambda name: tiny[name].weights)
+    monkeypatch.setattr(encoders, "published_hash", lambda name: tiny[name].weights)
     assert score_module.published_weights(tiny) is True
