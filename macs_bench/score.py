@@ -25,11 +25,14 @@ from macs_bench import __version__
 from macs_bench.datasets.manifest import manifest_dataset, read_manifest
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
-from macs_bench.features.encoders import Encoder, build_encoders
+from macs_bench.features.encoders import PAPER_ENCODERS, Encoder, build_encoders
 from macs_bench.features.extract import content_hash, encode_files
 from macs_bench.io import atomic_write_text, dumps_json, sha256_file
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
 from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
+from macs_bench.metric_sets import (compute_extras, directions, extra_jobs, interval_functions, needed_encoders,
+                                    parse_metrics, small_n_warnings)
+from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
 from macs_bench.score_checks import check_config, check_out, feature_notes, resolve_device
 
 METRIC_VERSION = "macs-metrics-v1"
@@ -51,6 +54,9 @@ class ScoreConfig:
     kid_seed: int = 0
     allow_missing: bool = False
     cache_dir: str | None = None  # default: $MACS_HOME/features
+    metrics: str = "paper"  # paper | all | comma list of extras (see macs_bench.metric_sets.EXTRAS)
+    bootstrap: int = 0  # rounds of the bootstrap confidence intervals (0: none)
+    bootstrap_seed: int = 0
 
 
 @dataclass
@@ -61,6 +67,8 @@ class Pairing:
     audio: list[Path]
     missing: list[str]
     extra: list[str]
+    labels: list[list[str]] = field(default_factory=list)  # each scored sample's label names
+    classes: list[str] = field(default_factory=list)  # V: every label in the whole manifest, sorted
 
 
 def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None, allow_missing: bool,
@@ -112,7 +120,10 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
                             "'macs-bench datasets fetch'")
     if len(ids) < 3:
         raise MacsError(f"{pred_dir}: {len(ids)} scorable samples; the metrics need at least 3")
-    return Pairing(ids, [found[sid] for sid in ids], frames, audio, missing, extra)
+    by_id = {r["sample_id"]: [x for x in r["labels"].split(";") if x] for r in read_manifest(manifest_dir)}
+    classes = sorted({x for labels in by_id.values() for x in labels})
+    return Pairing(ids, [found[sid] for sid in ids], frames, audio, missing, extra, [by_id[s] for s in ids],
+                   classes)
 
 
 def compute_metrics(gen_incep: np.ndarray, gt_incep: np.ndarray, gen_clip: np.ndarray, gt_clip: np.ndarray,
@@ -152,15 +163,21 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
     config = config or ScoreConfig()
     started = time.perf_counter()
     check_config(config)
+    selected = parse_metrics(config.metrics)
     if out is not None:
         manifest_csv = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
         check_out(Path(out), [manifest_csv, manifest_csv.with_name("stats.json"), Path(pred_dir), Path(media)])
     accelerator = _accelerator()
     device = accelerator.device if accelerator is not None else resolve_device(config.device)
     pairing = pair_files(Path(manifest_dir), Path(pred_dir), Path(media), fold, config.allow_missing, split)
+    names = (*PAPER_ENCODERS, *needed_encoders(selected))
     if encoders is not None:
         config = replace(config, preset=encoders_preset(encoders))
-    encoders = encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()})
+        absent = [n for n in names if n not in encoders]
+        if absent:
+            raise MacsError(f"--metrics {config.metrics}: needs the {absent[0]} encoder, which was not given")
+    encoders = encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()},
+                                          names=names)
     cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
 
     timings: dict[str, float] = {}
@@ -171,7 +188,8 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
     encoded_now: dict[str, int] = {}
     jobs = [("gen_inception", "inception", pairing.predictions), ("gt_inception", "inception", pairing.frames),
             ("gen_clip", "clip", pairing.predictions), ("gt_clip", "clip", pairing.frames),
-            ("audio_wav2clip", "wav2clip", pairing.audio)]
+            ("audio_wav2clip", "wav2clip", pairing.audio),
+            *extra_jobs(selected, pairing.predictions, pairing.frames)]
     for key, name, paths in jobs:
         t = time.perf_counter()
         tick = progress(key, len(paths)) if progress else None
@@ -184,7 +202,7 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
         return None
     try:
         return _summarise(features, pairing, encoders, encoded_now, timings, started, config, accelerator, device,
-                          manifest_dir, pred_dir, media, model_name, fold, split, out, hashes)
+                          manifest_dir, pred_dir, media, model_name, fold, split, out, hashes, selected)
     finally:
         if accelerator is not None:
             _finish(accelerator)
@@ -200,7 +218,7 @@ def _finish(accelerator) -> None:
 
 
 def _summarise(features, pairing, encoders, encoded_now, timings, started, config, accelerator, device,
-               manifest_dir, pred_dir, media, model_name, fold, split, out, hashes) -> dict[str, Any]:
+               manifest_dir, pred_dir, media, model_name, fold, split, out, hashes, selected) -> dict[str, Any]:
     """Metrics and the result record from the encoded features (main process only)."""
     file_hashes = {"pred_sha256": [hashes[p] for p in pairing.predictions],
                    "frame_sha256": [hashes[p] for p in pairing.frames],
@@ -209,6 +227,13 @@ def _summarise(features, pairing, encoders, encoded_now, timings, started, confi
     metrics, per_sample, notes = compute_metrics(features["gen_inception"], features["gt_inception"],
                                                  features["gen_clip"], features["gt_clip"],
                                                  features["audio_wav2clip"], config)
+    extra, breakdown, extra_per_sample = compute_extras(selected, features, lambda: coverage_inputs(
+        encoders["clip"], pairing))
+    intervals = None
+    if config.bootstrap:
+        intervals = bootstrap_intervals(interval_functions(
+            selected, features, per_sample, extra_per_sample, config, metrics["kid"] is not None),
+            len(pairing.sample_ids), config.bootstrap, config.bootstrap_seed)
     timings["metrics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
     manifest_csv = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
@@ -218,8 +243,9 @@ def _summarise(features, pairing, encoders, encoded_now, timings, started, confi
         "fold": fold,
         "split": split,
         "n": len(pairing.sample_ids),
-        "metrics": metrics,
-        "directions": DIRECTIONS,
+        "metrics": {**metrics, **extra},
+        "directions": {**DIRECTIONS, **directions(selected)},
+        "metrics_selected": ["paper", *selected],
         "metric_version": METRIC_VERSION,
         "encoders": {name: {"id": enc.id, "weights": enc.weights} for name, enc in encoders.items()},
         "device": device.type,
@@ -238,11 +264,20 @@ def _summarise(features, pairing, encoders, encoded_now, timings, started, confi
         "encoded_now": encoded_now,
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
         "warnings": [*notes, *scope_warnings(pairing, encoders),
+                     *small_n_warnings(len(pairing.sample_ids), features, selected, config.kid_subset_size),
                      *(f"{k} is undefined: every generated image is equally similar to some sample's query"
                        for k in ("ais_z", "iis_z") if metrics[k] is None)],
     }
+    if breakdown:
+        result["breakdown"] = breakdown
+    if "coverage" in selected:
+        result["coverage"] = coverage_provenance(pairing.classes)
+    if intervals is not None:
+        result["intervals"] = {"method": "percentile bootstrap over samples", "level": LEVEL,
+                               "rounds": config.bootstrap, "seed": config.bootstrap_seed, "metrics": intervals}
     if out is not None:
-        write_result(Path(out), result, pairing.sample_ids, {**per_sample, **file_hashes})
+        shown = {k: v for k, v in extra_per_sample.items() if k == "source_coverage"}
+        write_result(Path(out), result, pairing.sample_ids, {**per_sample, **shown, **file_hashes})
     return result
 
 
@@ -276,11 +311,26 @@ def scope_warnings(pairing: Pairing, encoders: dict[str, Encoder]) -> list[str]:
     from macs_bench.features.encoders import published_hash
 
     unpinned = [name for name, enc in encoders.items()
-                if published_hash(name) is None and enc.weights.startswith("sha256:")]
+                if name in PAPER_ENCODERS and published_hash(name) is None and enc.weights.startswith("sha256:")]
     if unpinned:
         out.append(f"{', '.join(unpinned)}: no published checksum exists for these weights, so they cannot be "
                    "verified as the paper's: not comparable with the paper")
     return out
+
+
+def coverage_inputs(clip: Encoder, pairing: Pairing) -> tuple[np.ndarray, list[list[int]]]:
+    """Class text embeddings of V from CLIP's own text tower, and each scored sample's labels as indices."""
+    from macs_bench.features.encoders_extra import text_tower
+    from macs_bench.metrics.coverage import class_text_embeddings, label_indices
+
+    return class_text_embeddings(text_tower(clip), pairing.classes), label_indices(pairing.classes, pairing.labels)
+
+
+def coverage_provenance(classes: list[str]) -> dict[str, Any]:
+    from macs_bench.metrics.coverage import PROMPTS, PROMPTS_VERSION
+
+    return {"detector": "clip text tower (zero-shot)", "prompts": list(PROMPTS), "prompts_version": PROMPTS_VERSION,
+            "n_classes": len(classes), "classes_sha256": digest_lines([[c] for c in classes])}
 
 
 def encoders_preset(encoders: dict[str, Encoder]) -> str:
@@ -299,7 +349,7 @@ def published_weights(encoders: dict[str, Encoder]) -> bool:
     from macs_bench.features import encoders as registry
 
     return all(registry.published_hash(name) is not None and enc.weights == registry.published_hash(name)
-               for name, enc in encoders.items())
+               for name, enc in encoders.items() if name in PAPER_ENCODERS)
 
 
 def per_sample_path(out: Path) -> Path:

@@ -238,7 +238,9 @@ def tiny(name: str, seed: int = 0) -> Encoder:
     raise ValueError(name)
 
 
-WEIGHT_NAMES = {"inception": "inception-2015-12-05", "clip": "clip-vit-b-32-openai", "wav2clip": "wav2clip"}
+WEIGHT_NAMES = {"inception": "inception-2015-12-05", "clip": "clip-vit-b-32-openai", "wav2clip": "wav2clip",
+                "clip_l336": "clip-vit-l-14-336-openai", "dinov2": "dinov2-vit-l-14"}
+PAPER_ENCODERS = ("inception", "clip", "wav2clip")
 
 
 def published_hash(name: str) -> str | None:
@@ -258,21 +260,36 @@ def expected_weights(name: str) -> str | None:
 BUILDERS = {"inception": inception, "clip": clip, "wav2clip": wav2clip}
 
 
-def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None, seed: int = 0) -> dict[str, Encoder]:
-    """The three scoring encoders. ``paper``: published weights (explicit files in ``weights``, else the
-    ``macs-bench weights`` cache); ``random``: the real architectures with random weights; ``tiny``: small
-    random networks. Only ``paper`` gives numbers comparable with the paper."""
+def _builders() -> dict[str, Callable[..., Encoder]]:
+    from macs_bench.features.encoders_extra import BUILDERS_EXTRA
+
+    return {**BUILDERS, **BUILDERS_EXTRA}
+
+
+def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None, seed: int = 0,
+                   names: tuple[str, ...] | list[str] | None = None) -> dict[str, Encoder]:
+    """The scoring encoders ``names`` (default: the paper's three). ``paper``: published weights (explicit files
+    in ``weights``, else the ``macs-bench weights`` cache); ``random``: the real architectures with random
+    weights; ``tiny``: small random networks. Only ``paper`` gives numbers comparable with the paper."""
     if preset not in PRESETS:
         raise MacsError(f"unknown encoder preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    builders = _builders()
+    names = list(names or PAPER_ENCODERS)
+    unknown = [n for n in names if n not in builders]
+    if unknown:
+        raise MacsError(f"unknown encoder {unknown[0]!r}; known: {', '.join(builders)}")
     if preset == "tiny":
-        return {name: tiny(name, seed) for name in BUILDERS}
+        from macs_bench.features.encoders_extra import tiny_extra
+
+        return {name: tiny(name, seed) if name in BUILDERS else tiny_extra(name, seed) for name in names}
     if preset == "random":
-        return {name: build(None, seed=seed) for name, build in BUILDERS.items()}
+        return {name: builders[name](None, seed=seed) for name in names}
     from macs_bench import weights as weight_store
 
     given = weights or {}
     built = {}
-    for name, build in BUILDERS.items():
+    for name in names:
+        build = builders[name]
         if name in given:
             built[name] = build(Path(given[name]))  # the user's own file: recorded, not required to be published
             continue

@@ -104,9 +104,10 @@ def class_text_embeddings(encode_text: Callable[[list[str]], np.ndarray], classe
     return mean / np.linalg.norm(mean, axis=1, keepdims=True)
 
 
-def coverage_report(gen_emb, gt_emb, class_emb, label_sets) -> tuple[dict[str, float | None], dict, np.ndarray]:
+def coverage_report(gen_emb, gt_emb, class_emb, label_sets) -> tuple[dict[str, float | None], dict,
+                                                                      dict[str, np.ndarray]]:
     """The result's coverage numbers (generated, ground-truth ceiling, relative, AIC of both), the breakdown
-    by number of sources, and the per-sample coverage of the generated images."""
+    by number of sources, and the per-sample values behind them."""
     gen = source_coverage(gen_emb, class_emb, label_sets)
     gt = source_coverage(gt_emb, class_emb, label_sets)
     metrics = {"source_coverage": gen.mean, "source_coverage_gt": gt.mean,
@@ -115,7 +116,9 @@ def coverage_report(gen_emb, gt_emb, class_emb, label_sets) -> tuple[dict[str, f
     ceiling = gt.by_sources()
     breakdown = {str(k): {"n": v["n"], "coverage": v["coverage"], "coverage_gt": ceiling[k]["coverage"],
                           "aic": v["aic"], "aic_gt": ceiling[k]["aic"]} for k, v in gen.by_sources().items()}
-    return metrics, breakdown, gen.per_sample
+    per_sample = {"source_coverage": gen.per_sample, "source_coverage_gt": gt.per_sample, "aic": gen.aic,
+                  "aic_gt": gt.aic}
+    return metrics, breakdown, per_sample
 
 
 def label_indices(classes: Sequence[str], labels: Sequence[Sequence[str]]) -> list[list[int]]:

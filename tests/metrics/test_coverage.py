@@ -70,7 +70,8 @@ def test_report_gives_the_ground_truth_ceiling_and_relative_coverage():
     assert metrics == {"source_coverage": 0.75, "source_coverage_gt": 1.0, "source_coverage_rel": 0.75,
                        "aic": 1.0, "aic_gt": 1.0}
     assert breakdown["2"] == {"n": 1, "coverage": 0.5, "coverage_gt": 1.0, "aic": 1.0, "aic_gt": 1.0}
-    np.testing.assert_array_equal(per_sample, [0.5, 1.0])
+    np.testing.assert_array_equal(per_sample["source_coverage"], [0.5, 1.0])
+    np.testing.assert_array_equal(per_sample["aic_gt"], [1.0, 1.0])
 
 
 def test_class_text_embeddings_average_the_prompts():
