@@ -97,6 +97,22 @@ def compute_extras(selected: tuple[str, ...], features: dict[str, np.ndarray],
     return metrics, breakdown, per_sample
 
 
+def coverage_inputs(clip, pairing) -> tuple[np.ndarray, list[list[int]]]:
+    """Class text embeddings of V from CLIP's own text tower, and each scored sample's labels as indices."""
+    from macs_bench.features.encoders_extra import text_tower
+    from macs_bench.metrics.coverage import class_text_embeddings, label_indices
+
+    return class_text_embeddings(text_tower(clip), pairing.classes), label_indices(pairing.classes, pairing.labels)
+
+
+def coverage_provenance(classes: list[str]) -> dict[str, Any]:
+    from macs_bench.metrics.coverage import PROMPTS, PROMPTS_VERSION
+    from macs_bench.provenance import digest_lines
+
+    return {"detector": "clip text tower (zero-shot)", "prompts": list(PROMPTS), "prompts_version": PROMPTS_VERSION,
+            "n_classes": len(classes), "classes_sha256": digest_lines([[c] for c in classes])}
+
+
 def small_n_warnings(n: int, features: dict[str, np.ndarray], selected: tuple[str, ...], kid_subset_size: int,
                      prdc_min: int = 1000) -> list[str]:
     """Warnings for metrics whose estimate is poor at this N: a Frechet distance with N at or below the feature

@@ -30,8 +30,8 @@ from macs_bench.features.extract import content_hash, encode_files
 from macs_bench.io import atomic_write_text, dumps_json, sha256_file
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
 from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
-from macs_bench.metric_sets import (compute_extras, directions, extra_jobs, interval_functions, needed_encoders,
-                                    parse_metrics, small_n_warnings)
+from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
+                                    interval_functions, needed_encoders, parse_metrics, small_n_warnings)
 from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
 from macs_bench.score_checks import check_config, check_out, feature_notes, resolve_device
 
@@ -316,21 +316,6 @@ def scope_warnings(pairing: Pairing, encoders: dict[str, Encoder]) -> list[str]:
         out.append(f"{', '.join(unpinned)}: no published checksum exists for these weights, so they cannot be "
                    "verified as the paper's: not comparable with the paper")
     return out
-
-
-def coverage_inputs(clip: Encoder, pairing: Pairing) -> tuple[np.ndarray, list[list[int]]]:
-    """Class text embeddings of V from CLIP's own text tower, and each scored sample's labels as indices."""
-    from macs_bench.features.encoders_extra import text_tower
-    from macs_bench.metrics.coverage import class_text_embeddings, label_indices
-
-    return class_text_embeddings(text_tower(clip), pairing.classes), label_indices(pairing.classes, pairing.labels)
-
-
-def coverage_provenance(classes: list[str]) -> dict[str, Any]:
-    from macs_bench.metrics.coverage import PROMPTS, PROMPTS_VERSION
-
-    return {"detector": "clip text tower (zero-shot)", "prompts": list(PROMPTS), "prompts_version": PROMPTS_VERSION,
-            "n_classes": len(classes), "classes_sha256": digest_lines([[c] for c in classes])}
 
 
 def encoders_preset(encoders: dict[str, Encoder]) -> str:
