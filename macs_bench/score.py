@@ -76,6 +76,7 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
     """Match manifest samples with predictions and ground truth; missing or extra predictions are an error
     listing them, unless ``allow_missing`` (then the intersection is scored and the rest recorded)."""
     rows = read_manifest(manifest_dir)
+    by_id = {r["sample_id"]: [x for x in r["labels"].split(";") if x] for r in rows}
     counts = Counter(r["sample_id"] for r in rows)
     twice = [sid for sid, k in counts.items() if k > 1]
     if twice:
@@ -120,7 +121,6 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
                             "'macs-bench datasets fetch'")
     if len(ids) < 3:
         raise MacsError(f"{pred_dir}: {len(ids)} scorable samples; the metrics need at least 3")
-    by_id = {r["sample_id"]: [x for x in r["labels"].split(";") if x] for r in read_manifest(manifest_dir)}
     classes = sorted({x for labels in by_id.values() for x in labels})
     return Pairing(ids, [found[sid] for sid in ids], frames, audio, missing, extra, [by_id[s] for s in ids],
                    classes)

@@ -60,3 +60,43 @@ def test_cmmd_class_equals_the_function(rng):
     for (fb,) in batches(fake):
         metric.update(fb, real=False)
     assert float(metric.compute()) == pytest.approx(cmmd(unit_rows(real), unit_rows(fake)), rel=1e-12)
+
+
+WORKER = """
+import json, sys
+import numpy as np, torch, torch.distributed as dist
+from macs_bench.metrics.classes import PairedSimilarity
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+data = np.random.default_rng(7)
+q, g = data.normal(size=(21, 6)), data.normal(size=(21, 6))
+rows = slice(0, 11) if rank == 0 else slice(11, 21)  # unequal shards
+metric = PairedSimilarity()
+metric.update(torch.from_numpy(q[rows]), torch.from_numpy(g[rows]))
+got = metric.compute()
+print("RESULT", json.dumps([rank, float(got["mean"]), float(got["z_mean"])]))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_distributed_sync_gathers_every_process(tmp_path):
+    """Two processes under torchrun, each with its own rows: compute() syncs and gives the one-process value."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "worker.py").write_text(WORKER)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29641",
+                           str(tmp_path / "worker.py")], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line.split("RESULT", 1)[1]) for line in done.stdout.splitlines() if "RESULT" in line]
+    data = np.random.default_rng(7)
+    expected = paired_scores(data.normal(size=(21, 6)), data.normal(size=(21, 6)))
+    assert sorted(r[0] for r in results) == [0, 1]
+    for _, mean, z_mean in results:
+        assert mean == pytest.approx(expected.mean, rel=1e-12) and z_mean == pytest.approx(expected.z_mean, rel=1e-12)
