@@ -33,7 +33,7 @@ from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_version
 from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
                                     interval_functions, needed_encoders, parse_metrics, small_n_warnings)
 from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
-from macs_bench.score_checks import check_config, check_out, feature_notes, resolve_device
+from macs_bench.score_checks import check_config, check_out, feature_notes, resolve_device, wide_image_warnings
 
 METRIC_VERSION = "macs-metrics-v1"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -264,6 +264,7 @@ def _summarise(features, pairing, encoders, encoded_now, timings, started, confi
         "encoded_now": encoded_now,
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
         "warnings": [*notes, *scope_warnings(pairing, encoders),
+                     *wide_image_warnings(pairing.predictions, pairing.frames),
                      *small_n_warnings(len(pairing.sample_ids), features, selected, config.kid_subset_size),
                      *(f"{k} is undefined: every generated image is equally similar to some sample's query"
                        for k in ("ais_z", "iis_z") if metrics[k] is None)],

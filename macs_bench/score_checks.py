@@ -94,3 +94,29 @@ def feature_notes(gen_incep: np.ndarray, gt_incep: np.ndarray) -> tuple[bool, li
                      "the metric's size (kid and kid_std are null)")
         return False, notes
     return True, notes
+
+
+def wide_images(paths: list[Path]) -> list[Path]:
+    """Images stored with more than 8 bits per channel (read from the header only): PIL's RGB conversion, which
+    clean-fid uses, clips their values above 255."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                    out.append(path)
+        except (UnidentifiedImageError, OSError, ValueError):
+            continue  # the encoder pass reports an unreadable file with its own error
+    return out
+
+
+def wide_image_warnings(predictions: list[Path], frames: list[Path]) -> list[str]:
+    out = []
+    for kind, paths in (("predictions", predictions), ("ground-truth frames", frames)):
+        wide = wide_images(paths)
+        if wide:
+            out.append(f"{len(wide)} {kind} are 16- or 32-bit images (e.g. {wide[0]}): converting them to RGB "
+                       "clips every value above 255; save 8-bit images")
+    return out

@@ -164,6 +164,17 @@ def test_sixteen_bit_image_that_saturates_warns(tmp_path):
         load_image(tmp_path / "narrow.png")
 
 
+def test_sixteen_bit_predictions_are_named_in_the_result_whatever_the_cache(tmp_path, scoring_case):
+    sid = scoring_case.ids[3]
+    wide = np.random.default_rng(2).integers(0, 60000, (48, 64)).astype(np.uint16)
+    Image.fromarray(wide).save(scoring_case.pred / f"{sid}.png")
+    for model in ("first", "cached"):  # the second run decodes nothing: the warning must not depend on that
+        result = run(scoring_case, tmp_path, model=model)
+        (warning,) = [w for w in result["warnings"] if "16- or 32-bit" in w]
+        assert warning.startswith("1 predictions are") and f"{sid}.png" in warning
+    assert result["encoded_now"]["gen_inception"] == 0
+
+
 def test_undefined_z_option_is_checked():
     x = np.random.default_rng(0).normal(size=(5, 4))
     with pytest.raises(MacsError, match="undefined_z must be 'raise' or 'nan'"):
