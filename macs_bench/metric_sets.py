@@ -135,8 +135,9 @@ def interval_functions(selected: tuple[str, ...], features: dict[str, np.ndarray
                        extra_per_sample, config, kid_ok: bool) -> dict[str, Callable[[np.ndarray], float | None]]:
     """Each reported metric as a function of resampled row indices, for :mod:`macs_bench.metrics.bootstrap`.
     (kid_std, a spread of its own, has no interval.)"""
-    from macs_bench.metrics import frechet_distance, kernel_inception_distance
+    from macs_bench.metrics import frechet_distance
     from macs_bench.metrics.bootstrap import mean_of, on_rows
+    from macs_bench.metrics.kid import kid_resampler
     from macs_bench.metrics.cmmd import cmmd, unit_rows
     from macs_bench.metrics.prdc import prdc
 
@@ -145,9 +146,8 @@ def interval_functions(selected: tuple[str, ...], features: dict[str, np.ndarray
         "fid": on_rows(frechet_distance, f["gen_inception"], f["gt_inception"]),
         "clip_fid": on_rows(frechet_distance, f["gen_clip"], f["gt_clip"])}
     if kid_ok:
-        fns["kid"] = on_rows(lambda a, b: kernel_inception_distance(
-            a, b, num_subsets=config.kid_subsets, max_subset_size=config.kid_subset_size, seed=config.kid_seed)[0],
-            f["gen_inception"], f["gt_inception"])
+        fns["kid"] = kid_resampler(f["gen_inception"], f["gt_inception"], config.kid_subsets,
+                                   config.kid_subset_size, config.kid_seed)
     fns.update({k: mean_of(paper_per_sample[k]) for k in ("ais", "ais_z", "iis", "iis_z")})
     if "coverage" in selected:
         cov, ceiling = extra_per_sample["source_coverage"], extra_per_sample["source_coverage_gt"]
