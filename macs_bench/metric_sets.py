@@ -105,11 +105,13 @@ def coverage_inputs(clip, pairing) -> tuple[np.ndarray, list[list[int]]]:
     return class_text_embeddings(text_tower(clip), pairing.classes), label_indices(pairing.classes, pairing.labels)
 
 
-def coverage_provenance(classes: list[str]) -> dict[str, Any]:
+def coverage_provenance(classes: list[str], clip) -> dict[str, Any]:
     from macs_bench.metrics.coverage import PROMPTS, PROMPTS_VERSION
     from macs_bench.provenance import digest_lines
 
-    return {"detector": "clip text tower (zero-shot)", "prompts": list(PROMPTS), "prompts_version": PROMPTS_VERSION,
+    detector = "the caller's text tower (encoders['clip'].text)" if clip.text is not None \
+        else f"{clip.id} text tower (zero-shot)"
+    return {"detector": detector, "prompts": list(PROMPTS), "prompts_version": PROMPTS_VERSION,
             "n_classes": len(classes), "classes_sha256": digest_lines([[c] for c in classes])}
 
 

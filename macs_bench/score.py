@@ -272,7 +272,7 @@ def _summarise(features, pairing, encoders, encoded_now, timings, started, confi
     if breakdown:
         result["breakdown"] = breakdown
     if "coverage" in selected:
-        result["coverage"] = coverage_provenance(pairing.classes)
+        result["coverage"] = coverage_provenance(pairing.classes, encoders["clip"])
     if intervals is not None:
         result["intervals"] = {"method": "percentile bootstrap over samples", "level": LEVEL,
                                "rounds": config.bootstrap, "seed": config.bootstrap_seed, "metrics": intervals}

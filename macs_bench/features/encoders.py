@@ -41,6 +41,9 @@ class Encoder:
     # False when the network normalises over the whole batch (wav2clip's spectrogram standardisation):
     # each input then runs alone, so a feature never depends on its batch-mates
     batchable: bool = True
+    # a text tower in this encoder's space (sentences -> embeddings) for per-source coverage; None: the
+    # network's own (CLIP's encode_text), see macs_bench.features.encoders_extra.text_tower
+    text: Callable[[list[str]], np.ndarray] | None = None
 
     @property
     def id(self) -> str:

@@ -130,8 +130,11 @@ def tiny_extra(name: str, seed: int = 0) -> Encoder:
 
 
 def text_tower(encoder: Encoder, seed: int = 0):
-    """A function from sentences to embeddings in ``encoder``'s space: CLIP's own text tower (open_clip's
-    tokenizer), or for the tiny CLIP a random byte-level tower."""
+    """A function from sentences to embeddings in ``encoder``'s space: ``encoder.text`` when set (any joint
+    image-text model), else CLIP's own text tower (open_clip's tokenizer), or for the tiny CLIP a random
+    byte-level tower."""
+    if encoder.text is not None:
+        return encoder.text
     if encoder.weights.startswith("tiny-random"):
         torch.manual_seed(seed + 5)
         tower = _TinyText(encoder.dim).eval()

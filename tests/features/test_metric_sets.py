@@ -123,3 +123,27 @@ def test_encoders_passed_in_must_cover_the_extras(tmp_path, scoring_case):
     with pytest.raises(MacsError, match="--metrics cmmd: needs the clip_l336 encoder"):
         score(scoring_case.manifest, scoring_case.pred, scoring_case.media, model_name="m", encoders=tiny,
               config=ScoreConfig(cache_dir=str(tmp_path / "c"), metrics="cmmd"))
+
+
+def test_another_text_tower_can_be_plugged_in(tmp_path, scoring_case):
+    label_case(scoring_case)
+    tiny = encoders.build_encoders("tiny")
+
+    def tower(sentences):  # e.g. a miniature world's own learned text encoder
+        return np.array([[len(s) % 7, s.count("o"), s.count("r") + 1.0] + [0.0] * (encoders.TINY_DIM - 3)
+                         for s in sentences])
+
+    tiny["clip"].text = tower
+    result = score(scoring_case.manifest, scoring_case.pred, scoring_case.media, model_name="m", encoders=tiny,
+                   config=ScoreConfig(cache_dir=str(tmp_path / "c"), kid_subset_size=4, metrics="coverage"))
+    cache = FeatureCache(tmp_path / "other")
+    paths = [scoring_case.pred / f"{sid}.png" for sid in scoring_case.ids]
+    gen = encode_files(paths, [content_hash(p) for p in paths], tiny["clip"], cache, device="cpu")[0]
+    classes = ["bird", "car", "dog", "rain", "speech"]
+    label_sets = [[classes.index(x) for x in r["labels"].split(";")]
+                  for r in csv.DictReader(open(scoring_case.manifest / "manifest.csv"))]
+    expected = source_coverage(gen, class_text_embeddings(tower, classes), label_sets).mean
+    assert result["metrics"]["source_coverage"] == pytest.approx(expected, abs=1e-12)
+    assert "caller's text tower" in result["coverage"]["detector"]
+    default = encoders.build_encoders("tiny")["clip"]
+    assert expected != source_coverage(gen, class_text_embeddings(text_tower(default), classes), label_sets).mean
