@@ -34,7 +34,10 @@ EXTRAS: dict[str, MetricSet] = {
     "prdc_inception": MetricSet((), {f"{k}_inception": "higher" for k in PRDC_KEYS}),
     "prdc_dinov2": MetricSet(("dinov2",), {f"{k}_dinov2": "higher" for k in PRDC_KEYS}),
 }
-# below these N a metric's estimate is poor: (metric, minimum N, why)
+# the version of each group's definition, recorded in the result beside the paper's metric_version
+VERSIONS = {"coverage": "coverage-v1", "cmmd": "cmmd-rbf10-x1000-biased-v1", "fd_dinov2": "fd-dinov2-cls-v1",
+            "prdc_inception": "prdc-k5-v1", "prdc_dinov2": "prdc-k5-v1"}
+# the Frechet distances and the features whose dimension their N should exceed
 FEATURE_DIMS = {"fid": "gen_inception", "clip_fid": "gen_clip", "fd_dinov2": "gen_dinov2"}
 
 

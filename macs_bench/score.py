@@ -28,11 +28,11 @@ from macs_bench.features.cache import FeatureCache
 from macs_bench.features.encoders import PAPER_ENCODERS, Encoder, build_encoders
 from macs_bench.features.extract import content_hash, encode_files
 from macs_bench.io import atomic_write_text, dumps_json, sha256_file
+from macs_bench.metric_sets import (VERSIONS, compute_extras, coverage_inputs, coverage_provenance, directions,
+                                    extra_jobs, interval_functions, needed_encoders, parse_metrics, small_n_warnings)
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
-from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
-from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
-                                    interval_functions, needed_encoders, parse_metrics, small_n_warnings)
 from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
+from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
 from macs_bench.score_checks import check_config, check_out, feature_notes, resolve_device, wide_image_warnings
 
 METRIC_VERSION = "macs-metrics-v1"
@@ -247,10 +247,11 @@ def _summarise(features, pairing, encoders, encoded_now, timings, started, confi
         "directions": {**DIRECTIONS, **directions(selected)},
         "metrics_selected": ["paper", *selected],
         "metric_version": METRIC_VERSION,
+        "extra_metric_versions": {name: VERSIONS[name] for name in selected},
         "encoders": {name: {"id": enc.id, "weights": enc.weights} for name, enc in encoders.items()},
         "device": device.type,
         "comparable_with_paper": published_weights(encoders) and not pairing.missing,
-        "seeds": {"kid": config.kid_seed},
+        "seeds": {"kid": config.kid_seed, **({"bootstrap": config.bootstrap_seed} if config.bootstrap else {})},
         "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
         "tool": {"name": "macs-bench", "version": __version__, "source_commit": source_commit(),
                  "libraries": package_versions(*SCORE_LIBRARIES),
