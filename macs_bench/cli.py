@@ -287,17 +287,27 @@ def score_command(
     clip_weights: Optional[Path] = typer.Option(None, help="Local OpenAI ViT-B-32.pt instead of the cache."),
     wav2clip_weights: Optional[Path] = typer.Option(None, help="Local Wav2CLIP.pt instead of the cache."),
     cache_dir: Optional[Path] = typer.Option(None, help="Feature cache (default $MACS_HOME/features)."),
+    metrics: str = typer.Option("paper", help="paper (the seven), all, or extras to add: coverage, cmmd, "
+                                "fd_dinov2, prdc_inception, prdc_dinov2 (comma-separated)."),
+    bootstrap: int = typer.Option(0, min=0, help="Bootstrap rounds for 95% intervals of every metric (0: none)."),
+    bootstrap_seed: int = typer.Option(0, help="Seed of the bootstrap resampling."),
+    clip_l336_weights: Optional[Path] = typer.Option(None, help="Local OpenAI ViT-L-14-336px.pt (CMMD)."),
+    dinov2_weights: Optional[Path] = typer.Option(None, help="Local DINOv2 ViT-L/14 folder (config.json, "
+                                                  "model.safetensors)."),
 ) -> None:
-    """Score generated images with FID, CLIP-FID, KID, AIS/AIS-z and IIS/IIS-z (one encoder pass per file)."""
+    """Score generated images with FID, CLIP-FID, KID, AIS/AIS-z and IIS/IIS-z (one encoder pass per file),
+    and opt-in extras (--metrics)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from macs_bench.score import ScoreConfig, per_sample_path, score
 
     weights = {name: str(path) for name, path in
-               (("inception", inception_weights), ("clip", clip_weights), ("wav2clip", wav2clip_weights)) if path}
+               (("inception", inception_weights), ("clip", clip_weights), ("wav2clip", wav2clip_weights),
+                ("clip_l336", clip_l336_weights), ("dinov2", dinov2_weights)) if path}
     config = ScoreConfig(preset=preset, weights=weights, batch_size=batch_size, num_workers=num_workers,
                          device=device, kid_seed=kid_seed, allow_missing=allow_missing,
-                         cache_dir=str(cache_dir) if cache_dir else None)
+                         cache_dir=str(cache_dir) if cache_dir else None, metrics=metrics, bootstrap=bootstrap,
+                         bootstrap_seed=bootstrap_seed)
     bar = Progress(TextColumn("{task.description:>15}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=err_console)
 
@@ -312,8 +322,15 @@ def score_command(
         return
     table = Table("metric", "value", "better", title=f"{model_name}: {result['n']} samples"
                   + (f", fold {fold}" if fold is not None else ""))
+    intervals = result.get("intervals", {}).get("metrics", {})
+    if intervals:
+        table.add_column("95% interval")
     for key, value in result["metrics"].items():
-        table.add_row(key, "undefined" if value is None else f"{value:.6g}", result["directions"].get(key, ""))
+        row = [key, "undefined" if value is None else f"{value:.6g}", result["directions"].get(key, "")]
+        if intervals:
+            ci = intervals.get(key, {})
+            row.append(f"[{ci['low']:.4g}, {ci['high']:.4g}]" if ci.get("low") is not None else "")
+        table.add_row(*row)
     console.print(table)
     for warning in result["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")

@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 from macs_bench import __version__
 from macs_bench.errors import MacsError
+from macs_bench.leaderboard_intervals import fold_intervals, interval_suffix
 from macs_bench.io import atomic_write_bytes, atomic_write_text, dumps_json
 
 GENERATOR = "macs-bench leaderboard"  # marks the JSON this module writes
@@ -218,6 +219,7 @@ class Row:
     signature_fields: dict[str, Any] | None = None
     comparable_with_paper: bool | None = None
     sources: list[str] = field(default_factory=list)
+    intervals: dict[str, list] = field(default_factory=dict)  # per metric, each fold's bootstrap [low, high]
 
 
 def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
@@ -305,7 +307,8 @@ def aggregate(results: Iterable[Result | dict[str, Any]], dataset: str, *, folds
             missing_folds=[f for f in expected if f not in present], split=first.split,
             n=sum(r.n for r in group), n_per_fold={"all" if r.fold is None else str(r.fold): r.n for r in group},
             model=model, signature=group[0].signature, signature_fields=group[0].signature_fields,
-            comparable_with_paper=all(r.comparable_with_paper for r in group), sources=[r.source for r in group]))
+            comparable_with_paper=all(r.comparable_with_paper for r in group), sources=[r.source for r in group],
+            intervals=fold_intervals(group, METRICS)))
     return rows
 
 
@@ -478,6 +481,7 @@ def _cell(row: Row, metric: str, marks: dict[str, str]) -> str:
     text = _fmt(value, metric)
     if row.std.get(metric) is not None:
         text += f" ± {_fmt(row.std[metric], metric)}"
+    text += interval_suffix(row.intervals, metric, _fmt)
     if not row.paper and row.folds_with_value.get(metric, len(row.folds)) < len(row.folds):
         text += f" ({row.folds_with_value[metric]}/{len(row.folds)} folds)"
     if marks.get(metric) == "best":
@@ -523,7 +527,8 @@ def to_markdown(board: Leaderboard) -> str:
         "**Bold**: best, <u>underlined</u>: second best per metric (↓ lower is better, ↑ higher is better; ties "
         "share a mark" + ("; rows marked † excluded" if has_ref else "") + ")."]
     if ours:
-        paragraphs.append("Values: mean ± standard deviation (ddof=1) over the folds listed; signature: the first 8 "
+        paragraphs.append("Values: mean ± standard deviation (ddof=1) over the folds listed; [low, high]: the 95% "
+                          "bootstrap interval of a single result scored with --bootstrap; signature: the first 8 "
                           "hex digits of the sha256 of the metric version, encoder ids, weights hashes and preset.")
     if has_ref:
         paragraphs.append(f"{REF_MARK} Reference only: shown in grey in the paper, as the method saw this dataset "
@@ -551,6 +556,7 @@ def board_dict(board: Leaderboard) -> dict[str, Any]:
             "n": row.n, "n_per_fold": row.n_per_fold or None,
             "signature": row.signature, "signature_fields": row.signature_fields,
             "comparable_with_paper": row.comparable_with_paper, "sources": row.sources,
+            **({"intervals": row.intervals} if row.intervals else {}),
         })
     return {
         "title": board.title,

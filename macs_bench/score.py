@@ -12,8 +12,9 @@ import csv
 import io
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,15 @@ from macs_bench import __version__
 from macs_bench.datasets.manifest import manifest_dataset, read_manifest
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
-from macs_bench.features.encoders import Encoder, build_encoders
+from macs_bench.features.encoders import PAPER_ENCODERS, Encoder, build_encoders
 from macs_bench.features.extract import content_hash, encode_files
 from macs_bench.io import atomic_write_text, dumps_json, sha256_file
+from macs_bench.metric_sets import (VERSIONS, compute_extras, coverage_inputs, coverage_provenance, directions,
+                                    extra_jobs, interval_functions, needed_encoders, parse_metrics, small_n_warnings)
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
-from macs_bench.provenance import package_versions
+from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
+from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
+from macs_bench.score_checks import check_config, check_out, feature_notes, resolve_device, wide_image_warnings
 
 METRIC_VERSION = "macs-metrics-v1"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -49,6 +54,9 @@ class ScoreConfig:
     kid_seed: int = 0
     allow_missing: bool = False
     cache_dir: str | None = None  # default: $MACS_HOME/features
+    metrics: str = "paper"  # paper | all | comma list of extras (see macs_bench.metric_sets.EXTRAS)
+    bootstrap: int = 0  # rounds of the bootstrap confidence intervals (0: none)
+    bootstrap_seed: int = 0
 
 
 @dataclass
@@ -59,6 +67,8 @@ class Pairing:
     audio: list[Path]
     missing: list[str]
     extra: list[str]
+    labels: list[list[str]] = field(default_factory=list)  # each scored sample's label names
+    classes: list[str] = field(default_factory=list)  # V: every label in the whole manifest, sorted
 
 
 def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None, allow_missing: bool,
@@ -66,7 +76,14 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
     """Match manifest samples with predictions and ground truth; missing or extra predictions are an error
     listing them, unless ``allow_missing`` (then the intersection is scored and the rest recorded)."""
     rows = read_manifest(manifest_dir)
-    all_ids = {r["sample_id"] for r in rows}  # predictions of other folds/splits are expected, not extra
+    by_id = {r["sample_id"]: [x for x in r["labels"].split(";") if x] for r in rows}
+    counts = Counter(r["sample_id"] for r in rows)
+    twice = [sid for sid, k in counts.items() if k > 1]
+    if twice:
+        csv_path = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
+        raise MacsError(f"{csv_path}: sample_id {twice[0]} appears {counts[twice[0]]} times ({len(twice)} "
+                        "duplicated ids); each sample must be listed once")
+    all_ids = set(counts)  # predictions of other folds/splits are expected, not extra
     for column, value in (("fold", fold), ("split", split)):
         if value is not None:
             rows = [r for r in rows if r[column] == str(value)]
@@ -104,26 +121,19 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
                             "'macs-bench datasets fetch'")
     if len(ids) < 3:
         raise MacsError(f"{pred_dir}: {len(ids)} scorable samples; the metrics need at least 3")
-    return Pairing(ids, [found[sid] for sid in ids], frames, audio, missing, extra)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise MacsError(f"--device {name!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MacsError(f"--device {name}: CUDA is not available on this machine")
-    return device
+    classes = sorted({x for labels in by_id.values() for x in labels})
+    return Pairing(ids, [found[sid] for sid in ids], frames, audio, missing, extra, [by_id[s] for s in ids],
+                   classes)
 
 
 def compute_metrics(gen_incep: np.ndarray, gt_incep: np.ndarray, gen_clip: np.ndarray, gt_clip: np.ndarray,
-                    audio_emb: np.ndarray, config: ScoreConfig) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The seven numbers and the per-sample AIS/IIS arrays."""
+                    audio_emb: np.ndarray, config: ScoreConfig
+                    ) -> tuple[dict[str, Any], dict[str, np.ndarray], list[str]]:
+    """The seven numbers, the per-sample AIS/IIS arrays and notes on values that cannot be trusted."""
+    kid_ok, notes = feature_notes(gen_incep, gt_incep)
     kid_mean, kid_std = kernel_inception_distance(gen_incep, gt_incep, num_subsets=config.kid_subsets,
-                                                  max_subset_size=config.kid_subset_size, seed=config.kid_seed)
+                                                  max_subset_size=config.kid_subset_size,
+                                                  seed=config.kid_seed) if kid_ok else (np.nan, np.nan)
     ais = paired_scores(audio_emb, gen_clip, undefined_z="nan")
     iis = paired_scores(gt_clip, gen_clip, undefined_z="nan")
     metrics = {
@@ -138,7 +148,7 @@ def compute_metrics(gen_incep: np.ndarray, gt_incep: np.ndarray, gen_clip: np.nd
     }
     per_sample = {"ais": ais.per_sample, "ais_z": ais.z, "iis": iis.per_sample, "iis_z": iis.z}
     # JSON has no NaN: an undefined z (a model whose images are all alike) is null, the rest still reported
-    return {k: (None if np.isnan(v) else float(v)) for k, v in metrics.items()}, per_sample
+    return {k: (None if np.isnan(v) else float(v)) for k, v in metrics.items()}, per_sample, notes
 
 
 def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, model_name: str,
@@ -152,14 +162,22 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
     """
     config = config or ScoreConfig()
     started = time.perf_counter()
+    check_config(config)
+    selected = parse_metrics(config.metrics)
     if out is not None:
-        _check_out(Path(out))
-    if config.kid_seed < 0:
-        raise MacsError(f"the KID seed must be >= 0, got {config.kid_seed}")
+        manifest_csv = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
+        check_out(Path(out), [manifest_csv, manifest_csv.with_name("stats.json"), Path(pred_dir), Path(media)])
     accelerator = _accelerator()
     device = accelerator.device if accelerator is not None else resolve_device(config.device)
     pairing = pair_files(Path(manifest_dir), Path(pred_dir), Path(media), fold, config.allow_missing, split)
-    encoders = encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()})
+    names = (*PAPER_ENCODERS, *needed_encoders(selected))
+    if encoders is not None:
+        config = replace(config, preset=encoders_preset(encoders))
+        absent = [n for n in names if n not in encoders]
+        if absent:
+            raise MacsError(f"--metrics {config.metrics}: needs the {absent[0]} encoder, which was not given")
+    encoders = encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()},
+                                          names=names)
     cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
 
     timings: dict[str, float] = {}
@@ -170,7 +188,8 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
     encoded_now: dict[str, int] = {}
     jobs = [("gen_inception", "inception", pairing.predictions), ("gt_inception", "inception", pairing.frames),
             ("gen_clip", "clip", pairing.predictions), ("gt_clip", "clip", pairing.frames),
-            ("audio_wav2clip", "wav2clip", pairing.audio)]
+            ("audio_wav2clip", "wav2clip", pairing.audio),
+            *extra_jobs(selected, pairing.predictions, pairing.frames)]
     for key, name, paths in jobs:
         t = time.perf_counter()
         tick = progress(key, len(paths)) if progress else None
@@ -183,7 +202,7 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
         return None
     try:
         return _summarise(features, pairing, encoders, encoded_now, timings, started, config, accelerator, device,
-                          manifest_dir, pred_dir, media, model_name, fold, split, out)
+                          manifest_dir, pred_dir, media, model_name, fold, split, out, hashes, selected)
     finally:
         if accelerator is not None:
             _finish(accelerator)
@@ -199,11 +218,22 @@ def _finish(accelerator) -> None:
 
 
 def _summarise(features, pairing, encoders, encoded_now, timings, started, config, accelerator, device,
-               manifest_dir, pred_dir, media, model_name, fold, split, out) -> dict[str, Any]:
+               manifest_dir, pred_dir, media, model_name, fold, split, out, hashes, selected) -> dict[str, Any]:
     """Metrics and the result record from the encoded features (main process only)."""
+    file_hashes = {"pred_sha256": [hashes[p] for p in pairing.predictions],
+                   "frame_sha256": [hashes[p] for p in pairing.frames],
+                   "audio_sha256": [hashes[p] for p in pairing.audio]}
     t = time.perf_counter()
-    metrics, per_sample = compute_metrics(features["gen_inception"], features["gt_inception"], features["gen_clip"],
-                                          features["gt_clip"], features["audio_wav2clip"], config)
+    metrics, per_sample, notes = compute_metrics(features["gen_inception"], features["gt_inception"],
+                                                 features["gen_clip"], features["gt_clip"],
+                                                 features["audio_wav2clip"], config)
+    extra, breakdown, extra_per_sample = compute_extras(selected, features, lambda: coverage_inputs(
+        encoders["clip"], pairing))
+    intervals = None
+    if config.bootstrap:
+        intervals = bootstrap_intervals(interval_functions(
+            selected, features, per_sample, extra_per_sample, config, metrics["kid"] is not None),
+            len(pairing.sample_ids), config.bootstrap, config.bootstrap_seed)
     timings["metrics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
     manifest_csv = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
@@ -213,27 +243,43 @@ def _summarise(features, pairing, encoders, encoded_now, timings, started, confi
         "fold": fold,
         "split": split,
         "n": len(pairing.sample_ids),
-        "metrics": metrics,
-        "directions": DIRECTIONS,
+        "metrics": {**metrics, **extra},
+        "directions": {**DIRECTIONS, **directions(selected)},
+        "metrics_selected": ["paper", *selected],
         "metric_version": METRIC_VERSION,
+        "extra_metric_versions": {name: VERSIONS[name] for name in selected},
         "encoders": {name: {"id": enc.id, "weights": enc.weights} for name, enc in encoders.items()},
         "device": device.type,
-        "comparable_with_paper": published_weights(encoders),
-        "seeds": {"kid": config.kid_seed},
+        "comparable_with_paper": published_weights(encoders) and not pairing.missing,
+        "seeds": {"kid": config.kid_seed, **({"bootstrap": config.bootstrap_seed} if config.bootstrap else {})},
         "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
-        "tool": {"name": "macs-bench", "version": __version__, "libraries": package_versions(
-                     "torch", "torchvision", "numpy", "scipy", "clean-fid", "open-clip-torch", "wav2clip", "pillow"),
+        "tool": {"name": "macs-bench", "version": __version__, "source_commit": source_commit(),
+                 "libraries": package_versions(*SCORE_LIBRARIES),
                  "processes": accelerator.num_processes if accelerator is not None else 1},
         "inputs": {"manifest": str(manifest_csv), "manifest_sha256": sha256_file(manifest_csv),
                    "predictions": str(pred_dir), "media": str(media),
+                   "predictions_sha256": digest_lines(zip(pairing.sample_ids, file_hashes["pred_sha256"])),
+                   "media_sha256": digest_lines(zip(pairing.sample_ids, file_hashes["frame_sha256"],
+                                                    file_hashes["audio_sha256"])),
                    "left_out_missing": pairing.missing, "left_out_extra": pairing.extra},
         "encoded_now": encoded_now,
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        "warnings": [f"{k} is undefined: every generated image is equally similar to some sample's query"
-                     for k in ("ais_z", "iis_z") if metrics[k] is None],
+        "warnings": [*notes, *scope_warnings(pairing, encoders),
+                     *wide_image_warnings(pairing.predictions, pairing.frames),
+                     *small_n_warnings(len(pairing.sample_ids), features, selected, config.kid_subset_size),
+                     *(f"{k} is undefined: every generated image is equally similar to some sample's query"
+                       for k in ("ais_z", "iis_z") if metrics[k] is None)],
     }
+    if breakdown:
+        result["breakdown"] = breakdown
+    if "coverage" in selected:
+        result["coverage"] = coverage_provenance(pairing.classes, encoders["clip"])
+    if intervals is not None:
+        result["intervals"] = {"method": "percentile bootstrap over samples", "level": LEVEL,
+                               "rounds": config.bootstrap, "seed": config.bootstrap_seed, "metrics": intervals}
     if out is not None:
-        write_result(Path(out), result, pairing.sample_ids, per_sample)
+        shown = {k: v for k, v in extra_per_sample.items() if k == "source_coverage"}
+        write_result(Path(out), result, pairing.sample_ids, {**per_sample, **shown, **file_hashes})
     return result
 
 
@@ -242,7 +288,7 @@ def write_result(out: Path, result: dict[str, Any], sample_ids: list[str], per_s
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["sample_id", *per_sample])
     for i, sid in enumerate(sample_ids):
-        writer.writerow([sid, *(f"{per_sample[k][i]:.8g}" for k in per_sample)])
+        writer.writerow([sid, *(_cell(per_sample[k][i]) for k in per_sample)])
     try:
         atomic_write_text(per_sample_path(out), buf.getvalue())
         atomic_write_text(out, dumps_json(result))
@@ -250,23 +296,47 @@ def write_result(out: Path, result: dict[str, Any], sample_ids: list[str], per_s
         raise MacsError(f"{exc.filename or out}: cannot write the result ({exc.strerror})") from None
 
 
-def _check_out(out: Path) -> None:
-    """Fail before any encoding when the result cannot be written."""
-    if out.is_dir():
-        raise MacsError(f"{out}: --out is a folder; give a file name such as result.json")
-    parent = out.parent if str(out.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise MacsError(f"{parent}: is not a folder, cannot write {out.name}")
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise MacsError(f"{parent}: not writable, cannot write {out.name}")
+def _cell(value) -> str:
+    """A per-sample CSV cell: a hash as is, a number to 8 digits, an undefined number empty (JSON's null)."""
+    if isinstance(value, str):
+        return value
+    return "" if np.isnan(value) else f"{value:.8g}"
+
+
+def scope_warnings(pairing: Pairing, encoders: dict[str, Encoder]) -> list[str]:
+    """Why a result is not comparable with the paper although its numbers are right."""
+    out = []
+    if pairing.missing:
+        total = len(pairing.sample_ids) + len(pairing.missing)
+        out.append(f"scored {len(pairing.sample_ids)} of {total} samples (--allow-missing): not comparable with "
+                   "the paper, which scores every sample")
+    from macs_bench.features.encoders import published_hash
+
+    unpinned = [name for name, enc in encoders.items()
+                if name in PAPER_ENCODERS and published_hash(name) is None and enc.weights.startswith("sha256:")]
+    if unpinned:
+        out.append(f"{', '.join(unpinned)}: no published checksum exists for these weights, so they cannot be "
+                   "verified as the paper's: not comparable with the paper")
+    return out
+
+
+def encoders_preset(encoders: dict[str, Encoder]) -> str:
+    """The preset that built ``encoders`` when a caller passes them in: tiny, random, paper, else custom."""
+    weights = [enc.weights for enc in encoders.values()]
+    if all(w.startswith("tiny-random") for w in weights):
+        return "tiny"
+    if all(w.startswith("random:") for w in weights):
+        return "random"
+    return "paper" if published_weights(encoders) else "custom"
 
 
 def published_weights(encoders: dict[str, Encoder]) -> bool:
-    """Whether every encoder runs the published weights (the registry's pinned or recorded sha256): only then
-    are the numbers comparable with the paper's."""
-    from macs_bench.features.encoders import expected_weights
+    """Whether every encoder runs the published weights (the registry's pinned sha256; a hash recorded on first
+    use proves nothing about where a file came from): only then are the numbers comparable with the paper's."""
+    from macs_bench.features import encoders as registry
 
-    return all(enc.weights == expected_weights(name) for name, enc in encoders.items())
+    return all(registry.published_hash(name) is not None and enc.weights == registry.published_hash(name)
+               for name, enc in encoders.items() if name in PAPER_ENCODERS)
 
 
 def per_sample_path(out: Path) -> Path:

@@ -114,6 +114,34 @@ WEIGHTS: dict[str, WeightSpec] = {
             used_by="CLIP image/text similarity (open_clip)",
         ),
         WeightSpec(
+            name="clip-vit-l-14-336-openai",
+            filename="ViT-L-14-336px.pt",
+            urls=("https://openaipublic.azureedge.net/clip/models/"
+                  "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt",),
+            # URL: open_clip/pretrained.py (_VITL14_336 "openai"); OpenAI puts the file's sha256 in the path.
+            sha256="3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02",
+            size=None,
+            licence="MIT (openai/CLIP)",
+            what="OpenAI CLIP ViT-L/14 at 336 px (TorchScript archive), read with open_clip.load_openai_model",
+            used_by="CMMD (opt-in: score --metrics cmmd)",
+        ),
+        WeightSpec(
+            name="dinov2-vit-l-14",
+            filename="config.json",
+            urls=("https://huggingface.co/facebook/dinov2-large/tree/47b73eefe95e8d44ec3623f8890bd894b6ea2d6c",),
+            # revision: the main commit in public models--facebook--dinov2-large/snapshots/ paths; the LFS blob
+            # of model.safetensors is named by its sha256, which the snapshot check verifies.
+            sha256=None,
+            size=None,
+            licence="Apache-2.0 (facebookresearch/dinov2)",
+            what="DINOv2 ViT-L/14 (transformers layout: config.json, model.safetensors)",
+            used_by="FD-DINOv2, precision/recall on DINOv2 (opt-in: score --metrics fd_dinov2,prdc_dinov2)",
+            kind="hf-repo",
+            repo_id="facebook/dinov2-large",
+            revision="47b73eefe95e8d44ec3623f8890bd894b6ea2d6c",
+            allow_patterns=("config.json", "model.safetensors"),
+        ),
+        WeightSpec(
             name="wav2clip",
             filename="Wav2CLIP.pt",
             urls=("https://github.com/descriptinc/lyrebird-wav2clip/releases/download/v0.1.0-alpha/Wav2CLIP.pt",),

@@ -528,3 +528,21 @@ def test_a_leaderboard_written_inside_the_results_folder_is_not_read_back(tmp_pa
     for _ in range(2):
         lb.write_leaderboard(results / "board", lb.build_leaderboard(lb.load_results(results), "llp-multi"))
     assert {r.model for r in lb.load_results(results)} == {"a", "b"}
+
+
+def test_bootstrap_intervals_show_for_a_single_result_and_travel_in_the_json(tmp_path):
+    one = make_result("solo", fold=None)
+    one["intervals"] = {"metrics": {"fid": {"low": 91.25, "high": 108.5, "rounds": 200},
+                                    "ais": {"low": None, "high": None, "rounds": 1}}}
+    folds = [make_result("multi", fold=f) for f in (0, 1)]
+    folds[1]["intervals"] = {"metrics": {"fid": {"low": 90.0, "high": 110.0, "rounds": 200}}}
+    board = lb.build_leaderboard([one, *folds], "llp-multi", paper_rows="never", separate_signatures=True)
+    rows = md_rows(lb.to_markdown(board))
+    solo = next(cells for name, cells in rows.items() if name.startswith("solo"))
+    multi = next(cells for name, cells in rows.items() if name.startswith("multi"))
+    fid, ais = lb.METRICS.index("fid"), lb.METRICS.index("ais")
+    assert "[91.25, 108.50]" in solo[fid] and "[" not in solo[ais]  # fid has one, ais's is undefined
+    assert "[" not in multi[fid]  # several folds: mean ± std, the intervals stay in the JSON
+    data = {r["name"]: r for r in lb.board_dict(board)["rows"]}
+    assert data["multi"]["intervals"]["fid"] == [None, [90.0, 110.0]]
+    assert data["solo"]["intervals"]["fid"] == [[91.25, 108.5]]

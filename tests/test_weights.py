@@ -371,7 +371,8 @@ def test_hf_hub_errors_become_one_line(cache, monkeypatch):
 
 def test_every_registry_entry_is_well_formed():
     assert set(weights.WEIGHTS) == {"inception-2015-12-05", "clip-vit-b-32-openai", "wav2clip",
-                                    "clap-630k-audioset-best", "stable-diffusion-v1-4", "roberta-base-tokenizer"}
+                                    "clap-630k-audioset-best", "stable-diffusion-v1-4", "roberta-base-tokenizer",
+                                    "clip-vit-l-14-336-openai", "dinov2-vit-l-14"}
     for name, entry in weights.WEIGHTS.items():
         assert entry.name == name and entry.filename and entry.licence and entry.used_by
         assert entry.urls and all(url.startswith("https://") for url in entry.urls), name
@@ -382,6 +383,26 @@ def test_every_registry_entry_is_well_formed():
             assert re.fullmatch(r"[0-9a-f]{40}", entry.revision) and entry.repo_id in entry.url, name
     clip = weights.WEIGHTS["clip-vit-b-32-openai"]
     assert f"/{clip.sha256}/" in clip.url  # OpenAI's CLIP URLs carry the file's sha256
+
+
+def test_cmmd_and_dinov2_entries_match_their_upstream_sources():
+    import open_clip
+
+    large = weights.WEIGHTS["clip-vit-l-14-336-openai"]
+    assert large.url == open_clip.pretrained.get_pretrained_url("ViT-L-14-336", "openai")
+    assert f"/{large.sha256}/" in large.url
+    dino = weights.WEIGHTS["dinov2-vit-l-14"]
+    assert dino.repo_id == "facebook/dinov2-large" and "model.safetensors" in dino.allow_patterns
+
+
+def test_extra_encoders_offline_say_how_to_fetch(tmp_path, monkeypatch):
+    from macs_bench.features.encoders import build_encoders
+
+    monkeypatch.setenv("MACS_HOME", str(tmp_path))
+    for name, entry in (("clip_l336", "clip-vit-l-14-336-openai"), ("dinov2", "dinov2-vit-l-14")):
+        with pytest.raises(MacsError, match=rf"missing weights '{entry}'; fetch them with: macs-bench weights "
+                                            rf"fetch {entry}"):
+            build_encoders("paper", names=[name])
 
 
 def test_bad_registry_entries_are_refused():

@@ -41,6 +41,9 @@ class Encoder:
     # False when the network normalises over the whole batch (wav2clip's spectrogram standardisation):
     # each input then runs alone, so a feature never depends on its batch-mates
     batchable: bool = True
+    # a text tower in this encoder's space (sentences -> embeddings) for per-source coverage; None: the
+    # network's own (CLIP's encode_text), see macs_bench.features.encoders_extra.text_tower
+    text: Callable[[list[str]], np.ndarray] | None = None
 
     @property
     def id(self) -> str:
@@ -190,11 +193,21 @@ def wav2clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
 
 
 class _TinyImage(torch.nn.Module):
-    def __init__(self, dim: int):
+    """A small random CNN. ``pooled`` (the Inception stand-in) ends in non-negative average-pooled ReLU features
+    as Inception's pool layer does; the CLIP stand-in ends in a linear projection. Different layouts and seeds,
+    so swapping their features changes every number."""
+
+    def __init__(self, dim: int, pooled: bool = False):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.GELU(),
-                                       torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.GELU(),
-                                       torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(64, dim))
+        if pooled:
+            self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 5, stride=2), torch.nn.ReLU(),
+                                           torch.nn.Conv2d(16, dim, 3, stride=2), torch.nn.ReLU(),
+                                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        else:
+            self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.GELU(),
+                                           torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.GELU(),
+                                           torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
+                                           torch.nn.Linear(64, dim))
 
     def forward(self, x):
         return self.net(x)
@@ -212,22 +225,33 @@ class _TinyAudio(torch.nn.Module):
 
 
 TINY_DIM = 32
+TINY_SEED_OFFSET = {"inception": 0, "clip": 1, "wav2clip": 2}
 
 
 def tiny(name: str, seed: int = 0) -> Encoder:
     """Small random networks in the real encoders' roles (fast smoke runs and tests). Their features are 32-d:
     a 2048-d Frechet distance alone takes about 40 s on two CPU cores (scipy's sqrtm)."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + TINY_SEED_OFFSET.get(name, 0))
     if name in ("inception", "clip"):
-        return Encoder(name, "image", TINY_DIM, f"tiny-random:{seed}", "tiny-32-v1", tiny_image_input,
-                       _TinyImage(TINY_DIM).eval(), lambda m, x: m(x))
+        return Encoder(name, "image", TINY_DIM, f"tiny-random:{seed}", "tiny-32-v2", tiny_image_input,
+                       _TinyImage(TINY_DIM, pooled=name == "inception").eval(), lambda m, x: m(x))
     if name == "wav2clip":  # shares the tiny CLIP's width, as wav2clip shares CLIP's space
         return Encoder("wav2clip", "audio", TINY_DIM, f"tiny-random:{seed}", f"wave-{AUDIO_RATE}-mono-v1",
                        audio_input, _TinyAudio(TINY_DIM).eval(), lambda m, x: m(x))
     raise ValueError(name)
 
 
-WEIGHT_NAMES = {"inception": "inception-2015-12-05", "clip": "clip-vit-b-32-openai", "wav2clip": "wav2clip"}
+WEIGHT_NAMES = {"inception": "inception-2015-12-05", "clip": "clip-vit-b-32-openai", "wav2clip": "wav2clip",
+                "clip_l336": "clip-vit-l-14-336-openai", "dinov2": "dinov2-vit-l-14"}
+PAPER_ENCODERS = ("inception", "clip", "wav2clip")
+
+
+def published_hash(name: str) -> str | None:
+    """``sha256:<hex>`` of the published weights of encoder ``name`` when the registry pins one, else None."""
+    from macs_bench import weights as weight_store
+
+    spec = weight_store.WEIGHTS[WEIGHT_NAMES[name]]
+    return f"sha256:{spec.sha256}" if spec.sha256 else None
 
 
 def expected_weights(name: str) -> str | None:
@@ -239,21 +263,36 @@ def expected_weights(name: str) -> str | None:
 BUILDERS = {"inception": inception, "clip": clip, "wav2clip": wav2clip}
 
 
-def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None, seed: int = 0) -> dict[str, Encoder]:
-    """The three scoring encoders. ``paper``: published weights (explicit files in ``weights``, else the
-    ``macs-bench weights`` cache); ``random``: the real architectures with random weights; ``tiny``: small
-    random networks. Only ``paper`` gives numbers comparable with the paper."""
+def _builders() -> dict[str, Callable[..., Encoder]]:
+    from macs_bench.features.encoders_extra import BUILDERS_EXTRA
+
+    return {**BUILDERS, **BUILDERS_EXTRA}
+
+
+def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None, seed: int = 0,
+                   names: tuple[str, ...] | list[str] | None = None) -> dict[str, Encoder]:
+    """The scoring encoders ``names`` (default: the paper's three). ``paper``: published weights (explicit files
+    in ``weights``, else the ``macs-bench weights`` cache); ``random``: the real architectures with random
+    weights; ``tiny``: small random networks. Only ``paper`` gives numbers comparable with the paper."""
     if preset not in PRESETS:
         raise MacsError(f"unknown encoder preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    builders = _builders()
+    names = list(names or PAPER_ENCODERS)
+    unknown = [n for n in names if n not in builders]
+    if unknown:
+        raise MacsError(f"unknown encoder {unknown[0]!r}; known: {', '.join(builders)}")
     if preset == "tiny":
-        return {name: tiny(name, seed) for name in BUILDERS}
+        from macs_bench.features.encoders_extra import tiny_extra
+
+        return {name: tiny(name, seed) if name in BUILDERS else tiny_extra(name, seed) for name in names}
     if preset == "random":
-        return {name: build(None, seed=seed) for name, build in BUILDERS.items()}
+        return {name: builders[name](None, seed=seed) for name in names}
     from macs_bench import weights as weight_store
 
     given = weights or {}
     built = {}
-    for name, build in BUILDERS.items():
+    for name in names:
+        build = builders[name]
         if name in given:
             built[name] = build(Path(given[name]))  # the user's own file: recorded, not required to be published
             continue

@@ -8,6 +8,7 @@ predictions). Audio is read with soundfile, mixed to mono and resampled to 16 kH
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ def load_image(path: Path) -> np.ndarray:
     """``uint8`` array ``H x W x 3``."""
     try:
         with Image.open(path) as img:
+            _warn_if_saturating(img, path)
             rgb = img.convert("RGB")
             array = np.asarray(rgb, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -31,6 +33,17 @@ def load_image(path: Path) -> np.ndarray:
     if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise MacsError(f"{path}: empty image")
     return array
+
+
+def _warn_if_saturating(img: Image.Image, path: Path) -> None:
+    """16-bit (and 32-bit) images are clipped to 0..255 by PIL's RGB conversion: say so when that loses values."""
+    if img.mode not in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return
+    peak = img.getextrema()[1]
+    if peak > 255:
+        warnings.warn(f"{path}: a {img.mode} ({'16' if img.mode.startswith('I;16') else '32'}-bit) image with "
+                      f"values up to {peak}: converting to RGB saturates everything above 255 (save 8-bit images)",
+                      UserWarning, stacklevel=3)
 
 
 def load_audio(path: Path) -> np.ndarray:

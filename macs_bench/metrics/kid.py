@@ -54,3 +54,33 @@ def kernel_inception_distance(
         y = a[rng.choice(a.shape[0], m, replace=False)]
         values[k] = _subset_mmd2(x, y)
     return float(values.mean()), float(values.std())
+
+
+def kid_resampler(feats_a, feats_b, num_subsets: int = 100, max_subset_size: int = 1000, seed: int = 0,
+                  max_rows: int = 4096):
+    """For the bootstrap: a function of row indices ``rows`` giving ``kernel_inception_distance(feats_a[rows],
+    feats_b[rows], ...)``'s mean (paired sets of equal size), from kernel matrices computed once, so a round
+    gathers entries instead of multiplying features (``benchmarks/bootstrap_kid.py``). Above
+    ``max_rows`` samples the three N x N matrices would not fit comfortably: each round recomputes instead."""
+    a = as_feature_matrix(feats_a, "feats_a")
+    b = as_feature_matrix(feats_b, "feats_b")
+    check_same_dim(a, b, "feats_a", "feats_b")
+    if a.shape[0] != b.shape[0] or a.shape[0] > max_rows:
+        return lambda rows: kernel_inception_distance(a[rows], b[rows], num_subsets, max_subset_size, seed)[0]
+    d = a.shape[1]
+    k_aa, k_bb, k_ab = _cube(a @ a.T / d + 1), _cube(b @ b.T / d + 1), _cube(a @ b.T / d + 1)
+
+    def kid(rows: np.ndarray) -> float:
+        rng = np.random.RandomState(seed)  # the same draws, in the same order, as kernel_inception_distance
+        n = len(rows)
+        m = min(n, max_subset_size)
+        values = np.empty(num_subsets)
+        for k in range(num_subsets):
+            x = rows[rng.choice(n, m, replace=False)]  # from feats_b first, as clean-fid draws
+            y = rows[rng.choice(n, m, replace=False)]
+            within = k_bb[np.ix_(x, x)] + k_aa[np.ix_(y, y)]
+            across = k_ab[np.ix_(y, x)]
+            values[k] = ((within.sum() - np.trace(within)) / (m - 1) - across.sum() * 2 / m) / m
+        return float(values.mean())
+
+    return kid

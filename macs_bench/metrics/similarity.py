@@ -55,6 +55,8 @@ def paired_scores(queries, generated, *, undefined_z: str = "raise") -> Similari
     N = 20,000). The off-diagonal mean and variance are
     two-pass (centred) so that nearly constant rows keep their precision.
     """
+    if undefined_z not in ("raise", "nan"):
+        raise MacsError(f"undefined_z must be 'raise' or 'nan', got {undefined_z!r}")
     q = as_feature_matrix(queries, "queries", min_rows=1)
     g = as_feature_matrix(generated, "generated", min_rows=1)
     if q.shape[0] != g.shape[0]:

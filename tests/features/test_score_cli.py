@@ -51,3 +51,16 @@ def test_weights_list_and_verify(tmp_path):
     bad.write_bytes(b"not the weights")
     checked = run("weights", "verify", "inception-2015-12-05", home=tmp_path)
     assert checked.returncode == 1 and "corrupt" in checked.stdout
+
+
+def test_score_command_extras_and_intervals(tmp_path):
+    case = make_scoring_case(tmp_path, n=6)
+    args = ["score", "--manifest", str(case.manifest), "--pred", str(case.pred), "--media", str(case.media),
+            "--out", str(tmp_path / "r.json"), "--model-name", "demo", "--preset", "tiny"]
+    out = run(*args, "--metrics", "coverage,prdc_inception", "--bootstrap", "10", home=tmp_path / "home")
+    assert out.returncode == 0, out.stderr
+    assert "source_coverage" in out.stdout and "95% interval" in out.stdout
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["intervals"]["rounds"] == 10 and "precision_inception" in result["metrics"]
+    bad = run(*args, "--metrics", "fid2", home=tmp_path / "home")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "unknown 'fid2'" in bad.stderr

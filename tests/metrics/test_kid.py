@@ -132,3 +132,16 @@ def test_nan_rows_named(rng):
     a[3, 0] = np.nan
     with pytest.raises(MacsError, match=r"feats_a: 1 of 20 rows contain NaN or inf \(first: row 3\)"):
         kernel_inception_distance(a, b)
+
+
+def test_kid_resampler_equals_kid_on_the_resampled_rows(rng):
+    from macs_bench.metrics.kid import kid_resampler
+
+    a, b = rng.normal(size=(40, 16)) + 0.2, rng.normal(size=(40, 16))
+    fast = kid_resampler(a, b, num_subsets=7, max_subset_size=25, seed=5)
+    slow = kid_resampler(a, b, num_subsets=7, max_subset_size=25, seed=5, max_rows=10)  # recomputes
+    for _ in range(3):
+        rows = rng.integers(0, 40, size=40)  # with repeats, as a bootstrap draws
+        expected = kernel_inception_distance(a[rows], b[rows], num_subsets=7, max_subset_size=25, seed=5)[0]
+        assert fast(rows) == pytest.approx(expected, rel=1e-10)
+        assert slow(rows) == expected
