@@ -24,15 +24,16 @@ from typing import Any
 
 from macs_bench import __version__
 from macs_bench.datasets.frames import whole_seconds
-from macs_bench.datasets.manifest import manifest_dataset
+from macs_bench.datasets.manifest import manifest_csv, manifest_dataset
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
 from macs_bench.media import ffmpeg
 from macs_bench.media.checks import DURATION_TOLERANCE, audio_padding, explain, verify_image, verify_wav
 from macs_bench.media.items import FetchItem, read_items, select_shard
+from macs_bench.media.layout import MediaLayout, all_frame_name
 from macs_bench.media.ledger import Entry, Ledger
 from macs_bench.media.quality import QualityThresholds, assess
-from macs_bench.media.report import REPORT_NAME, availability, ledger_counts, write_available
+from macs_bench.media.report import availability, ledger_counts, write_available
 from macs_bench.media.sources import (
     Downloader,
     LocalFSD50K,
@@ -46,7 +47,6 @@ from macs_bench.provenance import ffmpeg_version, package_versions
 TRIMMED_SLACK = 2.0  # a pre-trimmed clip may run this much longer than the range
 # unavailable reasons looked at again on every run: the user may have added files or changed the thresholds
 RECHECKED_REASONS = ("not-in-source-dir", "ambiguous-trimmed")
-LEDGER_NAME = "ledger.sqlite"
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Fetcher:
 
     def __init__(self, root: Path, options: FetchOptions, *, source_dir: Path | None = None,
                  downloader: Downloader | None = None, fsd50k: bool = False):
-        self.root = Path(root)
+        self.layout = MediaLayout(root)
         self.options = options
         self.stop = threading.Event()
         self.fsd50k = LocalFSD50K(source_dir) if fsd50k and source_dir else None
@@ -95,14 +95,13 @@ class Fetcher:
 
     # -- paths -------------------------------------------------------------------------------------------
     def audio_path(self, item: FetchItem) -> Path:
-        return self.root / "audio" / f"{item.sample_id}.wav"
+        return self.layout.audio(item.sample_id)
 
     def frame_paths(self, item: FetchItem) -> list[Path]:
-        names = [f"{item.sample_id}.jpg"] + [f"{item.sample_id}.s{k}.jpg" for k in item.frame_seconds[1:]]
-        return [self.root / "frames" / name for name in names] if item.frame_seconds else []
+        return self.layout.frames(item.sample_id, item.frame_seconds)
 
     def all_frames_dir(self, item: FetchItem) -> Path:
-        return self.root / "frames_all" / item.sample_id
+        return self.layout.frames_all(item.sample_id)
 
     def is_done(self, item: FetchItem, entry: Entry | None) -> bool:
         """``ok`` in the ledger, for the same frame choice, with every output still on disk."""
@@ -119,7 +118,7 @@ class Fetcher:
     # -- one clip ----------------------------------------------------------------------------------------
     def process(self, item: FetchItem) -> Outcome | None:
         """Fetch one clip; ``None`` when the run was interrupted before it finished."""
-        workdir = self.root / ".tmp" / f"{item.sample_id}.{uuid.uuid4().hex[:8]}"
+        workdir = self.layout.tmp / f"{item.sample_id}.{uuid.uuid4().hex[:8]}"
         attempts = 0
         try:
             workdir.mkdir(parents=True)
@@ -296,7 +295,7 @@ class Fetcher:
             staging = wav.parent / "all"
             staging.mkdir()
             for k, frame in enumerate(frames):
-                target = staging / f"{k:02d}.jpg"
+                target = staging / all_frame_name(k)
                 if frame.exists():
                     frame.replace(target)
                 else:
@@ -363,10 +362,10 @@ def run_fetch(fetcher: Fetcher, ledger: Ledger, todo: list[FetchItem],
     return done
 
 
-def write_report(items: list[FetchItem], entries: dict[str, Entry], root: Path, manifest: Path,
+def write_report(items: list[FetchItem], entries: dict[str, Entry], layout: MediaLayout, manifest: Path,
                  options: FetchOptions, run_counts: Counter, elapsed: float, sources: dict[str, Any]) -> dict[str, Any]:
     """Availability of the manifest's samples and of the ledger; writes available.txt and the report."""
-    write_available(root, entries)
+    write_available(layout.root, entries)
     result = {
         "tool": "macs-bench",
         "version": __version__,
@@ -382,21 +381,15 @@ def write_report(items: list[FetchItem], entries: dict[str, Entry], root: Path, 
         "this_run": dict(run_counts),
         "this_run_seconds": round(elapsed, 2),
     }
-    atomic_write_text(root / REPORT_NAME, dumps_json(result))
+    atomic_write_text(layout.report, dumps_json(result))
     return result
 
 
-def clean_stale_tmp(root: Path) -> None:
-    """Remove what killed runs left in MEDIA/.tmp (nothing there ever counts as done)."""
-    tmp = root / ".tmp"
-    if tmp.is_dir():
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path | None = None,
+def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path | None = None,
           downloader: Downloader | None = None, options: FetchOptions | None = None, dry_run: bool = False,
           progress_factory: Callable[[int], Callable[[FetchItem, Outcome], None]] | None = None) -> dict[str, Any]:
-    """Fetch every sample of a built manifest into ``root``; returns the report (also in fetch_report.json).
+    """Fetch every sample of a built manifest into the MEDIA folder ``media``; returns the report (also in
+    fetch_report.json). Paths may start with ``~``.
 
     Without ``source_dir`` clips are downloaded with ``downloader`` (yt-dlp when ``None``). With
     ``dry_run`` nothing is written: the result says how many clips would be fetched or skipped.
@@ -404,7 +397,7 @@ def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path 
     from macs_bench.media.sources import YtDlpDownloader
 
     options = options or FetchOptions()
-    manifest = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
+    manifest = manifest_csv(manifest_dir)
     items = read_items(manifest)
     if not items:
         raise MacsError(f"{manifest}: the manifest has no samples")
@@ -416,45 +409,45 @@ def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path 
     fsd50k = audio_only == {True}
     if source_dir is None and not fsd50k and downloader is None:
         downloader = YtDlpDownloader()
-    root = Path(root)
+    layout = MediaLayout(media)
+    root = layout.root
     if root.exists() and not root.is_dir():
-        raise MacsError(f"{root}: --root exists and is not a folder")
-    fetcher = Fetcher(root, options, source_dir=Path(source_dir) if source_dir else None,
-                      downloader=downloader, fsd50k=fsd50k)
+        raise MacsError(f"{root}: exists and is not a folder")
+    source = Path(source_dir).expanduser() if source_dir is not None else None
+    fetcher = Fetcher(root, options, source_dir=source, downloader=downloader, fsd50k=fsd50k)
     fetcher.samples_per_ytid = Counter(item.ytid for item in items if item.ytid)  # over the whole manifest
     items = select_shard(items, options.shard)
-    ledger_path = root / LEDGER_NAME
     if dry_run:
         entries: dict[str, Entry] = {}
-        if ledger_path.is_file():
-            with Ledger(ledger_path) as ledger:
+        if layout.ledger.is_file():
+            with Ledger(layout.ledger) as ledger:
                 entries = ledger.all()
         p = plan(items, fetcher, entries)
         return {"dry_run": True, "n_samples": len(items), "to_fetch": len(p.todo), "skipped": dict(p.skipped)}
 
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with _exclusive(root), Ledger(ledger_path) as ledger:
-            clean_stale_tmp(root)
+        with _exclusive(layout), Ledger(layout.ledger) as ledger:
+            shutil.rmtree(layout.tmp, ignore_errors=True)  # what killed runs left: nothing there counts as done
             p = plan(items, fetcher, ledger.all())
             started = time.monotonic()
             callback = progress_factory(len(p.todo)) if progress_factory else None
             counts = run_fetch(fetcher, ledger, p.todo, callback)
             counts.update({f"skipped_{k}": v for k, v in p.skipped.items()})
-            shutil.rmtree(root / ".tmp", ignore_errors=True)
-            sources = {"source_dir": str(source_dir) if source_dir else None,
+            shutil.rmtree(layout.tmp, ignore_errors=True)
+            sources = {"source_dir": str(source) if source else None,
                        "downloader": type(downloader).__name__ if downloader else None, "jobs": options.jobs,
                        **(downloader.describe() if hasattr(downloader, "describe") else {})}
-            return write_report(items, ledger.all(), root, manifest, options, counts, time.monotonic() - started,
-                                sources)
+            return write_report(items, ledger.all(), layout, manifest, options, counts,
+                                time.monotonic() - started, sources)
     except OSError as exc:
         raise MacsError(f"{exc.filename or root}: {exc.strerror or exc}") from None
 
 
 @contextmanager
-def _exclusive(root: Path) -> Iterator[None]:
+def _exclusive(layout: MediaLayout) -> Iterator[None]:
     """One fetch per MEDIA folder at a time (a second would delete the first one's temporary files)."""
-    with file_lock(root / ".lock", wait=False) as held:
+    with file_lock(layout.lock, wait=False) as held:
         if not held:
-            raise MacsError(f"{root}: another fetch is writing to this folder")
+            raise MacsError(f"{layout.root}: another fetch is writing to this folder")
         yield
