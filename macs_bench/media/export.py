@@ -27,6 +27,7 @@ from macs_bench.media.ledger import Ledger
 
 FORMATS = ("webdataset", "parquet")
 INDEX_NAME = "index.json"
+SUMS_NAME = "SHA256SUMS"
 PARQUET_BATCH = 16  # rows per Parquet row group: the most samples held in memory at once (~7 MB)
 
 
@@ -72,12 +73,13 @@ def selection(manifest: Path, media: MediaLayout) -> list[dict[str, str]]:
 
 
 def export(manifest_dir: str | os.PathLike, media: str | os.PathLike, out: str | os.PathLike,
-           fmt: str = "webdataset", shard_size: int = 1000) -> dict[str, Any]:
-    """Write (or resume writing) the shards; returns the index."""
+           fmt: str = "webdataset", shard_size: int = 1000, overwrite: bool = False) -> dict[str, Any]:
+    """Write (or resume writing) the shards; returns the index. ``overwrite`` discards an earlier export in
+    ``out`` (its shards, index and sums) and starts afresh, instead of resuming or refusing it."""
     if fmt not in FORMATS:
-        raise MacsError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise MacsError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if shard_size < 1:
-        raise MacsError(f"--shard-size must be at least 1, got {shard_size}")
+        raise MacsError(f"shard size must be at least 1, got {shard_size}")
     manifest = manifest_csv(manifest_dir)
     layout, out = MediaLayout(media), Path(out).expanduser()
     rows = selection(manifest, layout)
@@ -96,6 +98,9 @@ def export(manifest_dir: str | os.PathLike, media: str | os.PathLike, out: str |
             raise MacsError(f"{out}: another export is writing to this folder")
         for stale in out.glob(".*.tmp"):
             stale.unlink()
+        if overwrite:
+            for old in [*out.glob("shard-*.tar"), *out.glob("part-*.parquet"), out / INDEX_NAME, out / SUMS_NAME]:
+                old.unlink(missing_ok=True)
         index["shards"] = _resumable(out, index)
         chunks = [rows[i:i + shard_size] for i in range(0, len(rows), shard_size)]
         for number in range(len(index["shards"]), len(chunks)):
@@ -123,7 +128,8 @@ def _resumable(out: Path, index: dict[str, Any]) -> list[dict[str, Any]]:
         raise MacsError(f"{out / INDEX_NAME}: unreadable ({exc}); remove it to export afresh") from None
     same = all(old.get(k) == index[k] for k in ("format", "shard_size", "selection_sha256"))
     if not same:
-        raise MacsError(f"{out}: holds an export of another selection, format or shard size; choose another --out")
+        raise MacsError(f"{out}: holds an export of another selection, format or shard size; export elsewhere "
+                        "or overwrite it")
     done = []
     for shard in old.get("shards", []):
         path = out / shard["name"]
@@ -134,7 +140,7 @@ def _resumable(out: Path, index: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _write_index(out: Path, index: dict[str, Any]) -> None:
-    atomic_write_text(out / "SHA256SUMS", "".join(f"{s['sha256']}  {s['name']}\n" for s in index["shards"]))
+    atomic_write_text(out / SUMS_NAME, "".join(f"{s['sha256']}  {s['name']}\n" for s in index["shards"]))
     atomic_write_text(out / INDEX_NAME, dumps_json(index))
 
 

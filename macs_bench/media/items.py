@@ -80,7 +80,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``"K/N"`` -> ``(K, N)`` with ``0 <= K < N``."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match or not 0 <= int(match[1]) < int(match[2]):
-        raise MacsError(f"--shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4")
+        raise MacsError(f"shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4")
     return int(match[1]), int(match[2])
 
 
