@@ -148,7 +148,7 @@ def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path
 
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with _exclusive(layout), Ledger(layout.ledger) as ledger:
+        with _exclusive(root), Ledger(layout.ledger) as ledger:
             shutil.rmtree(layout.tmp, ignore_errors=True)  # what killed runs left: nothing there counts as done
             p = plan(items, fetcher, ledger.all())
             started = time.monotonic()
@@ -166,8 +166,9 @@ def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path
 
 
 @contextmanager
-def _exclusive(layout: MediaLayout) -> Iterator[None]:
+def _exclusive(media: str | Path) -> Iterator[None]:
     """One fetch per MEDIA folder at a time (a second would delete the first one's temporary files)."""
+    layout = MediaLayout(media)
     with file_lock(layout.lock, wait=False) as held:
         if not held:
             raise MacsError(f"{layout.root}: another fetch is writing to this folder")
