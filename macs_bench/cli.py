@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -14,6 +15,7 @@ from typer.exceptions import TyperException
 
 from macs_bench import __version__
 from macs_bench.errors import MacsError
+from macs_bench.media.layout import MediaLayout
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -68,6 +70,35 @@ weights_app = typer.Typer(help="The model weights every metric and model uses, i
 app.add_typer(weights_app, name="weights")
 
 
+class DatasetName(str, Enum):
+    """The buildable datasets (macs_bench.datasets.DATASETS; a test keeps the two equal)."""
+
+    llp_multi = "llp-multi"
+    audioset_eval = "audioset-eval"
+    landscape = "landscape"
+    fsd50k = "fsd50k"
+
+
+class FrameChoice(str, Enum):
+    selected = "selected"
+    all = "all"
+
+
+class QualityFilter(str, Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+class ExportFormat(str, Enum):
+    webdataset = "webdataset"
+    parquet = "parquet"
+
+
+MANIFEST_HELP = "Folder of a built manifest (datasets build --out)."
+MEDIA_HELP = "MEDIA folder: audio/, frames/, the ledger and reports."
+
+
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List the datasets macs can build."""
@@ -81,23 +112,22 @@ def datasets_list() -> None:
 
 @datasets_app.command("build")
 def datasets_build(
-    name: str = typer.Argument(..., help="llp-multi, audioset-eval, landscape or fsd50k."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder for manifest.csv and stats.json."),
+    name: DatasetName = typer.Argument(..., metavar="NAME", help="The dataset.", show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for manifest.csv and stats.json."),
     seed: int = typer.Option(0, help="Seed of the fold / train-test assignment."),
-    folds: int = typer.Option(5, help="Number of cross-validation folds (llp-multi, audioset-eval)."),
+    n_folds: int = typer.Option(5, "--n-folds", help="Cross-validation folds (llp-multi, audioset-eval)."),
     num_sources: int = typer.Option(6, "--num-sources", "-M", help="Prompt slots M per clip (fsd50k)."),
     available: Optional[Path] = typer.Option(
-        None, help="File of sample ids or YTIDs you obtained (one per line): keep only those, folds unchanged."
-    ),
+        None, help="File of sample ids or YTIDs you obtained, one per line: keep only those, folds unchanged."),
     metadata_dir: Optional[Path] = typer.Option(
-        None, help="Read metadata from this folder instead of the vendored copy (still checksum-verified)."
-    ),
+        None, help="Read metadata from this folder, not the vendored copy (still checksum-verified)."),
 ) -> None:
     """Build a benchmark split: writes OUT/manifest.csv and OUT/stats.json (offline, seconds)."""
     from macs_bench.datasets import build
 
+    name = name.value
     manifest = build(
-        name, out, seed=seed, n_folds=folds, num_sources=num_sources, available=available, metadata_dir=metadata_dir
+        name, out, seed=seed, n_folds=n_folds, num_sources=num_sources, available=available, metadata_dir=metadata_dir
     )
     counts = manifest.counts()
     summary = f"{name}: {counts['n_samples']:,} samples, {counts['n_classes']} classes"
@@ -117,14 +147,15 @@ def datasets_build(
 
 
 @datasets_app.command("info")
-def datasets_info(name: str = typer.Argument(..., help="llp-multi, audioset-eval, landscape or fsd50k.")) -> None:
+def datasets_info(name: DatasetName = typer.Argument(..., metavar="NAME", help="The dataset.",
+                                                     show_default=False)) -> None:
     """Print the dataset card and the counts of a fresh build."""
     from macs_bench.datasets import build, card
 
-    text = card(name)
-    counts = build(name).counts()
+    text = card(name.value)
+    counts = build(name.value).counts()
     console.print(text, markup=False, highlight=False)  # raw Markdown: nothing cropped, checksums whole
-    table = Table("count", "value", title=f"{name}: counts of a build with the default options")
+    table = Table("count", "value", title=f"{name.value}: counts of a build with the default options")
     for key, value in counts.items():
         table.add_row(key, str(value))
     console.print(table)
@@ -132,35 +163,38 @@ def datasets_info(name: str = typer.Argument(..., help="llp-multi, audioset-eval
 
 @datasets_app.command("fetch")
 def datasets_fetch(
-    manifest_dir: Path = typer.Argument(..., help="Folder of a built manifest (datasets build --out)."),
-    root: Path = typer.Option(..., "--root", help="MEDIA folder: audio/, frames/, the ledger and reports."),
-    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, help="Clips fetched in parallel."),
+    manifest: Path = typer.Option(..., "--manifest", help=MANIFEST_HELP),
+    media: Path = typer.Option(..., "--media", help=MEDIA_HELP),
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, help="Clips fetched in parallel (1-64)."),
     source_dir: Optional[Path] = typer.Option(
-        None, help="Local videos (<sample_id> or <ytid>.mp4/.mkv/..., full-length or trimmed), or the FSD50K "
-        "folder for fsd50k; without it clips are downloaded with yt-dlp."),
-    frames: str = typer.Option("selected", help="'selected': the manifest's frame(s); 'all': also one per second "
-                               "under frames_all/."),
+        None, help="Local videos named <sample_id> or <ytid> (mp4, mkv, ...; whole or trimmed), or the FSD50K "
+        "folder for fsd50k. Without it clips are downloaded with yt-dlp."),
+    frames: FrameChoice = typer.Option(FrameChoice.selected, help="selected: the manifest's frame(s); all: also "
+                                       "one per second under frames_all/."),
     retries: int = typer.Option(3, min=1, help="Attempts per clip for transient errors in one run."),
     backoff: float = typer.Option(2.0, min=0, help="Seconds before the 2nd attempt, doubling after."),
-    retry_unavailable: bool = typer.Option(False, help="Also retry clips recorded as unavailable."),
-    quality_filter: Optional[bool] = typer.Option(
-        None, help="Mark silent, blank-frame and frozen clips unavailable (default: on for audioset-eval only)."),
+    retry_unavailable: bool = typer.Option(False, "--retry-unavailable", help="Also retry clips recorded as "
+                                           "unavailable."),
+    quality_filter: QualityFilter = typer.Option(
+        QualityFilter.auto, help="Mark silent, blank-frame and frozen clips unavailable (auto: on for "
+        "audioset-eval only)."),
     min_rms_dbfs: float = typer.Option(-60.0, help="Quality: audio RMS below this (dBFS) is silent."),
     min_frame_std: float = typer.Option(2.0, help="Quality: frame grey-level std below this is blank."),
-    min_motion: float = typer.Option(0.5, help="Quality: largest per-second frame difference below this is frozen."),
-    downloader: Optional[str] = typer.Option(None, help="Another downloader as 'module:Class' (a mirror, a test "
+    min_motion: float = typer.Option(0.5, help="Quality: largest per-second frame difference below this is "
+                                     "frozen."),
+    downloader: Optional[str] = typer.Option(None, help="Another downloader as module:Class (a mirror, a test "
                                              "double); default yt-dlp."),
     shard: Optional[str] = typer.Option(None, help="K/N: fetch only shard K of N (whole videos, hashed), e.g. "
-                                        "one per Slurm array task, each into its own --root; see merge-media."),
+                                        "one per Slurm array task, each into its own --media; see merge-media."),
     sleep: float = typer.Option(0.0, min=0, help="Seconds each worker waits before a download (+-50 % jitter)."),
     rate_limit_backoff: float = typer.Option(300.0, min=0, help="Seconds all workers pause after an HTTP 429 "
                                              "or a bot check."),
     cookies: Optional[Path] = typer.Option(None, help="Netscape cookies file for yt-dlp (recorded by path "
                                            "only)."),
     extractor_args: list[str] = typer.Option([], "--extractor-args", help="Passed to yt-dlp as its "
-                                             "--extractor-args, e.g. 'youtube:po_token=web.gvs+TOKEN'; "
+                                             "--extractor-args (IE_KEY:ARG=VALUE, e.g. PO tokens); "
                                              "repeatable."),
-    dry_run: bool = typer.Option(False, help="Say what would be fetched; write nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be fetched; write nothing."),
 ) -> None:
     """Fetch each clip's 16 kHz audio and frame(s) into MEDIA, resumably, with an availability ledger.
 
@@ -173,12 +207,11 @@ def datasets_fetch(
     from macs_bench.media.quality import QualityThresholds
     from macs_bench.media.sources import YtDlpDownloader, load_downloader
 
-    if frames not in ("selected", "all"):
-        raise MacsError(f"--frames must be 'selected' or 'all', got {frames!r}")
+    thresholds = QualityThresholds(min_rms_dbfs, min_frame_std, min_motion)
     options = FetchOptions(
-        jobs=jobs, all_frames=frames == "all", retries=retries, backoff=backoff, retry_unavailable=retry_unavailable,
-        quality="auto" if quality_filter is None else
-        QualityThresholds(min_rms_dbfs, min_frame_std, min_motion) if quality_filter else None,
+        jobs=jobs, all_frames=frames is FrameChoice.all, retries=retries, backoff=backoff,
+        retry_unavailable=retry_unavailable,
+        quality={QualityFilter.auto: "auto", QualityFilter.on: thresholds, QualityFilter.off: None}[quality_filter],
         sleep=sleep, rate_limit_backoff=rate_limit_backoff, shard=parse_shard(shard) if shard else None,
     )
     progress = Progress(TextColumn("fetch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
@@ -205,7 +238,7 @@ def datasets_fetch(
 
     try:
         with progress:
-            result = fetch(manifest_dir, root, source_dir=source_dir, downloader=loaded, options=options,
+            result = fetch(manifest, media, source_dir=source_dir, downloader=loaded, options=options,
                            dry_run=dry_run, progress_factory=factory)
     except KeyboardInterrupt:
         err_console.print("interrupted: finished clips are recorded; rerun the same command to continue")
@@ -214,19 +247,19 @@ def datasets_fetch(
         console.print(f"dry run: {result['to_fetch']:,} of {result['n_samples']:,} samples would be fetched; "
                       f"skipped: {result['skipped'] or 'none'}")
         return
-    table = Table("labels", "total", "ok", "unavailable", "failed", "ok %", title=f"availability in {root}")
+    table = Table("labels", "total", "ok", "unavailable", "failed", "ok %", title=f"availability in {media}")
     for bucket, c in result["by_label_count"].items():
         table.add_row(bucket, f"{c['total']:,}", f"{c['ok']:,}", f"{c['unavailable']:,}", f"{c['failed']:,}",
                       f"{100 * c['ok'] / c['total']:.1f}")
     console.print(table)
     if result["unavailable_reasons"]:
         console.print("unavailable: " + ", ".join(f"{k} {v}" for k, v in result["unavailable_reasons"].items()))
-    console.print(f"{result['n_ok']:,} of {result['n_samples']:,} samples available; wrote {root / 'available.txt'} "
-                  f"({result['n_ok_in_ledger']:,} ids, for 'datasets build --available') and "
-                  f"{root / 'fetch_report.json'}")
+    layout = MediaLayout(media)
+    console.print(f"{result['n_ok']:,} of {result['n_samples']:,} samples available; wrote {layout.available} "
+                  f"({result['n_ok_in_ledger']:,} ids, for 'datasets build --available') and {layout.report}")
     n_failed = sum(c["failed"] for c in result["by_label_count"].values())
     if result["n_ok"] == 0:
-        err_console.print("nothing could be fetched: see the reasons above and fetch_report.json")
+        err_console.print(f"nothing could be fetched: see the reasons above and {layout.report.name}")
         raise typer.Exit(1)
     if n_failed:
         err_console.print(f"{n_failed:,} samples failed transiently: rerun the same command to retry them")
@@ -235,25 +268,28 @@ def datasets_fetch(
 
 @datasets_app.command("export")
 def datasets_export(
-    manifest_dir: Path = typer.Argument(..., help="Folder of a built manifest (datasets build --out)."),
+    manifest: Path = typer.Option(..., "--manifest", help=MANIFEST_HELP),
     media: Path = typer.Option(..., "--media", help="MEDIA folder of 'datasets fetch'."),
     out: Path = typer.Option(..., "--out", help="Folder for the shards, index.json and SHA256SUMS."),
-    fmt: str = typer.Option("webdataset", "--format", help="webdataset (tar shards) or parquet."),
+    fmt: ExportFormat = typer.Option(ExportFormat.webdataset, "--format", help="Tar shards or Parquet files."),
     shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Samples per shard."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Discard an earlier export in OUT and start "
+                                   "afresh (default: resume it)."),
 ) -> None:
     """Write fetched samples as training shards: WebDataset tars or Parquet, resumable."""
     from macs_bench.media.export import export
 
-    index = export(manifest_dir, media, out, fmt=fmt, shard_size=shard_size)
-    console.print(f"{index['n_samples']:,} samples in {len(index['shards'])} {fmt} shards; wrote "
+    index = export(manifest, media, out, fmt=fmt.value, shard_size=shard_size, overwrite=overwrite)
+    console.print(f"{index['n_samples']:,} samples in {len(index['shards'])} {fmt.value} shards; wrote "
                   f"{out / 'index.json'} and {out / 'SHA256SUMS'}", highlight=False)
 
 
 @datasets_app.command("merge-media")
 def datasets_merge_media(
-    out: Path = typer.Argument(..., help="MEDIA folder to merge into (created if needed; may be one of the "
-                               "sources)."),
-    sources: list[Path] = typer.Argument(..., help="MEDIA folders of 'datasets fetch' (e.g. one per --shard)."),
+    sources: list[Path] = typer.Argument(..., help="MEDIA folders of 'datasets fetch' (e.g. one per --shard).",
+                                         show_default=False),
+    out: Path = typer.Option(..., "--out", help="MEDIA folder to merge into (created if needed; may be one of "
+                             "the sources)."),
     manifest: Optional[Path] = typer.Option(None, help="Manifest for the report's availability table (default: "
                                             "the one the sources were fetched from, if they agree)."),
 ) -> None:
@@ -264,7 +300,8 @@ def datasets_merge_media(
     line = f"{result['n_ok_in_ledger']:,} samples ok in {out}"
     if "n_samples" in result:
         line += f" ({result['n_ok']:,} of the manifest's {result['n_samples']:,})"
-    console.print(f"{line}; wrote {out / 'available.txt'} and {out / 'fetch_report.json'}", highlight=False)
+    layout = MediaLayout(out)
+    console.print(f"{line}; wrote {layout.available} and {layout.report}", highlight=False)
 
 
 @app.command("score")

@@ -69,13 +69,13 @@ def test_available_option(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["datasets", "build", "llp", "--out", "o"], "unknown dataset 'llp'"),
+        (["datasets", "build", "llp", "--out", "o"], "'llp' is not one of 'llp-multi', 'audioset-eval'"),
         (["datasets", "build", "landscape", "--out", "o", "--available", "missing.txt"], "missing.txt: cannot read"),
         (["datasets", "build", "landscape", "--out", "o", "--available", "."], ".: cannot read id list"),
         (["datasets", "build", "landscape", "--out", "o", "--available", "latin1.txt"], "latin1.txt: id list is not UTF-8"),
         (["datasets", "build", "landscape", "--out", "afile/sub"], "afile/sub: cannot write the manifest"),
-        (["datasets", "build", "llp-multi", "--out", "o", "--folds", "abc"], "Invalid value for '--folds'"),
-        (["datasets", "build", "llp-multi", "--out", "o", "--folds", "9000"], "cannot make 9000 folds of 7201 videos"),
+        (["datasets", "build", "llp-multi", "--out", "o", "--n-folds", "abc"], "Invalid value for '--n-folds'"),
+        (["datasets", "build", "llp-multi", "--out", "o", "--n-folds", "9000"], "cannot make 9000 folds of 7201 videos"),
         (["datasets", "build", "llp-multi"], "Missing option '--out'"),
         (["datasets", "nope"], "No such command 'nope'"),
     ],
@@ -114,3 +114,34 @@ def test_available_unknown_ids_are_printed(tmp_path):
     out = run("macs-bench", "datasets", "build", "landscape", "--out", str(tmp_path / "l"), "--available", str(ids))
     assert out.returncode == 0, out.stderr
     assert "2 ids unknown to landscape: yyyyyyyyyyy_0_10, zzzzzzzzzzz_0_10" in out.stdout
+
+
+DATASETS_COMMANDS = ["list", "build", "info", "fetch", "export", "merge-media"]
+
+
+@pytest.mark.parametrize("command", DATASETS_COMMANDS)
+def test_datasets_help_is_whole_at_80_columns(command):
+    """Every option name of every datasets command is printed whole (no '…') in an 80-column terminal."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from macs_bench.cli import app
+
+    result = CliRunner().invoke(app, ["datasets", command, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.output
+    click_command = get_command(app).commands["datasets"].commands[command]
+    for param in click_command.params:
+        for name in [*param.opts, *param.secondary_opts]:
+            if name.startswith("-"):
+                assert name in result.output.split(), name
+    assert not [p for p in click_command.params if p.secondary_opts], "use plain flags, not --x/--no-x pairs"
+
+
+def test_dataset_choices_are_the_registry():
+    from macs_bench.cli import DatasetName
+    from macs_bench.datasets import DATASETS
+
+    assert [d.value for d in DatasetName] == list(DATASETS)

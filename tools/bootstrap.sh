@@ -6,7 +6,8 @@
 # run with nothing changed returns in about a second.
 #
 #   tools/bootstrap.sh           create or refresh as needed
-#   tools/bootstrap.sh --check   change nothing; exit 0 if up to date, 1 if a run would install something
+#   tools/bootstrap.sh --check   change nothing; say what it found (ffmpeg, the venv and, when it is stale, which
+#                                input changed) and what a run would install; exit 0 if up to date, 1 if not
 #
 # Environment knobs: MACS_PYTHON (interpreter, default python3.11), MACS_VENV (default .venv),
 # MACS_TORCHSORT_CUDA=0|1 (force the torchsort flavour; default: CUDA when a GPU and nvcc are both present).
@@ -17,6 +18,7 @@ cd "$root"
 python=${MACS_PYTHON:-python3.11}
 venv=${MACS_VENV:-$root/.venv}
 stamp_file=$venv/.macs-stamp
+inputs_file=$venv/.macs-inputs  # one line per hashed input, to say which changed
 check_only=0
 [[ ${1:-} == --check ]] && check_only=1
 
@@ -39,14 +41,49 @@ else
 fi
 
 stamp=$( { cat pyproject.toml constraints.txt tools/bootstrap.sh; "$python" -V; echo "cuda=$cuda"; } | sha256sum | cut -d' ' -f1)
+flavour=$([[ $cuda == 1 ]] && echo CUDA || echo CPU-only)
 
 have_ffmpeg() { command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; }
 venv_current() { [[ -f $stamp_file && $(cat "$stamp_file") == "$stamp" ]] && "$venv/bin/python" -c '' 2>/dev/null; }
 
-if [[ $check_only == 1 ]]; then
-    have_ffmpeg && venv_current && exit 0
-    exit 1
-fi
+# The stamp's inputs one per line (name, then its hash or value).
+inputs() {
+    local file
+    for file in pyproject.toml constraints.txt tools/bootstrap.sh; do
+        printf '%s %s\n' "$file" "$(sha256sum <"$file" | cut -d' ' -f1)"
+    done
+    printf 'python %s\n' "$("$python" -V 2>&1 | tr ' ' '-')"
+    printf 'torchsort %s\n' "$flavour"
+}
+
+# --check: report what is there and what a run would do, change nothing.
+check() {
+    local status=0 changed would="torch and torchvision (constraints.txt), torchsort ($flavour) and macs[model,score,dev]"
+    say() { printf '[bootstrap] %s\n' "$*"; }
+    if have_ffmpeg; then
+        say "ffmpeg: $(command -v ffmpeg), ffprobe: $(command -v ffprobe)"
+    else
+        say "ffmpeg/ffprobe: not on PATH; a run would install them with apt-get (as root) or stop and say how"
+        status=1
+    fi
+    if [[ ! -x $venv/bin/python ]]; then
+        say "venv $venv: missing; a run would create it and install $would"
+        status=1
+    elif venv_current; then
+        say "venv $venv: up to date ($("$python" -V 2>&1), torchsort $flavour, stamp ${stamp:0:12})"
+    else
+        if [[ -f $inputs_file ]]; then
+            changed=$(inputs | grep -vxF -f "$inputs_file" | cut -d' ' -f1 | paste -sd, - || true)
+        fi
+        say "venv $venv: out of date (changed: ${changed:-unknown, installed before inputs were recorded});" \
+            "a run would reinstall $would"
+        status=1
+    fi
+    [[ $status == 0 ]] && say "up to date: a run would install nothing" || say "a run would install what is listed above"
+    exit "$status"
+}
+
+[[ $check_only == 1 ]] && check
 
 ensure_ffmpeg() {
     have_ffmpeg && return
@@ -115,7 +152,7 @@ ensure_venv() {
     # the wrong flavour (say, a CPU wheel from pip's cache on a machine that now has a GPU) is rebuilt
     # without the cache.
     if ! torchsort_flavour_ok; then
-        log "building torchsort ($([[ $cuda == 1 ]] && echo CUDA || echo CPU-only))"
+        log "building torchsort ($flavour)"
         install_torchsort
         torchsort_flavour_ok || install_torchsort --force-reinstall --no-deps --no-cache-dir
         torchsort_flavour_ok || die "torchsort did not build with cuda=$cuda"
@@ -126,6 +163,7 @@ ensure_venv() {
 import torch, torchvision, torchsort  # noqa: F401  fail loudly here, not in the first test
 assert torch.__version__.split("+")[0] == "2.14.1", torch.__version__
 PY
+    inputs > "$inputs_file"
     echo "$stamp" > "$stamp_file"
     log "environment ready"
 }

@@ -91,7 +91,7 @@ def build(
     }
     dropped = None
     if available is not None:
-        manifest, dropped = manifest.restrict(Path(available))
+        manifest, dropped = manifest.restrict(Path(available).expanduser())
     if out is not None:
         manifest.write(out, dropped=dropped)
     return manifest

@@ -128,7 +128,7 @@ class Manifest:
 
     def write(self, out_dir: str | os.PathLike, dropped: Iterable[str] | None = None) -> dict[str, Path]:
         """Write ``manifest.csv`` and ``stats.json`` (and ``dropped.txt`` after :meth:`restrict`)."""
-        out = Path(out_dir)
+        out = Path(out_dir).expanduser()
         try:
             return self._write(out, dropped)
         except OSError as exc:
@@ -186,7 +186,7 @@ def _replace_together(folder: Path, files: dict[str, bytes | None]) -> None:
 def read_id_list(path: Path) -> set[str]:
     """Ids one per line; blank lines and ``#`` comments ignored."""
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark would glue itself to the first id
+        text = Path(path).expanduser().read_text(encoding="utf-8-sig")  # a byte-order mark would glue itself to the first id
     except OSError as exc:
         raise MacsError(f"{path}: cannot read id list ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
@@ -197,11 +197,15 @@ def read_id_list(path: Path) -> set[str]:
     return ids
 
 
+def manifest_csv(path: str | os.PathLike) -> Path:
+    """A manifest given as its folder (``datasets build --out``) or its CSV, ``~`` expanded -> the CSV."""
+    path = Path(path).expanduser()
+    return path / MANIFEST_NAME if path.is_dir() else path
+
+
 def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of a written manifest as dicts (lists still ``;``-joined); checks the columns."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
+    """Rows of a written manifest (folder or CSV) as dicts (lists still ``;``-joined); checks the columns."""
+    path = manifest_csv(path)
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)

@@ -62,7 +62,7 @@ class MetadataStore:
                 "(restore it, e.g. with 'git checkout -- datasets/metadata')"
             )
         self.pinned = read_sha256sums(sums)
-        self.root = Path(root) if root is not None else pinned_root
+        self.root = Path(root).expanduser() if root is not None else pinned_root
         if not self.root.is_dir():
             raise MetadataError(f"{self.root}: metadata folder does not exist")
         self._verified: dict[str, str] = {}

@@ -21,6 +21,7 @@ from macs_bench.datasets.folds import assign_folds, label_count_bucket
 from macs_bench.datasets.manifest import Manifest, Sample
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes
+from macs_bench.media.layout import MediaLayout
 
 CLASSES = ("Hum", "Whistle", "Rain", "Clicks")
 SAMPLE_RATE = 16000
@@ -88,8 +89,8 @@ def write_synthetic(root: str | Path, *, n_clips: int = 80, seconds: float = 2.0
     same bytes, so a rerun changes nothing."""
     if n_clips < 5:
         raise MacsError(f"a synthetic benchmark needs at least 5 clips (5 folds), got {n_clips}")
-    root = Path(root)
-    media = root / "media"
+    root = Path(root).expanduser()
+    media = MediaLayout(root / "media")
     rng = np.random.default_rng(seed)
     samples = int(seconds * SAMPLE_RATE)
     ids, labels = [], []
@@ -106,13 +107,13 @@ def write_synthetic(root: str | Path, *, n_clips: int = 80, seconds: float = 2.0
             x, y = (int(v) for v in rng.integers(0, image_size - size, size=2))
             _motif(draw, name, (x, y, x + size, y + size))
         sid = f"{prefix}{i:04d}"
-        atomic_write_bytes(media / "audio" / f"{sid}.wav", _wav_bytes(mix))
+        atomic_write_bytes(media.audio(sid), _wav_bytes(mix))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=95)
-        atomic_write_bytes(media / "frames" / f"{sid}.jpg", buffer.getvalue())
+        atomic_write_bytes(media.frame(sid), buffer.getvalue())
         ids.append(sid)
         labels.append(tuple(names))
     folds = assign_folds(ids, [label_count_bucket(len(x)) for x in labels], n_folds=5, seed=seed)
     Manifest("synthetic", [Sample(sid, lab, "", fold=fold) for sid, lab, fold in zip(ids, labels, folds)]
              ).write(root / "manifest")
-    return SyntheticSet(root / "manifest", media, n_clips)
+    return SyntheticSet(root / "manifest", media.root, n_clips)

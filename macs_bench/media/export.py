@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from macs_bench import __version__
-from macs_bench.datasets.manifest import LIST_SEP, read_manifest
+from macs_bench.datasets.manifest import LIST_SEP, manifest_csv, read_manifest
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
+from macs_bench.media.layout import LEDGER_NAME, MediaLayout
 from macs_bench.media.ledger import Ledger
 
 FORMATS = ("webdataset", "parquet")
 INDEX_NAME = "index.json"
+SUMS_NAME = "SHA256SUMS"
 PARQUET_BATCH = 16  # rows per Parquet row group: the most samples held in memory at once (~7 MB)
 
 
@@ -33,12 +35,11 @@ def wds_key(sample_id: str) -> str:
     return sample_id.replace(".", ",")
 
 
-def sample_record(row: dict[str, str], media: Path) -> dict[str, Any]:
+def sample_record(row: dict[str, str], media: MediaLayout) -> dict[str, Any]:
     """One sample: ``wav`` and ``jpg`` bytes (``jpg`` None for audio-only samples) and its JSON metadata."""
     sid = row["sample_id"]
-    wav = (media / "audio" / f"{sid}.wav").read_bytes()
-    frame = media / "frames" / f"{sid}.jpg"
-    jpg = frame.read_bytes() if row["frame_seconds"] else None
+    wav = media.audio(sid).read_bytes()
+    jpg = media.frame(sid).read_bytes() if row["frame_seconds"] else None
     meta: dict[str, Any] = {
         "sample_id": sid, "ytid": row["ytid"], "start": row["start"], "end": row["end"],
         "labels": _split(row["labels"]), "mids": _split(row["mids"]), "n_labels": int(row["n_labels"] or 0),
@@ -57,35 +58,35 @@ def _split(cell: str) -> list[str]:
     return [x for x in (cell or "").split(LIST_SEP) if x]
 
 
-def selection(manifest: Path, media: Path) -> list[dict[str, str]]:
+def selection(manifest: Path, media: MediaLayout) -> list[dict[str, str]]:
     """The manifest's rows whose sample is ``ok`` in MEDIA's ledger with its files present, in manifest order."""
-    ledger_path = media / "ledger.sqlite"
-    if not ledger_path.is_file():
-        raise MacsError(f"{media}: not a MEDIA folder (no ledger.sqlite)")
-    with Ledger(ledger_path) as ledger:
+    if not media.ledger.is_file():
+        raise MacsError(f"{media.root}: not a MEDIA folder (no {LEDGER_NAME})")
+    with Ledger(media.ledger) as ledger:
         ok = {sid for sid, e in ledger.all().items() if e.status == "ok"}
     rows = [r for r in read_manifest(manifest) if r["sample_id"] in ok
-            and (media / "audio" / f"{r['sample_id']}.wav").is_file()
-            and (not r["frame_seconds"] or (media / "frames" / f"{r['sample_id']}.jpg").is_file())]
+            and media.audio(r["sample_id"]).is_file()
+            and (not r["frame_seconds"] or media.frame(r["sample_id"]).is_file())]
     if not rows:
-        raise MacsError(f"{media}: none of the manifest's samples is fetched (ok in the ledger, files present)")
+        raise MacsError(f"{media.root}: none of the manifest's samples is fetched (ok in the ledger, files present)")
     return rows
 
 
 def export(manifest_dir: str | os.PathLike, media: str | os.PathLike, out: str | os.PathLike,
-           fmt: str = "webdataset", shard_size: int = 1000) -> dict[str, Any]:
-    """Write (or resume writing) the shards; returns the index."""
+           fmt: str = "webdataset", shard_size: int = 1000, overwrite: bool = False) -> dict[str, Any]:
+    """Write (or resume writing) the shards; returns the index. ``overwrite`` discards an earlier export in
+    ``out`` (its shards, index and sums) and starts afresh, instead of resuming or refusing it."""
     if fmt not in FORMATS:
-        raise MacsError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise MacsError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if shard_size < 1:
-        raise MacsError(f"--shard-size must be at least 1, got {shard_size}")
-    manifest = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
-    media, out = Path(media), Path(out)
-    rows = selection(manifest, media)
+        raise MacsError(f"shard size must be at least 1, got {shard_size}")
+    manifest = manifest_csv(manifest_dir)
+    layout, out = MediaLayout(media), Path(out).expanduser()
+    rows = selection(manifest, layout)
     ids = "\n".join(r["sample_id"] for r in rows).encode("utf-8")
     index: dict[str, Any] = {
         "tool": "macs-bench", "version": __version__, "format": fmt, "shard_size": shard_size,
-        "manifest": str(manifest), "manifest_sha256": sha256_file(manifest), "media": str(media),
+        "manifest": str(manifest), "manifest_sha256": sha256_file(manifest), "media": str(layout.root),
         "n_samples": len(rows), "selection_sha256": hashlib.sha256(ids).hexdigest(), "shards": [],
         "complete": False,
     }
@@ -97,12 +98,15 @@ def export(manifest_dir: str | os.PathLike, media: str | os.PathLike, out: str |
             raise MacsError(f"{out}: another export is writing to this folder")
         for stale in out.glob(".*.tmp"):
             stale.unlink()
+        if overwrite:
+            for old in [*out.glob("shard-*.tar"), *out.glob("part-*.parquet"), out / INDEX_NAME, out / SUMS_NAME]:
+                old.unlink(missing_ok=True)
         index["shards"] = _resumable(out, index)
         chunks = [rows[i:i + shard_size] for i in range(0, len(rows), shard_size)]
         for number in range(len(index["shards"]), len(chunks)):
             name = f"shard-{number:06d}.tar" if fmt == "webdataset" else f"part-{number:06d}.parquet"
             tmp = out / f".{name}.tmp"
-            (_write_tar if fmt == "webdataset" else _write_parquet)(tmp, (sample_record(r, media) for r in
+            (_write_tar if fmt == "webdataset" else _write_parquet)(tmp, (sample_record(r, layout) for r in
                                                                           chunks[number]))
             os.replace(tmp, out / name)
             index["shards"].append({"name": name, "n_samples": len(chunks[number]),
@@ -124,7 +128,8 @@ def _resumable(out: Path, index: dict[str, Any]) -> list[dict[str, Any]]:
         raise MacsError(f"{out / INDEX_NAME}: unreadable ({exc}); remove it to export afresh") from None
     same = all(old.get(k) == index[k] for k in ("format", "shard_size", "selection_sha256"))
     if not same:
-        raise MacsError(f"{out}: holds an export of another selection, format or shard size; choose another --out")
+        raise MacsError(f"{out}: holds an export of another selection, format or shard size; export elsewhere "
+                        "or overwrite it")
     done = []
     for shard in old.get("shards", []):
         path = out / shard["name"]
@@ -135,7 +140,7 @@ def _resumable(out: Path, index: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _write_index(out: Path, index: dict[str, Any]) -> None:
-    atomic_write_text(out / "SHA256SUMS", "".join(f"{s['sha256']}  {s['name']}\n" for s in index["shards"]))
+    atomic_write_text(out / SUMS_NAME, "".join(f"{s['sha256']}  {s['name']}\n" for s in index["shards"]))
     atomic_write_text(out / INDEX_NAME, dumps_json(index))
 
 

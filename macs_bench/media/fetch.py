@@ -1,319 +1,39 @@
 """``datasets fetch``: from a built manifest to ``MEDIA/audio/<id>.wav`` and ``MEDIA/frames/<id>.jpg``.
 
-Each clip comes from a local folder of videos (full-length or already trimmed), a local FSD50K copy, or a
-downloader (yt-dlp by default). One ffmpeg pass extracts its audio and frames into a private temporary folder
-under MEDIA; the outputs are verified, optionally quality-filtered, then renamed into place, and only then is
-the clip marked ``ok`` in the ledger. Reruns skip ``ok``, retry ``failed``, and keep ``unavailable`` unless asked.
+A run plans which samples still need fetching (from the ledger), fetches them with a pool of threads (one clip
+at a time each, :mod:`macs_bench.media.clip`), records each outcome in the ledger as it arrives, and writes
+``available.txt`` and the report. Reruns skip ``ok``, retry ``failed``, and keep ``unavailable`` unless asked.
 """
 
 from __future__ import annotations
 
-import random
 import shutil
-import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from macs_bench import __version__
-from macs_bench.datasets.frames import whole_seconds
-from macs_bench.datasets.manifest import manifest_dataset
+from macs_bench.datasets.manifest import manifest_csv, manifest_dataset
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
-from macs_bench.media import ffmpeg
-from macs_bench.media.checks import DURATION_TOLERANCE, audio_padding, explain, verify_image, verify_wav
+from macs_bench.media.clip import Fetcher, FetchOptions, Outcome
 from macs_bench.media.items import FetchItem, read_items, select_shard
+from macs_bench.media.layout import MediaLayout
 from macs_bench.media.ledger import Entry, Ledger
-from macs_bench.media.quality import QualityThresholds, assess
-from macs_bench.media.report import REPORT_NAME, availability, ledger_counts, write_available
-from macs_bench.media.sources import (
-    Downloader,
-    LocalFSD50K,
-    LocalVideos,
-    Transient,
-    Unavailable,
-    classify_error,
-)
+from macs_bench.media.quality import QualityThresholds
+from macs_bench.media.report import availability, ledger_counts, write_available
+from macs_bench.media.sources import Downloader
 from macs_bench.provenance import ffmpeg_version, package_versions
 
-TRIMMED_SLACK = 2.0  # a pre-trimmed clip may run this much longer than the range
+__all__ = ["FetchOptions", "Fetcher", "Outcome", "fetch", "plan", "run_fetch"]
+
 # unavailable reasons looked at again on every run: the user may have added files or changed the thresholds
 RECHECKED_REASONS = ("not-in-source-dir", "ambiguous-trimmed")
-LEDGER_NAME = "ledger.sqlite"
-
-
-@dataclass
-class FetchOptions:
-    jobs: int = 4
-    all_frames: bool = False
-    retries: int = 3
-    backoff: float = 2.0
-    retry_unavailable: bool = False
-    # "auto": the quality filter is on for AudioSet-Eval (the paper's "filtered" set) and off elsewhere
-    quality: QualityThresholds | None | str = "auto"
-    sleep: float = 0.0  # seconds each worker waits before a download, with +-50 % jitter
-    rate_limit_backoff: float = 300.0  # every worker pauses this long after a 429 or a bot check
-    shard: tuple[int, int] | None = None  # (K, N): only the samples of shard K of N (by video)
-
-
-@dataclass
-class Outcome:
-    status: str
-    reason: str = ""
-    attempts: int = 1
-    detail: dict[str, Any] = field(default_factory=dict)
-    quality: dict[str, Any] = field(default_factory=dict)  # the quality filter's measurements and problems
-
-
-class Fetcher:
-    """Fetches items into ``root``; thread-safe per item, the ledger is written by the caller's thread."""
-
-    def __init__(self, root: Path, options: FetchOptions, *, source_dir: Path | None = None,
-                 downloader: Downloader | None = None, fsd50k: bool = False):
-        self.root = Path(root)
-        self.options = options
-        self.stop = threading.Event()
-        self.fsd50k = LocalFSD50K(source_dir) if fsd50k and source_dir else None
-        self.videos = LocalVideos(source_dir) if source_dir and not fsd50k else None
-        self.downloader = downloader
-        self.samples_per_ytid: Counter = Counter()
-        self.hold_until = 0.0  # monotonic time before which no worker downloads (after a rate limit)
-        if fsd50k and self.fsd50k is None:
-            raise MacsError("fsd50k media come from a local FSD50K copy: pass --source-dir")
-        if not fsd50k and self.videos is None and downloader is None:
-            raise MacsError("no source: pass --source-dir or allow downloads")
-
-    def thresholds(self) -> dict[str, float] | None:
-        return self.options.quality.as_dict() if self.options.quality else None
-
-    # -- paths -------------------------------------------------------------------------------------------
-    def audio_path(self, item: FetchItem) -> Path:
-        return self.root / "audio" / f"{item.sample_id}.wav"
-
-    def frame_paths(self, item: FetchItem) -> list[Path]:
-        names = [f"{item.sample_id}.jpg"] + [f"{item.sample_id}.s{k}.jpg" for k in item.frame_seconds[1:]]
-        return [self.root / "frames" / name for name in names] if item.frame_seconds else []
-
-    def all_frames_dir(self, item: FetchItem) -> Path:
-        return self.root / "frames_all" / item.sample_id
-
-    def is_done(self, item: FetchItem, entry: Entry | None) -> bool:
-        """``ok`` in the ledger, for the same frame choice, with every output still on disk."""
-        if entry is None or entry.status != "ok":
-            return False
-        if tuple(entry.detail.get("frame_seconds", ())) != item.frame_seconds:
-            return False
-        if entry.detail.get("thresholds") != self.thresholds():
-            return False  # judged under other quality thresholds (or none): judge again
-        if self.options.all_frames and not item.audio_only and not self.all_frames_dir(item).is_dir():
-            return False
-        return all(p.is_file() for p in [self.audio_path(item), *self.frame_paths(item)])
-
-    # -- one clip ----------------------------------------------------------------------------------------
-    def process(self, item: FetchItem) -> Outcome | None:
-        """Fetch one clip; ``None`` when the run was interrupted before it finished."""
-        workdir = self.root / ".tmp" / f"{item.sample_id}.{uuid.uuid4().hex[:8]}"
-        attempts = 0
-        try:
-            workdir.mkdir(parents=True)
-            while True:
-                attempts += 1
-                try:
-                    outcome = self._attempt(item, workdir)
-                    outcome.attempts = attempts
-                    outcome.detail.update(tool=f"macs-bench {__version__}", thresholds=self.thresholds())
-                    return outcome
-                except Unavailable as exc:
-                    return Outcome("unavailable", exc.reason, attempts,
-                                   {"detail": exc.detail, "thresholds": self.thresholds()}, exc.quality)
-                except Transient as exc:
-                    if self.stop.is_set():
-                        return None
-                    reason = "rate-limited" if getattr(exc, "rate_limited", False) else "transient"
-                    wait = self.options.backoff * 2 ** (attempts - 1)
-                    if reason == "rate-limited":  # everyone waits: more requests now would prolong the block
-                        wait = max(wait, self.options.rate_limit_backoff)
-                        self.hold_until = max(self.hold_until, time.monotonic() + wait)
-                    if attempts >= self.options.retries:
-                        return Outcome("failed", reason, attempts, {"detail": str(exc)[-300:]})
-                    self.pause(wait)
-                    for child in workdir.iterdir():
-                        _remove(child)
-        except Exception as exc:  # one clip's unexpected error (a full disk, a bug) must not stop the others
-            if self.stop.is_set():
-                return None
-            return Outcome("failed", type(exc).__name__, max(attempts, 1), {"detail": str(exc)[-300:]})
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    def pause(self, seconds: float) -> None:
-        """Back off before a retry; returns at once when the run is interrupted."""
-        self.stop.wait(seconds)
-
-    def _attempt(self, item: FetchItem, workdir: Path) -> Outcome:
-        if self.stop.is_set():
-            raise Transient("interrupted")
-        if item.audio_only:
-            return self._attempt_audio_only(item, workdir)
-        src, kind = self._obtain(item, workdir)
-        local = kind != "download"
-        try:
-            info = ffmpeg.probe(src)
-        except ffmpeg.ProbeError as exc:
-            if local:
-                raise Unavailable("corrupt", str(exc)) from None
-            raise Transient(f"downloaded file unreadable: {exc}") from None
-        if not info.has_audio:
-            raise Unavailable("no-audio", f"{src.name} has no audio stream")
-        if not info.has_video:
-            raise Unavailable("no-video", f"{src.name} has no video stream")
-        offset, layout = (0.0, "download") if not local else self._locate(item, info.duration, kind)
-        pad_start, pad_end = audio_padding(info, offset, item.duration)
-        n_frames = whole_seconds(item.start, item.end)
-        wav, frames_dir = workdir / "audio.wav", workdir / "frames"
-        frames_dir.mkdir()
-        try:
-            frames = ffmpeg.extract_clip(src, offset, item.duration, n_frames, wav, frames_dir)
-        except ffmpeg.ExtractError as exc:
-            if local and not exc.transient:
-                raise Unavailable("corrupt", str(exc)) from None
-            raise Transient(f"extraction failed: {exc}") from None
-        try:
-            verify_wav(wav, round(item.duration * ffmpeg.SAMPLE_RATE))
-            missing = [f for f in frames if not f.is_file()]
-            if missing:
-                raise Unavailable("too-short", f"video ends before second {frames.index(missing[0])} of the clip")
-            for frame in frames:
-                verify_image(frame)
-        except Unavailable as exc:
-            if local:
-                raise
-            raise Transient(f"downloaded clip failed its checks: {exc}") from None
-        selected = [frames[k] for k in item.frame_seconds if k < len(frames)]
-        if len(selected) != len(item.frame_seconds):
-            raise Unavailable("too-short", f"frame seconds {item.frame_seconds} beyond the clip's {len(frames)} s")
-        detail: dict[str, Any] = {"source": kind, "layout": layout, "offset": offset, "source_name": src.name,
-                                  "source_duration": round(info.duration, 3), "frame_seconds": list(item.frame_seconds),
-                                  "pad_start": pad_start, "pad_end": pad_end,
-                                  "width": info.width, "height": info.height}
-        quality = self._filter(wav, selected, frames)
-        self._install(item, wav, selected, frames)
-        return Outcome("ok", "", detail=detail, quality=quality)
-
-    def _attempt_audio_only(self, item: FetchItem, workdir: Path) -> Outcome:
-        assert self.fsd50k is not None
-        src = self.fsd50k.find(item.sample_id)
-        if src is None:
-            raise Unavailable("not-in-source-dir", f"no audio file for {item.sample_id}")
-        wav = workdir / "audio.wav"
-        try:
-            info = ffmpeg.probe(src)
-            if not info.has_audio:
-                raise Unavailable("no-audio", f"{src.name} has no audio stream")
-            ffmpeg.extract_audio(src, wav)
-        except ffmpeg.ExtractError as exc:
-            if exc.transient:
-                raise Transient(str(exc)) from None
-            raise Unavailable("corrupt", str(exc)) from None
-        except ffmpeg.ProbeError as exc:
-            raise Unavailable("corrupt", str(exc)) from None
-        verify_wav(wav, None)
-        detail: dict[str, Any] = {"source": "fsd50k", "source_name": src.name, "frame_seconds": [],
-                                  "source_duration": round(info.duration, 3)}
-        quality = self._filter(wav, [], [])
-        self._install(item, wav, [], [])
-        return Outcome("ok", "", detail=detail, quality=quality)
-
-    def _obtain(self, item: FetchItem, workdir: Path) -> tuple[Path, str]:
-        if self.videos is not None:
-            found = self.videos.find(item.sample_id, item.ytid, item.start, item.end)
-            if found is None:
-                raise Unavailable("not-in-source-dir", f"no video named {item.sample_id} or {item.ytid}")
-            path, naming = found
-            return path, "local" if naming == "sample" else "local-ytid"
-        assert self.downloader is not None
-        self._polite()
-        try:
-            return self.downloader.download(item.ytid, float(item.start), float(item.end), workdir), "download"
-        except (Unavailable, Transient):
-            raise
-        except Exception as exc:  # a downloader's own error type: classify by its message
-            raise classify_error(f"{type(exc).__name__}: {exc}", item.ytid) from None
-
-    def _polite(self) -> None:
-        """Before each download: wait out a rate-limit pause, then ``--sleep`` seconds with +-50 % jitter."""
-        hold = self.hold_until - time.monotonic()
-        if hold > 0:
-            self.pause(hold)
-        if self.options.sleep > 0:
-            self.pause(self.options.sleep * random.uniform(0.5, 1.5))
-        if self.stop.is_set():
-            raise Transient("interrupted")
-
-    def _locate(self, item: FetchItem, duration: float, kind: str) -> tuple[float, str]:
-        """Where the range starts in a local file. A file reaching the range's end is full-length and cut at
-        ``start``; a file about as long as the clip is taken as already trimmed to it, unless it is named by a
-        YTID that several samples of the manifest share (then it cannot be a trim of each of them)."""
-        start, end = float(item.start), float(item.end)
-        trimmed_fits = item.duration - DURATION_TOLERANCE <= duration <= item.duration + TRIMMED_SLACK
-        if duration >= end - 0.05:
-            return start, "full"
-        if trimmed_fits:
-            if kind == "local-ytid" and self.samples_per_ytid[item.ytid] > 1:
-                raise Unavailable("ambiguous-trimmed", f"the {duration:.2f} s file named {item.ytid} could be a "
-                                  f"trim of any of its {self.samples_per_ytid[item.ytid]} samples; name it "
-                                  f"{item.sample_id}")
-            return 0.0, "trimmed"
-        if duration + DURATION_TOLERANCE >= end:
-            return start, "full"
-        raise Unavailable("too-short", f"the file lasts {duration:.2f} s: neither the whole video up to {end:g} s "
-                                       f"nor a {item.duration:g} s clip")
-
-    def _filter(self, wav: Path, selected: list[Path], frames: list[Path]) -> dict[str, Any]:
-        if self.options.quality is None:
-            return {}
-        problems, measured = assess(wav, selected, frames, self.options.quality)
-        quality = {**measured, "problems": problems}
-        if problems:
-            raise Unavailable("poor-quality", explain(problems, measured, self.options.quality), quality)
-        return quality
-
-    def _install(self, item: FetchItem, wav: Path, selected: list[Path], frames: list[Path]) -> None:
-        """Rename verified outputs into place (same filesystem: each rename is atomic)."""
-        if self.stop.is_set():
-            raise Transient("interrupted")
-        for src, dst in zip(selected, self.frame_paths(item)):
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            src.replace(dst)  # the selected frames are moved; with all_frames they are re-copied below
-        if self.options.all_frames and frames:
-            staging = wav.parent / "all"
-            staging.mkdir()
-            for k, frame in enumerate(frames):
-                target = staging / f"{k:02d}.jpg"
-                if frame.exists():
-                    frame.replace(target)
-                else:
-                    shutil.copyfile(self.frame_paths(item)[item.frame_seconds.index(k)], target)
-            final = self.all_frames_dir(item)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            _remove(final)
-            staging.replace(final)
-        self.audio_path(item).parent.mkdir(parents=True, exist_ok=True)
-        wav.replace(self.audio_path(item))
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -363,10 +83,10 @@ def run_fetch(fetcher: Fetcher, ledger: Ledger, todo: list[FetchItem],
     return done
 
 
-def write_report(items: list[FetchItem], entries: dict[str, Entry], root: Path, manifest: Path,
+def write_report(items: list[FetchItem], entries: dict[str, Entry], layout: MediaLayout, manifest: Path,
                  options: FetchOptions, run_counts: Counter, elapsed: float, sources: dict[str, Any]) -> dict[str, Any]:
     """Availability of the manifest's samples and of the ledger; writes available.txt and the report."""
-    write_available(root, entries)
+    write_available(layout.root, entries)
     result = {
         "tool": "macs-bench",
         "version": __version__,
@@ -382,21 +102,15 @@ def write_report(items: list[FetchItem], entries: dict[str, Entry], root: Path, 
         "this_run": dict(run_counts),
         "this_run_seconds": round(elapsed, 2),
     }
-    atomic_write_text(root / REPORT_NAME, dumps_json(result))
+    atomic_write_text(layout.report, dumps_json(result))
     return result
 
 
-def clean_stale_tmp(root: Path) -> None:
-    """Remove what killed runs left in MEDIA/.tmp (nothing there ever counts as done)."""
-    tmp = root / ".tmp"
-    if tmp.is_dir():
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path | None = None,
+def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path | None = None,
           downloader: Downloader | None = None, options: FetchOptions | None = None, dry_run: bool = False,
           progress_factory: Callable[[int], Callable[[FetchItem, Outcome], None]] | None = None) -> dict[str, Any]:
-    """Fetch every sample of a built manifest into ``root``; returns the report (also in fetch_report.json).
+    """Fetch every sample of a built manifest into the MEDIA folder ``media``; returns the report (also in
+    fetch_report.json). Paths may start with ``~``.
 
     Without ``source_dir`` clips are downloaded with ``downloader`` (yt-dlp when ``None``). With
     ``dry_run`` nothing is written: the result says how many clips would be fetched or skipped.
@@ -404,7 +118,7 @@ def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path 
     from macs_bench.media.sources import YtDlpDownloader
 
     options = options or FetchOptions()
-    manifest = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
+    manifest = manifest_csv(manifest_dir)
     items = read_items(manifest)
     if not items:
         raise MacsError(f"{manifest}: the manifest has no samples")
@@ -416,45 +130,46 @@ def fetch(manifest_dir: str | Path, root: str | Path, *, source_dir: str | Path 
     fsd50k = audio_only == {True}
     if source_dir is None and not fsd50k and downloader is None:
         downloader = YtDlpDownloader()
-    root = Path(root)
+    layout = MediaLayout(media)
+    root = layout.root
     if root.exists() and not root.is_dir():
-        raise MacsError(f"{root}: --root exists and is not a folder")
-    fetcher = Fetcher(root, options, source_dir=Path(source_dir) if source_dir else None,
-                      downloader=downloader, fsd50k=fsd50k)
+        raise MacsError(f"{root}: exists and is not a folder")
+    source = Path(source_dir).expanduser() if source_dir is not None else None
+    fetcher = Fetcher(root, options, source_dir=source, downloader=downloader, fsd50k=fsd50k)
     fetcher.samples_per_ytid = Counter(item.ytid for item in items if item.ytid)  # over the whole manifest
     items = select_shard(items, options.shard)
-    ledger_path = root / LEDGER_NAME
     if dry_run:
         entries: dict[str, Entry] = {}
-        if ledger_path.is_file():
-            with Ledger(ledger_path) as ledger:
+        if layout.ledger.is_file():
+            with Ledger(layout.ledger) as ledger:
                 entries = ledger.all()
         p = plan(items, fetcher, entries)
         return {"dry_run": True, "n_samples": len(items), "to_fetch": len(p.todo), "skipped": dict(p.skipped)}
 
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with _exclusive(root), Ledger(ledger_path) as ledger:
-            clean_stale_tmp(root)
+        with _exclusive(root), Ledger(layout.ledger) as ledger:
+            shutil.rmtree(layout.tmp, ignore_errors=True)  # what killed runs left: nothing there counts as done
             p = plan(items, fetcher, ledger.all())
             started = time.monotonic()
             callback = progress_factory(len(p.todo)) if progress_factory else None
             counts = run_fetch(fetcher, ledger, p.todo, callback)
             counts.update({f"skipped_{k}": v for k, v in p.skipped.items()})
-            shutil.rmtree(root / ".tmp", ignore_errors=True)
-            sources = {"source_dir": str(source_dir) if source_dir else None,
+            shutil.rmtree(layout.tmp, ignore_errors=True)
+            sources = {"source_dir": str(source) if source else None,
                        "downloader": type(downloader).__name__ if downloader else None, "jobs": options.jobs,
                        **(downloader.describe() if hasattr(downloader, "describe") else {})}
-            return write_report(items, ledger.all(), root, manifest, options, counts, time.monotonic() - started,
-                                sources)
+            return write_report(items, ledger.all(), layout, manifest, options, counts,
+                                time.monotonic() - started, sources)
     except OSError as exc:
         raise MacsError(f"{exc.filename or root}: {exc.strerror or exc}") from None
 
 
 @contextmanager
-def _exclusive(root: Path) -> Iterator[None]:
+def _exclusive(media: str | Path) -> Iterator[None]:
     """One fetch per MEDIA folder at a time (a second would delete the first one's temporary files)."""
-    with file_lock(root / ".lock", wait=False) as held:
+    layout = MediaLayout(media)
+    with file_lock(layout.lock, wait=False) as held:
         if not held:
-            raise MacsError(f"{root}: another fetch is writing to this folder")
+            raise MacsError(f"{layout.root}: another fetch is writing to this folder")
         yield

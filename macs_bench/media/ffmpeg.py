@@ -1,5 +1,9 @@
 """ffprobe/ffmpeg, always as argument lists with absolute paths (a name beginning with '-' stays a path).
 
+The ffmpeg command lines are built with ffmpeg-python's graph API and run as lists (never a shell). ffprobe
+stays a hand-written list: ffmpeg-python's ``probe`` takes no timeout and cannot ask for packets, and a hung
+probe of a damaged download must not stall a fetch worker.
+
 One ffmpeg pass per clip writes the 16 kHz mono WAV of exactly the clip length and one JPEG per whole second:
 for second k, the frame on screen at k + 0.5 s (the middle of that second), measured on the file's own
 timeline, so streams that start late, low frame rates and variable frame rates all land on the right second.
@@ -13,6 +17,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import ffmpeg as ffmpeg_python
 
 from macs_bench.errors import MacsError
 
@@ -115,38 +121,52 @@ def _packet_end(path: Path, stream: str | None, timeout: float) -> float:
     return end
 
 
+# every ffmpeg run: quiet but for errors, never reading stdin, overwriting its own temporary outputs
+FFMPEG_GLOBALS = ("-hide_banner", "-loglevel", "error", "-nostdin", "-y")
+
+
+def clip_command(src: Path, offset: float, duration: float, n_frames: int, wav: Path,
+                 frames_dir: Path | None) -> list[str]:
+    """The argument list of :func:`extract_clip`, built with ffmpeg-python (every filter it needs is
+    expressible there). Paths are absolute, so a name beginning with '-' is never read as an option."""
+    clip = ffmpeg_python.input(str(Path(src).resolve()), ss=f"{offset:.3f}", t=f"{duration:.3f}")
+    n_samples = round(duration * SAMPLE_RATE)
+    # async/first_pts fill a late-starting audio stream with silence instead of pulling it early; apad and
+    # atrim make the length exact to the sample (AAC priming and short tails included).
+    audio = (clip["a:0"]
+             .filter("aresample", SAMPLE_RATE, **{"async": 1, "first_pts": 0})
+             .filter("aformat", channel_layouts="mono")
+             .filter("apad", whole_len=n_samples)
+             .filter("atrim", end_sample=n_samples))
+    outputs = [ffmpeg_python.output(audio, str(Path(wav).resolve()), acodec="pcm_s16le", ar=SAMPLE_RATE, ac=1)]
+    if frames_dir is not None:
+        # shift by half a second, then sample at 1 fps: output frame k is the frame on screen at k + 0.5 s
+        video = clip["v:0"].filter("setpts", "PTS-0.5/TB").filter("fps", fps=1, start_time=0, round="up")
+        outputs.append(ffmpeg_python.output(video, str(Path(frames_dir).resolve() / "%03d.jpg"),
+                                            **{"frames:v": n_frames, "q:v": 2, "start_number": 0}))
+    return ffmpeg_python.compile(ffmpeg_python.merge_outputs(*outputs), cmd=[tool("ffmpeg"), *FFMPEG_GLOBALS])
+
+
 def extract_clip(src: Path, offset: float, duration: float, n_frames: int, wav: Path, frames_dir: Path | None,
                  timeout: float = 300) -> list[Path]:
     """One pass: ``wav`` (16 kHz mono, exactly ``duration`` s) and, with ``frames_dir``, ``n_frames`` JPEGs
     ``000.jpg``... where frame k is the video at ``offset + k + 0.5`` s. Returns the frame paths."""
-    cmd = [tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-           "-ss", f"{offset:.3f}", "-t", f"{duration:.3f}", "-i", str(Path(src).resolve())]
-    n_samples = round(duration * SAMPLE_RATE)
-    # async/first_pts fill a late-starting audio stream with silence instead of pulling it early; apad and
-    # atrim make the length exact to the sample (AAC priming and short tails included).
-    audio_chain = (f"[0:a:0]aresample={SAMPLE_RATE}:async=1:first_pts=0,aformat=channel_layouts=mono,"
-                   f"apad=whole_len={n_samples},atrim=end_sample={n_samples}[a]")
-    if frames_dir is not None:
-        # shift by half a second, then sample at 1 fps: output frame k is the frame on screen at k + 0.5 s
-        video_chain = "[0:v:0]setpts=PTS-0.5/TB,fps=1:start_time=0:round=up[v]"
-        cmd += ["-filter_complex", f"{audio_chain};{video_chain}"]
-    else:
-        cmd += ["-filter_complex", audio_chain]
-    cmd += ["-map", "[a]", "-c:a", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", str(Path(wav).resolve())]
-    if frames_dir is not None:
-        cmd += ["-map", "[v]", "-frames:v", str(n_frames), "-q:v", "2", "-start_number", "0",
-                str(Path(frames_dir).resolve() / "%03d.jpg")]
-    _run(cmd, timeout)
+    _run(clip_command(src, offset, duration, n_frames, wav, frames_dir), timeout)
     if frames_dir is None:
         return []
     return [Path(frames_dir) / f"{k:03d}.jpg" for k in range(n_frames)]
 
 
+def audio_command(src: Path, wav: Path) -> list[str]:
+    """The argument list of :func:`extract_audio` (ffmpeg-python)."""
+    track = ffmpeg_python.input(str(Path(src).resolve()))["a:0"]
+    out = ffmpeg_python.output(track, str(Path(wav).resolve()), ac=1, ar=SAMPLE_RATE, acodec="pcm_s16le")
+    return ffmpeg_python.compile(out, cmd=[tool("ffmpeg"), *FFMPEG_GLOBALS])
+
+
 def extract_audio(src: Path, wav: Path, timeout: float = 300) -> None:
     """The whole audio track as a 16 kHz mono WAV (FSD50K clips keep their own length)."""
-    cmd = [tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(Path(src).resolve()),
-           "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", str(Path(wav).resolve())]
-    _run(cmd, timeout)
+    _run(audio_command(src, wav), timeout)
 
 
 def _run(cmd: list[str], timeout: float) -> None:

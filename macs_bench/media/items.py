@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from macs_bench.datasets.frames import whole_seconds
-from macs_bench.datasets.manifest import LIST_SEP, read_manifest
+from macs_bench.datasets.manifest import LIST_SEP, manifest_csv, read_manifest
 from macs_bench.datasets.segments import is_ytid
 from macs_bench.errors import MacsError
 
@@ -42,7 +42,7 @@ class FetchItem:
 def read_items(manifest_dir: Path) -> list[FetchItem]:
     """The manifest's samples, checked: safe unique ids, YouTube ids, a range, frame seconds inside it."""
     items: list[FetchItem] = []
-    path = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
+    path = manifest_csv(manifest_dir)
     seen: dict[str, int] = {}
     for lineno, row in enumerate(read_manifest(path), 2):
         if None in row.values() or None in row:
@@ -80,7 +80,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``"K/N"`` -> ``(K, N)`` with ``0 <= K < N``."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match or not 0 <= int(match[1]) < int(match[2]):
-        raise MacsError(f"--shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4")
+        raise MacsError(f"shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4")
     return int(match[1]), int(match[2])
 
 

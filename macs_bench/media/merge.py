@@ -18,22 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from macs_bench import __version__
+from macs_bench.datasets.manifest import manifest_csv
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
 from macs_bench.media.items import read_items
 from macs_bench.media.ledger import Entry, Ledger
-from macs_bench.media.report import REPORT_NAME, availability, ledger_counts, write_available
+from macs_bench.media.layout import LEDGER_NAME, MediaLayout
+from macs_bench.media.report import availability, ledger_counts, write_available
 
-LEDGER_NAME = "ledger.sqlite"
 RANK = {"ok": 0, "unavailable": 1, "failed": 2}
 
 
 def sample_files(root: Path, entry: Entry) -> list[Path]:
     """The files an ``ok`` sample has in ``root``: its WAV and selected frame(s) (``frames_all`` apart)."""
-    sid = entry.sample_id
-    seconds = entry.detail.get("frame_seconds") or []
-    frames = [f"{sid}.jpg"] + [f"{sid}.s{k}.jpg" for k in seconds[1:]] if seconds else []
-    return [root / "audio" / f"{sid}.wav"] + [root / "frames" / name for name in frames]
+    return MediaLayout(root).sample_files(entry.sample_id, entry.detail.get("frame_seconds") or [])
 
 
 def _complete(root: Path, entry: Entry) -> bool:
@@ -101,10 +99,10 @@ def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
                 manifest: str | os.PathLike | None = None) -> dict[str, Any]:
     """Merge the ledgers and files of ``sources`` into ``out`` (which may already hold a MEDIA folder, or be
     one of them); rewrite its available.txt and report. Returns the report."""
-    out = Path(out)
-    roots = [Path(s) for s in sources]
+    out = Path(out).expanduser()
+    roots = [Path(s).expanduser() for s in sources]
     for root in roots:
-        if not (root / LEDGER_NAME).is_file():
+        if not MediaLayout(root).ledger.is_file():
             raise MacsError(f"{root}: not a MEDIA folder (no {LEDGER_NAME})")
     if out.exists() and not out.is_dir():
         raise MacsError(f"{out}: exists and is not a folder")
@@ -112,9 +110,9 @@ def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
     same = {root for root in roots if root.resolve() == out.resolve()}
     with ExitStack() as stack:
         for folder in [out, *[r for r in dict.fromkeys(roots) if r not in same]]:
-            if not stack.enter_context(file_lock(folder / ".lock", wait=False)):
+            if not stack.enter_context(file_lock(MediaLayout(folder).lock, wait=False)):
                 raise MacsError(f"{folder}: a fetch or merge is writing to this folder")
-        ledger = stack.enter_context(Ledger(out / LEDGER_NAME))
+        ledger = stack.enter_context(Ledger(MediaLayout(out).ledger))
         candidates: dict[str, list[tuple[Path, Entry]]] = {}
         for root in [out, *[r for r in roots if r not in same]]:
             entries = ledger.all() if root == out else _read_ledger(root)
@@ -134,8 +132,8 @@ def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
             if entry.status == "ok" and root != out:
                 for src, dst in zip(sample_files(root, entry), sample_files(out, entry)):
                     _place(src, dst)
-                if (root / "frames_all" / sid).is_dir():
-                    _place_tree(root / "frames_all" / sid, out / "frames_all" / sid)
+                if MediaLayout(root).frames_all(sid).is_dir():
+                    _place_tree(MediaLayout(root).frames_all(sid), MediaLayout(out).frames_all(sid))
                 copied += 1
             if root != out or entry.reason == "files-missing":
                 changed.append(entry)
@@ -147,7 +145,7 @@ def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
 
 
 def _read_ledger(root: Path) -> dict[str, Entry]:
-    with Ledger(root / LEDGER_NAME) as ledger:
+    with Ledger(MediaLayout(root).ledger) as ledger:
         return ledger.all()
 
 
@@ -156,7 +154,7 @@ def _report(out: Path, roots: list[Path], entries: dict[str, Entry], manifest: s
     sources = []
     for root in roots:
         try:
-            report = json.loads((root / REPORT_NAME).read_text(encoding="utf-8"))
+            report = json.loads(MediaLayout(root).report.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             report = {}
         sources.append({"root": str(root), "shard": report.get("shard"), "manifest": report.get("manifest"),
@@ -170,9 +168,9 @@ def _report(out: Path, roots: list[Path], entries: dict[str, Entry], manifest: s
     result: dict[str, Any] = {"tool": "macs-bench", "version": __version__, "merged_from": sources,
                               "this_run": {"copied": copied}}
     if manifest is not None:
-        path = Path(manifest) / "manifest.csv" if Path(manifest).is_dir() else Path(manifest)
+        path = manifest_csv(manifest)
         result.update(manifest=str(path), manifest_sha256=sha256_file(path),
                       **availability(read_items(path), entries))
     result.update(ledger_counts(entries))
-    atomic_write_text(out / REPORT_NAME, dumps_json(result))
+    atomic_write_text(MediaLayout(out).report, dumps_json(result))
     return result

@@ -14,17 +14,16 @@ from typing import Any
 from macs_bench.datasets.folds import label_count_bucket
 from macs_bench.io import atomic_write_text
 from macs_bench.media.items import FetchItem
+from macs_bench.media.layout import MediaLayout
 from macs_bench.media.ledger import Entry
 
-AVAILABLE_NAME = "available.txt"
-REPORT_NAME = "fetch_report.json"
 STATES = ("ok", "unavailable", "failed", "pending")
 
 
 def write_available(root: Path, entries: dict[str, Entry]) -> int:
     """Write the ledger's ``ok`` sample ids, sorted; returns how many."""
     ok_ids = sorted(sid for sid, entry in entries.items() if entry.status == "ok")
-    atomic_write_text(Path(root) / AVAILABLE_NAME, "".join(f"{sid}\n" for sid in ok_ids))
+    atomic_write_text(MediaLayout(root).available, "".join(f"{sid}\n" for sid in ok_ids))
     return len(ok_ids)
 
 

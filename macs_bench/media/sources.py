@@ -115,9 +115,9 @@ class YtDlpDownloader:
                  extractor_args: tuple[str, ...] = (), log: Callable[[str], None] | None = None):
         self.quiet = quiet
         self.max_height = max_height
-        self.cookies = str(Path(cookies).resolve()) if cookies else None
+        self.cookies = str(Path(cookies).expanduser().resolve()) if cookies else None
         if self.cookies and not Path(self.cookies).is_file():
-            raise MacsError(f"{cookies}: --cookies is not a file")
+            raise MacsError(f"{cookies}: the cookies file does not exist")
         self.extractor_args = parse_extractor_args(extractor_args)
         self.log = log
 
@@ -177,14 +177,14 @@ def parse_extractor_args(specs: tuple[str, ...] | list[str]) -> dict[str, dict[s
 
     bad = [spec for spec in specs if not re.match(r"[\w-]+:", spec)]
     if bad:
-        raise MacsError(f"--extractor-args {bad[0]!r}: expected IE_KEY:ARG=VALUE[;ARG=VALUE]")
+        raise MacsError(f"extractor argument {bad[0]!r}: expected IE_KEY:ARG=VALUE[;ARG=VALUE]")
     argv = [part for spec in specs for part in ("--extractor-args", spec)]
     try:
         with contextlib.redirect_stderr(io.StringIO()) as err:
             return yt_dlp.parse_options(argv).ydl_opts["extractor_args"]
     except SystemExit:
         lines = err.getvalue().strip().splitlines() or ["yt-dlp refused them"]
-        raise MacsError(f"--extractor-args: {lines[-1]}") from None
+        raise MacsError(f"extractor arguments: {lines[-1]}") from None
 
 
 def load_downloader(spec: str | None) -> Downloader:
@@ -193,11 +193,11 @@ def load_downloader(spec: str | None) -> Downloader:
         return YtDlpDownloader()
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise MacsError(f"--downloader {spec!r}: expected 'module:Class'")
+        raise MacsError(f"downloader {spec!r}: expected 'module:Class'")
     try:
         return getattr(importlib.import_module(module_name), attr)()
     except (ImportError, AttributeError) as exc:
-        raise MacsError(f"--downloader {spec!r}: cannot load ({exc})") from None
+        raise MacsError(f"downloader {spec!r}: cannot load ({exc})") from None
 
 
 class LocalVideos:
@@ -205,9 +205,9 @@ class LocalVideos:
     with any of :data:`VIDEO_SUFFIXES`: full-length or already trimmed to the clip."""
 
     def __init__(self, folder: Path):
-        self.folder = Path(folder).resolve()
+        self.folder = Path(folder).expanduser().resolve()
         if not self.folder.is_dir():
-            raise MacsError(f"{folder}: --source-dir is not a folder")
+            raise MacsError(f"{folder}: not a folder")
         self._names: dict[str, dict[str, str]] | None = None
 
     def find(self, sample_id: str, ytid: str, start: str = "", end: str = "") -> tuple[Path, str] | None:
@@ -254,9 +254,9 @@ class LocalFSD50K:
     """The official FSD50K layout: ``FSD50K.dev_audio/<id>.wav`` and ``FSD50K.eval_audio/<id>.wav``."""
 
     def __init__(self, folder: Path):
-        self.folder = Path(folder).resolve()
+        self.folder = Path(folder).expanduser().resolve()
         if not self.folder.is_dir():
-            raise MacsError(f"{folder}: --source-dir is not a folder")
+            raise MacsError(f"{folder}: not a folder")
         if not any((self.folder / f"FSD50K.{split}_audio").is_dir() for split in ("dev", "eval")):
             raise MacsError(f"{folder}: no FSD50K.dev_audio/ or FSD50K.eval_audio/ folder (official layout)")
 

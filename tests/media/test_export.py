@@ -118,15 +118,19 @@ def test_killed_export_resumes_to_the_same_bytes(tmp_path, fetched, monkeypatch)
     assert not list((tmp_path / "resumed").glob(".*.tmp"))
     with pytest.raises(MacsError, match="another selection, format or shard size"):
         export(manifest, media, tmp_path / "resumed", shard_size=3)
+    # overwrite starts afresh: the same shards as a clean export of size 3, none of the size-2 export left
+    again = export(manifest, media, tmp_path / "resumed", shard_size=3, overwrite=True)
+    assert again["shards"] == export(manifest, media, tmp_path / "clean3", shard_size=3)["shards"]
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("shard-*")) == [s["name"] for s in again["shards"]]
 
 
 def test_export_cli(tmp_path, fetched):
     manifest, media, _ = fetched
     bin_ = Path(sys.executable).parent / "macs-bench"
-    out = subprocess.run([str(bin_), "datasets", "export", str(manifest), "--media", str(media), "--out",
+    out = subprocess.run([str(bin_), "datasets", "export", "--manifest", str(manifest), "--media", str(media), "--out",
                           str(tmp_path / "x"), "--format", "parquet"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "5 samples in 1 parquet shards" in out.stdout
-    bad = subprocess.run([str(bin_), "datasets", "export", str(manifest), "--media", str(tmp_path), "--out",
+    bad = subprocess.run([str(bin_), "datasets", "export", "--manifest", str(manifest), "--media", str(tmp_path), "--out",
                           str(tmp_path / "y")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a MEDIA folder" in bad.stderr

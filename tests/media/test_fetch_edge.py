@@ -141,7 +141,7 @@ def test_short_row_and_bad_root_and_damaged_ledger(tmp_path):
         fetch(tmp_path / "m", tmp_path / "media", source_dir=tmp_path)
     manifest = write_manifest(tmp_path / "m2", [clip_row("abcdefghijk", 0, 10)])
     (tmp_path / "afile").write_text("")
-    with pytest.raises(MacsError, match="afile: --root exists and is not a folder"):
+    with pytest.raises(MacsError, match="afile: exists and is not a folder$"):
         fetch(manifest, tmp_path / "afile", source_dir=tmp_path)
     media = tmp_path / "media"
     media.mkdir()

@@ -75,7 +75,7 @@ def test_video_suffixes_match_in_any_case(tmp_path):
 
 
 def fetch_cli(manifest, media, src):
-    return subprocess.run([str(BIN), "datasets", "fetch", str(manifest), "--root", str(media), "--source-dir",
+    return subprocess.run([str(BIN), "datasets", "fetch", "--manifest", str(manifest), "--media", str(media), "--source-dir",
                            str(src)], capture_output=True, text=True, timeout=120)
 
 
@@ -104,7 +104,7 @@ def test_exit_status_3_when_some_failed_transiently(tmp_path, long_video):
     path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path, "FAKE_VIDEOS": str(videos),
            "FAKE_TRANSIENT": json.dumps({"flakyvideo0": 99})}
-    out = subprocess.run([str(BIN), "datasets", "fetch", str(write_manifest(tmp_path / "m", rows)), "--root",
+    out = subprocess.run([str(BIN), "datasets", "fetch", "--manifest", str(write_manifest(tmp_path / "m", rows)), "--media",
                           str(tmp_path / "media"), "--retries", "1", "--downloader",
                           "fake_downloader:FakeDownloader"], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 3, out.stderr

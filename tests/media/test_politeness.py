@@ -101,13 +101,13 @@ def test_bad_access_options_are_one_line_errors(tmp_path):
     from pathlib import Path
 
     manifest = write_manifest(tmp_path / "m", [clip_row("politevid00", 0, 10)])
-    base = [str(Path(sys.executable).parent / "macs-bench"), "datasets", "fetch", str(manifest), "--root",
+    base = [str(Path(sys.executable).parent / "macs-bench"), "datasets", "fetch", "--manifest", str(manifest), "--media",
             str(tmp_path / "media")]
-    for extra, message in ((["--cookies", "nope.txt"], "nope.txt: --cookies is not a file"),
-                           (["--extractor-args", "nocolon"], "--extractor-args 'nocolon': expected IE_KEY:"),
+    for extra, message in ((["--cookies", "nope.txt"], "nope.txt: the cookies file does not exist"),
+                           (["--extractor-args", "nocolon"], "extractor argument 'nocolon': expected IE_KEY:"),
                            (["--cookies", str(manifest / "manifest.csv"), "--source-dir", str(tmp_path)],
                             "--cookies and --extractor-args apply to yt-dlp downloads only"),
-                           (["--shard", "3/3"], "--shard '3/3': expected K/N")):
+                           (["--shard", "3/3"], "shard '3/3': expected K/N")):
         out = subprocess.run(base + extra, capture_output=True, text=True, timeout=60)
         assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert message in out.stderr
