@@ -1,9 +1,12 @@
 """Stage 2 for users: train the generator on one fold of a benchmark, and generate that fold's images for scoring.
 
-The model path reads audio -> separator -> ranked CLAP embeddings -> audio tokens -> diffusion -> image. Stage 1
-is frozen, so each clip's ranked embeddings [M, 512] are computed once and cached as one safetensors file per
-clip under ``<run>/embeddings/<key>/``, where the key hashes the separator checkpoint and the CLAP that made
-them. ``no_separation`` is the paper's "without MSS" baseline: the mixture's CLAP embedding as a single token.
+The model path reads audio -> 8 s window -> separator -> CLAP embeddings -> audio tokens -> diffusion -> image.
+Stage 1 is frozen, so each (clip, window) gets its embeddings [M, 512] in separator slot order and their CLAP
+similarities to the window computed once, cached in one safetensors file per clip under
+``<run>/embeddings/<key>/``, where the key hashes the separator checkpoint, the CLAP and the window length.
+Training draws a window per clip and epoch from the run's seed (``audio_window``); generation takes the centred
+window and records it. Tokens follow the slot order unless the config's ``token_order`` is "similarity".
+``no_separation`` is the paper's "without MSS" baseline: the mixture's CLAP embedding as a single token.
 
 Folds: with ``fold=K`` the samples of fold K are generated and the other folds train; without a fold, the
 manifest's ``train`` / ``test`` split column decides (Landscape).
@@ -14,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +51,8 @@ class Conditioner:
 
     def __init__(self, separator: str | os.PathLike | None, *, clap: str | None = None,
                  tokenizer: str | os.PathLike | None = None, no_separation: bool = False,
-                 device: str | torch.device | None = None, recorded_clap: dict[str, Any] | None = None):
+                 device: str | torch.device | None = None, recorded_clap: dict[str, Any] | None = None,
+                 window_seconds: float | None = None, token_order: str = "slot"):
         from macs_model.stage1 import clap_identity, load_separator, separator_encoder
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -63,8 +67,13 @@ class Conditioner:
             self.loaded.model.to(self.device)
         self.num_tokens = 1 if no_separation else self.loaded.config.num_sources
         self._embed_dim = int(self.encoder.embed_dim)
+        self.window = None if window_seconds is None else round(window_seconds * self.sample_rate)
+        self.token_order = token_order
+        self.windows: dict[str, list[int | None]] = {}  # the window starts clips() used, per sample id
         identity = {"separator": None if no_separation else self.loaded.sha256,
                     "clap": clap_identity(self.encoder.provenance())}
+        if self.window is not None:  # keys of runs without a window stay as they were
+            identity["window_samples"] = self.window
         self.key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         self.provenance = {"no_separation": no_separation, "clap": self.encoder.provenance(),
                            "separator": None if self.loaded is None else
@@ -81,14 +90,33 @@ class Conditioner:
         return self._embed_dim
 
     @torch.no_grad()
-    def embed(self, audio: torch.Tensor) -> torch.Tensor:
-        """[K, D] ranked embeddings of one clip [T] at the separator's rate."""
-        from macs_model.stage1 import ranked_sources
-
+    def embed_slots(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings [K, D] in separator slot order, their CLAP similarity to ``audio`` [K]) of one window."""
         audio = audio.to(self.device)
+        mixture = self.encoder.embed_audio(audio[None])
         if self.no_separation:
-            return self.encoder.embed_audio(audio[None]).cpu()
-        return ranked_sources(self.loaded.model, self.encoder, audio)[3]
+            return mixture.cpu(), torch.ones(1)
+        embeddings = self.encoder.embed_audio(self.loaded.model(audio[None])[0])
+        return embeddings.cpu(), (embeddings @ mixture[0]).cpu()
+
+    def ordered(self, embeddings: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
+        """The token order the config asks for: slot order, or sorted by similarity (most similar first)."""
+        if self.token_order == "slot":
+            return embeddings
+        return embeddings[torch.argsort(similarity, descending=True, stable=True)]
+
+    def cut(self, audio: torch.Tensor, start: int | None) -> torch.Tensor:
+        """The window of a clip at ``start`` (the whole clip without a window)."""
+        from macs_model.audio_window import cut_window
+
+        return audio if self.window is None else cut_window(audio, self.window, start)
+
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        """[K, D] token-order embeddings of one clip [T] at the separator's rate, heard in its centred window."""
+        from macs_model.audio_window import window_start
+
+        start = None if self.window is None else window_start(audio.shape[-1], self.window, "centre")
+        return self.ordered(*self.embed_slots(self.cut(audio, start)))
 
     def embed_file(self, path: Path) -> torch.Tensor:
         from macs_model.data import load_audio
@@ -96,18 +124,21 @@ class Conditioner:
         return self.embed(load_audio(path, self.sample_rate))
 
     def clips(self, ids: Sequence[str], media: str | os.PathLike, cache: str | os.PathLike, *,
-              progress: bool = True) -> dict[str, torch.Tensor]:
-        """Embeddings of ``MEDIA/audio/<id>.wav`` for each id, read from or added to ``cache/<key>/<id>.safetensors``.
+              starts: Callable[[str, int], list[int]] | None = None, progress: bool = True
+              ) -> dict[str, torch.Tensor]:
+        """Token-order embeddings of ``MEDIA/audio/<id>.wav`` for each id: [K, D] in the centred window, or, with
+        ``starts(sample_id, n_samples)``, [W, K, D] for the W window starts it lists.
 
-        A cached entry is used only while the audio file's sha256 is the one it was made from; an unreadable or
-        stale entry is computed again.
+        Read from or added to ``cache/<key>/<id>.safetensors`` (slot-order embeddings and similarities per window
+        start). A cached entry is used only while the audio file's sha256 is the one it was made from; an
+        unreadable or stale file is computed again. ``self.windows`` records the starts used.
         """
-        from safetensors import SafetensorError, safe_open
         from safetensors.torch import save
 
         from macs_bench.io import sha256_file
 
-        from macs_model.data import audio_path
+        from macs_model.audio_window import window_start
+        from macs_model.data import audio_path, load_audio
         from macs_model.training import progress_bar
 
         folder = Path(cache) / self.key
@@ -116,22 +147,56 @@ class Conditioner:
         with progress_bar(progress) as bar:
             task = bar.add_task("audio embeddings", total=len(ids)) if bar is not None else None
             for sid in ids:
-                file, audio = folder / f"{sid}.safetensors", audio_path(media, sid)
-                digest = sha256_file(audio)
-                try:
-                    with safe_open(str(file), framework="pt") as cached:
-                        if (cached.metadata() or {}).get("audio_sha256") == digest:
-                            out[sid] = cached.get_tensor("embeddings")
-                except (OSError, SafetensorError, KeyError):
-                    pass
-                if sid not in out:
+                file, audio_file = folder / f"{sid}.safetensors", audio_path(media, sid)
+                digest = sha256_file(audio_file)
+                cached, length = _read_cache(file, digest)
+                audio = None
+                if length is None:
+                    audio = load_audio(audio_file, self.sample_rate)
+                    length = audio.shape[-1]
+                if self.window is None:
+                    wanted: list[int | None] = [None]
+                elif starts is None:
+                    wanted = [window_start(length, self.window, "centre")]
+                else:
+                    wanted = list(starts(sid, length))
+                missing = [w for w in dict.fromkeys(wanted) if _entry(w) not in cached]
+                if missing:
                     if self.encoder is None:
                         raise MacsError(f"{file}: embedding missing from the cache and the encoders are released")
-                    out[sid] = self.embed_file(audio).contiguous()
-                    atomic_write_bytes(file, save({"embeddings": out[sid]}, metadata={"audio_sha256": digest}))
+                    audio = audio if audio is not None else load_audio(audio_file, self.sample_rate)
+                    for w in missing:
+                        cached[_entry(w)] = self.embed_slots(self.cut(audio, w))
+                    tensors = {f"{kind}@{name}": value.contiguous() for name, pair in cached.items()
+                               for kind, value in zip(("slots", "similarity"), pair)}
+                    atomic_write_bytes(file, save(tensors, metadata={"audio_sha256": digest, "samples": str(length)}))
+                self.windows[sid] = wanted
+                stacked = torch.stack([self.ordered(*cached[_entry(w)]) for w in wanted])
+                out[sid] = stacked[0] if starts is None else stacked
                 if bar is not None:
                     bar.update(task, advance=1)
         return out
+
+
+def _entry(start: int | None) -> str:
+    return "full" if start is None else str(start)
+
+
+def _read_cache(file: Path, digest: str) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], int | None]:
+    """({window name: (slot embeddings, similarity)}, clip length in samples) of a clip's cache file; empty and
+    None when it is absent, unreadable or made from other audio."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            if meta.get("audio_sha256") != digest or "samples" not in meta:
+                return {}, None
+            names = {k.split("@", 1)[1] for k in handle.keys() if k.startswith("slots@")}
+            return ({n: (handle.get_tensor(f"slots@{n}"), handle.get_tensor(f"similarity@{n}")) for n in names},
+                    int(meta["samples"]))
+    except (OSError, SafetensorError, KeyError, ValueError):
+        return {}, None
 
 
 def _present(ids: Sequence[str], media: Path, need_frames: bool) -> tuple[list[str], int]:
@@ -148,7 +213,7 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
                     base: str | os.PathLike | None = None, preset: str = "paper", no_separation: bool = False,
                     decoupled: bool = True, prompt: str = "", clap: str | None = None,
                     tokenizer: str | os.PathLike | None = None, steps: int | None = None,
-                    resume: bool = True, progress: bool = True) -> dict[str, Any]:
+                    token_order: str | None = None, resume: bool = True, progress: bool = True) -> dict[str, Any]:
     """Train the audio adapter on the training samples of ``fold``; the run folder holds ``adapter/``.
 
     Under ``accelerate launch`` the main process computes the missing clip embeddings on its device while the
@@ -164,22 +229,28 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     if not ids:
         raise MacsError(f"{media}: none of the {len(train_ids)} training samples has both audio and a frame; "
                         f"run 'macs-bench datasets fetch {manifest} --root {media}'")
-    accelerator = make_accelerator(GeneratorConfig.preset(preset))
+    preset_config = GeneratorConfig.preset(preset, **({} if token_order is None else {"token_order": token_order}))
+    accelerator = make_accelerator(preset_config)
     conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer, no_separation=no_separation,
-                              device=accelerator.device)
+                              device=accelerator.device, window_seconds=preset_config.audio_seconds,
+                              token_order=preset_config.token_order)
     overrides: dict[str, Any] = {"decoupled": decoupled, "prompt": prompt, "num_tokens": conditioner.num_tokens,
-                                 "clap_dim": conditioner.embed_dim}
+                                 "clap_dim": conditioner.embed_dim, "token_order": preset_config.token_order}
     if steps is not None:
         overrides.update(steps=steps, epochs=None)
     config = GeneratorConfig.preset(preset, **overrides)
+    starts = training_windows(config, len(ids), conditioner.window, accelerator.num_processes)
     main = accelerator.is_main_process
-    embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, progress=progress) if main else None
+    embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, starts=starts, progress=progress) if main else None
     accelerator.wait_for_everyone()
-    if not main:
-        embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, progress=False)  # all cached by now
+    if not main:  # all cached by now
+        embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, starts=starts, progress=False)
     run_info = {"manifest": str(manifest), "fold": fold, "media": str(media), "train_samples": len(ids),
                 "skipped_without_media": skipped, "conditioning": conditioner.provenance,
-                "embeddings_key": conditioner.key}
+                "embeddings_key": conditioner.key,
+                "audio_window": {"seconds": config.audio_seconds, "mode": "random", "seed": config.seed,
+                                 "windows_per_clip": None if starts is None else len(starts("", 0))},
+                "token_order": config.token_order}
     conditioner.release()
     items = [TrainItem(sid, media / "frames" / f"{sid}.jpg", embeddings[sid]) for sid in ids]
     components = load_components(config, base)
@@ -188,41 +259,71 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     return {**summary, "train_samples": len(ids), "skipped_without_media": skipped}
 
 
-def _run_info(adapter_run: Path) -> dict[str, Any]:
+def training_windows(config, num_items: int, window: int | None, num_processes: int = 1
+                     ) -> Callable[[str, int], list[int]] | None:
+    """The window starts of a clip for each epoch the run will reach, drawn from the run's seed (None without a
+    window: the whole clip, every epoch)."""
+    from macs_model.audio_window import window_start
+
+    if window is None:
+        return None
+    per_epoch = max(1, num_items // (config.batch_size * config.grad_accum * num_processes))
+    epochs = config.epochs if config.steps is None else -(-config.steps // per_epoch)
+
+    def starts(sample_id: str, n_samples: int) -> list[int]:
+        return [window_start(n_samples, window, "random", seed=config.seed, epoch=e, sample_id=sample_id)
+                for e in range(epochs)]
+
+    return starts
+
+
+def _run_info(adapter_run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run_info, generator_config) of a generator run folder (or of the run above a checkpoint)."""
     for candidate in (adapter_run / "config.json", adapter_run.parent / "config.json"):
         try:
-            info = json.loads(candidate.read_text(encoding="utf-8"))["run_info"]
+            saved = json.loads(candidate.read_text(encoding="utf-8"))
+            info, config = saved["run_info"], saved["generator_config"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if isinstance(info, dict) and "conditioning" in info:
-            return info
+        if isinstance(info, dict) and "conditioning" in info and isinstance(config, dict):
+            return info, config
     raise MacsError(f"{adapter_run}: not a 'macs-model train generator' run folder (no config.json with run_info)")
 
 
-def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str | os.PathLike,
+def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None, adapter: str | os.PathLike,
              out: str | os.PathLike, *, fold: int | None = None, base: str | os.PathLike | None = None,
              top_k: int | None = None, batch_size: int = 4, seed: int = 0, clap: str | None = None,
              tokenizer: str | os.PathLike | None = None, overwrite: bool = False,
              interpolate: tuple[str | os.PathLike, str | os.PathLike] | None = None,
              alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), device: str | None = None,
-             allow_partial: bool = False, progress: bool = True) -> dict[str, Any]:
+             allow_partial: bool = False, token_order: str | None = None, progress: bool = True
+             ) -> dict[str, Any]:
     """Write ``<sample_id>.png`` for the test samples of ``fold`` (ready for ``macs-bench score``), or, with
     ``interpolate=(A, B)``, one image per alpha of (1 - alpha) E_A + alpha E_B (paper Fig. 5).
 
+    ``manifest``, ``media`` and ``fold`` default to the adapter run's (its held-out fold, or its test split); a
+    fold or split whose samples the adapter trained on is refused. Each clip is heard in its centred window.
     Each call records what made its images in ``generation-fold<K>.json`` (``generation-test.json`` without a
     fold; ``interpolation.json``). Existing images are kept only when that record names the same adapter (by
     hash), seed, top-k and settings; otherwise the call is refused unless ``overwrite``.
     """
-    from macs_model.generator import generate_images, load_trained
+    from macs_model.generator import GeneratorConfig, generate_images, load_trained
     from macs_model.training import run_versions
 
-    adapter, out, media = Path(adapter), Path(out), Path(media)
-    info = _run_info(adapter)
+    adapter, out = Path(adapter), Path(out)
+    info, saved_config = _run_info(adapter)
+    if interpolate is None:
+        manifest, media, fold = _data_of_run(adapter, info, manifest, media, fold)
+    media = Path(media) if media is not None else None
+    gen_config = GeneratorConfig.from_dict(saved_config)
+    if token_order is not None:  # a deliberate departure from the order the adapter trained on, recorded
+        gen_config = gen_config.replace(token_order=token_order)
     conditioning = info["conditioning"]
     separator = None if conditioning["no_separation"] else conditioning["separator"]["source"]
     conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer,
                               no_separation=conditioning["no_separation"], device=device,
-                              recorded_clap=conditioning.get("clap"))
+                              recorded_clap=conditioning.get("clap"), window_seconds=gen_config.audio_seconds,
+                              token_order=gen_config.token_order)
     if info.get("embeddings_key") is not None and conditioner.key != info["embeddings_key"]:
         raise MacsError(f"{adapter}: the separator or CLAP available now differ from the ones the adapter was "
                         "trained with (see its config.json); pass the same --clap")
@@ -243,10 +344,12 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
         atomic_write_bytes(out / "interpolation.json", dumps_json(record).encode())
         return record
     _, test_ids = fold_ids(manifest, fold)
+    check_no_leak(adapter, info, manifest, fold, test_ids)
     ids, skipped = _present(test_ids, media, need_frames=False)
     if not ids:
         raise MacsError(f"{media}: none of the {len(test_ids)} test samples has audio")
-    identity = _generation_identity(components, config, top_k, seed, {"manifest": str(manifest), "fold": fold})
+    identity = _generation_identity(components, config, top_k, seed, {"manifest": str(manifest), "fold": fold,
+                                                                      "token_order": gen_config.token_order})
     record_file = out / (f"generation-fold{fold}.json" if fold is not None else "generation-test.json")
     _check_record(record_file, identity, overwrite)
     embeddings = conditioner.clips(ids, media, adapter / EMBEDDINGS, progress=progress)
@@ -254,9 +357,47 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
                               top_k=top_k, batch_size=batch_size, seed=seed, device=device, overwrite=overwrite,
                               progress=progress)
     record = {**identity, "adapter_run": str(adapter), "samples": len(ids), "skipped_without_audio": skipped,
-              "written_now": len(written), "conditioning": conditioning, "versions": run_versions()}
+              "written_now": len(written), "conditioning": conditioning, "versions": run_versions(),
+              "audio_window": {"seconds": gen_config.audio_seconds, "mode": "centre",
+                               "starts": {sid: conditioner.windows.get(sid, [None])[0] for sid in ids}},
+              "token_order": gen_config.token_order,
+              "adapter_training": {k: info.get(k) for k in ("manifest", "fold", "imported")}}
     atomic_write_bytes(record_file, dumps_json(record).encode())
     return record
+
+
+def _data_of_run(adapter: Path, info: dict[str, Any], manifest, media, fold):
+    """(manifest, media, fold) for generate: what was given, else what the adapter run recorded."""
+    manifest = manifest if manifest is not None else info.get("manifest")
+    media = media if media is not None else info.get("media")
+    if manifest is None or media is None:
+        raise MacsError(f"{adapter}: the run records no manifest / media (an imported release run); "
+                        "pass --manifest and --media")
+    if fold is None and info.get("manifest") is not None:
+        fold = info.get("fold")
+    return manifest, media, fold
+
+
+def check_no_leak(adapter: Path, info: dict[str, Any], manifest, fold: int | None, test_ids: Sequence[str]) -> None:
+    """Refuse to generate samples the adapter trained on (by sample id, so another build of the same benchmark
+    is caught too). Imported release runs record no training data and pass."""
+    if info.get("manifest") is None:
+        return
+    trained_fold = info.get("fold")
+    where = f"fold {fold}" if fold is not None else "the test split"
+    trained = (f"every fold but {trained_fold}" if trained_fold is not None else "the train split")
+    try:
+        train_ids = set(fold_ids(info["manifest"], trained_fold)[0])
+    except MacsError:  # the training manifest is gone: judge by the fold alone
+        if fold != trained_fold:
+            raise MacsError(f"{adapter}: trained on {trained} of {info['manifest']}; refusing to generate {where} "
+                            f"of {manifest}; use fold {trained_fold} or an adapter that held it out") from None
+        return
+    overlap = sorted(train_ids.intersection(test_ids))
+    if overlap:
+        raise MacsError(f"{adapter}: trained on {trained} of {info['manifest']}, which holds {len(overlap)} of the "
+                        f"{len(test_ids)} samples of {where} of {manifest} (e.g. {overlap[0]}); generate its "
+                        "held-out samples or use an adapter that held these out")
 
 
 def _generation_identity(components, config, top_k, seed, extra: dict[str, Any]) -> dict[str, Any]:
@@ -274,7 +415,8 @@ def _check_record(path: Path, identity: dict[str, Any], overwrite: bool) -> None
         previous = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    keys = ("adapter_sha256", "generator_config", "top_k", "seed", "manifest", "fold", "interpolate", "alphas")
+    keys = ("adapter_sha256", "generator_config", "top_k", "seed", "manifest", "fold", "interpolate", "alphas",
+            "token_order")
     differ = [k for k in keys if k in identity and json.loads(dumps_json(identity[k])) != previous.get(k)]
     if differ:
         raise MacsError(f"{path.parent}: holds images made with another {', '.join(differ)} ({path.name}); "

@@ -164,6 +164,21 @@ def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> 
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def release_lr(step: int, total: int, accum: int) -> float:
+    """LR multiplier at optimiser step ``step`` of the release's schedule, as it runs on one process.
+
+    ``train.py`` / ``train_mixit.py`` build ``diffusers.get_scheduler("cosine", num_warmup_steps=(T // 10) * A,
+    num_training_steps=T * A)`` with T optimiser steps and A accumulation steps, and accelerate steps the scheduler
+    once per optimiser step. Linear warm-up from 0 over (T // 10) * A steps, then the start of a cosine over
+    T * A steps, of which the run covers T.
+    """
+    warmup, span = (total // 10) * accum, total * accum
+    if step < warmup:
+        return step / max(1, warmup)
+    progress = (step - warmup) / max(1, span - warmup)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
 def make_mixture_of_mixtures(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mixture, mix1, mix2) from clips [B, T]: mix1 = clips, mix2 = clips cyclically shifted by one example."""
     if clips.dim() != 2 or clips.shape[0] < 2:
