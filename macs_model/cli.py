@@ -102,6 +102,8 @@ def train_generator(
     clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimiser steps (overrides the preset)."),
+    token_order: Optional[str] = typer.Option(None, "--token-order", help="slot (the release's, default) | "
+                                              "similarity (re-sorted by CLAP similarity to the mixture)."),
     restart: bool = typer.Option(False, "--restart", help="Start over instead of resuming."),
 ) -> None:
     """Train the stage-2 audio adapter on a frozen Stable Diffusion (decoupled cross-attention)."""
@@ -109,19 +111,23 @@ def train_generator(
 
     summary = train(manifest, media, out, fold=fold, separator=separator, base=base, preset=preset,
                     no_separation=no_separation, decoupled=not no_decoupled, prompt=prompt, clap=clap,
-                    tokenizer=tokenizer, steps=steps, resume=not restart)
+                    tokenizer=tokenizer, steps=steps, token_order=token_order, resume=not restart)
     console.print(f"trained {summary['step']}/{summary['total_steps']} steps on {summary['train_samples']} samples; "
                   f"adapter: {summary['adapter']}")
 
 
 @app.command("generate")
 def generate(
-    manifest: Path = typer.Option(..., "--manifest", help="The benchmark manifest folder."),
-    media: Path = typer.Option(..., "--media", help="Its MEDIA folder (audio)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="The benchmark manifest folder "
+                                            "(default: the adapter run's)."),
+    media: Optional[Path] = typer.Option(None, "--media", help="Its MEDIA folder (default: the run's)."),
     adapter: Path = typer.Option(..., "--adapter", help="A 'train generator' run folder."),
     out: Path = typer.Option(..., "--out", help="Prediction folder: <sample_id>.png, ready for 'macs-bench score'."),
-    fold: Optional[int] = typer.Option(None, "--fold", help="Generate fold K (default: the test split)."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Generate fold K (default: the fold the adapter "
+                                       "held out, or the test split); a fold it trained on is refused."),
     base: Optional[str] = typer.Option(None, "--base", help="Override the Stable Diffusion the adapter names."),
+    token_order: Optional[str] = typer.Option(None, "--token-order", help="slot | similarity (default: the "
+                                              "adapter's; recorded)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Use only the first K ranked sources."),
     interpolate: Optional[List[Path]] = typer.Option(None, "--interpolate", help="Two audio files A B: one image "
                                                      "per --alpha of (1 - alpha) A + alpha B."),
@@ -149,7 +155,7 @@ def generate(
     kwargs = {"alphas": tuple(alpha)} if alpha else {}
     record = run_generate(manifest, media, adapter, out, fold=fold, base=base, top_k=top_k, batch_size=batch_size,
                           seed=seed, clap=clap, tokenizer=tokenizer, overwrite=overwrite, interpolate=pair,
-                          device=device, allow_partial=allow_partial, **kwargs)
+                          device=device, allow_partial=allow_partial, token_order=token_order, **kwargs)
     console.print(f"wrote {record.get('written_now', record.get('written'))} image(s) into {out}")
 
 
