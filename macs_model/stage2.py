@@ -424,18 +424,22 @@ def _check_record(path: Path, identity: dict[str, Any], overwrite: bool) -> None
 
 
 def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, separator: str | os.PathLike,
-                             out: str | os.PathLike, *, base: str | os.PathLike | None = None) -> Path:
+                             out: str | os.PathLike, *, base: str | os.PathLike | None = None,
+                             preset: str = "paper") -> Path:
     """Turn the authors' ``<dataset>_mlp.pt`` + ``<dataset>_unet.pt`` into a run folder ``generate`` takes.
 
-    Only the tokens and the audio k/v are kept (the rest of the 3.4 GB UNet is SD v1.4's frozen weights); the run
-    records ``separator`` (the authors' ``separator_FSD50K_full.pt``, whose CLAP makes the embeddings) and the
-    ``paper`` generator settings. Files are read with ``torch.load(weights_only=True, mmap=True)``.
+    Only the tokens and the audio k/v are kept. The rest of the 3.4 GB UNet must be SD v1.4's frozen weights:
+    every key is checked against the base (``release_unet``: a key that maps nowhere, a missing base weight or a
+    sampled tensor that differs is refused). The run records ``separator`` (the authors'
+    ``separator_FSD50K_full.pt``, whose CLAP makes the embeddings) and the ``preset``'s generator settings
+    (``tiny``: the tiny random SD, for tests). Files are read with ``torch.load(weights_only=True, mmap=True)``.
     """
     from safetensors.torch import save
 
     from macs_bench.io import atomic_write_text, sha256_file
     from macs_model.adapter import ADAPTER_CONFIG, ADAPTER_FILE, release_adapter_state
     from macs_model.generator import GeneratorConfig
+    from macs_model.release_unet import base_unet_state, release_kv
 
     states = []
     for path in (Path(mlp), Path(unet)):
@@ -450,14 +454,20 @@ def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, se
     out = Path(out)
     if (out / "config.json").exists() or (out / "adapter").exists():
         raise MacsError(f"{out}: already holds a generator run; import into a new folder")
-    state = release_adapter_state(states[0], states[1], f"{mlp} + {unet}")
     if not Path(separator).is_file():
         raise MacsError(f"{separator}: release separator checkpoint not found")
+    preset_config = GeneratorConfig.preset(preset)
+    base_state, base_name = base_unet_state(base, tiny_seed=preset_config.seed if preset_config.base == "tiny"
+                                            else None)
+    kv, checked = release_kv(states[1], base_state, base_name, str(unet))
+    state = release_adapter_state(states[0], kv, f"{mlp} + {unet}")
     num_tokens, clap_dim = (int(d) for d in state["encoder_hid_proj.image_projection_layers.0.pe"].shape)
-    config = GeneratorConfig.preset("paper", num_tokens=num_tokens, clap_dim=clap_dim)
+    config = GeneratorConfig.preset(preset, num_tokens=num_tokens, clap_dim=clap_dim)
     folder = out / "adapter"
-    source = {"release_mlp": str(mlp), "release_unet": str(unet), "release_mlp_sha256": sha256_file(mlp)}
-    base_info = {"base": str(base)} if base is not None else {"weights": "stable-diffusion-v1-4"}
+    source = {"release_mlp": str(mlp), "release_unet": str(unet), "release_mlp_sha256": sha256_file(mlp),
+              "base_check": {"base": base_name, **checked}}
+    base_info = ({"base": str(base)} if base is not None else {"weights": "stable-diffusion-v1-4"}
+                 if config.base == "sd" else {"base": "tiny", "seed": config.seed})
     atomic_write_bytes(folder / ADAPTER_FILE, save({k: v.contiguous() for k, v in state.items()},
                                                    metadata={"decoupled": "True"}))
     atomic_write_text(folder / ADAPTER_CONFIG, dumps_json({
