@@ -175,6 +175,41 @@ def import_release(
     console.print(f"imported into {folder}; generate with: macs-model generate --adapter {folder} ...")
 
 
+@app.command("reproduce")
+def reproduce(
+    release_dir: Path = typer.Option(..., "--release-dir", help="Folder with the authors' separator_FSD50K_full.pt, "
+                                     "<Name>_mlp.pt and <Name>_unet.pt (Hugging Face alxzzz/MACS)."),
+    dataset: str = typer.Option(..., "--dataset", help="llp-multi | audioset-eval | landscape."),
+    manifest: Path = typer.Option(..., "--manifest", help="Its manifest folder ('macs-bench datasets build')."),
+    media: Path = typer.Option(..., "--media", help="Its MEDIA folder ('macs-bench datasets fetch')."),
+    out: Path = typer.Option(..., "--out", help="Run folder: import/, images/, results/, leaderboard/."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="The held-out fold to generate and score."),
+    folds: Optional[str] = typer.Option(None, "--folds", help="Several folds, e.g. 0,1,2,3,4."),
+    preset: str = typer.Option("paper", "--preset", help="paper | tiny (release-shaped miniatures, tests)."),
+    clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
+    base: Optional[str] = typer.Option(None, "--base", help="A local SD v1.4 folder instead of the registry's."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if present)."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per pipeline call."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Score the samples that have images."),
+) -> None:
+    """Import the authors' files, generate the held-out fold(s), score, and write the leaderboard row."""
+    from macs_bench.errors import MacsError
+    from macs_model.reproduce import reproduce as run_reproduce
+
+    if fold is not None and folds is not None:
+        raise MacsError("give --fold K or --folds K,L,..., not both")
+    try:
+        chosen = [int(f) for f in folds.split(",")] if folds is not None else [fold]
+    except ValueError:
+        raise MacsError(f"--folds {folds!r}: expected comma-separated integers such as 0,1,2,3,4") from None
+    summary = run_reproduce(release_dir, dataset, manifest, media, out, folds=chosen, preset=preset, clap=clap,
+                            base=base, device=device, batch_size=batch_size, allow_missing=allow_missing)
+    for step in summary["steps"]:
+        console.print(f"fold {step['fold']}: {step['samples']} samples, {step['generated_now']} generated now, "
+                      f"{'scored' if step['scored_now'] else 'score kept'}: {step['result']}")
+    console.print(f"leaderboard: {summary['leaderboard'].get('md', out / 'leaderboard')}")
+
+
 @app.command("demo")
 def demo(
     out: Optional[Path] = typer.Option(None, "--out", help="Where every stage writes; reruns resume (default: "
