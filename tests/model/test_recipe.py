@@ -1,0 +1,119 @@
+"""The release's training recipe as preset fields: schedules measured against accelerate + diffusers running the
+release's loop, image buckets against the release's own bucket rule, and the presets' values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from macs_model.generator import GeneratorConfig
+from macs_model.image_buckets import bucket_sizes, epoch_views, load_variant, nearest_bucket
+from macs_model.training import TrainConfig, release_lr
+
+
+def _release_loop_lrs(batches: int, epochs: int, accum: int) -> list[float]:
+    """The lr of each optimiser step as the release's train.py / train_mixit.py loop runs it (one process)."""
+    from accelerate import Accelerator
+    from diffusers import get_scheduler
+
+    accelerator = Accelerator(gradient_accumulation_steps=accum, cpu=True)
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1.0)
+    loader = torch.utils.data.DataLoader(torch.zeros(batches, 2), batch_size=1)
+    total = epochs * math.ceil(len(loader) / accum)
+    scheduler = get_scheduler("cosine", optimizer=optimizer, num_warmup_steps=(total // 10) * accum,
+                              num_training_steps=total * accum)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    lrs = []
+    for _ in range(epochs):
+        for batch in loader:
+            with accelerator.accumulate(model):
+                optimizer.zero_grad(set_to_none=True)
+                accelerator.backward(model(batch).sum())
+                if accelerator.sync_gradients:
+                    lrs.append(optimizer.param_groups[0]["lr"])  # the lr this optimiser step uses
+                optimizer.step()
+                scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize("batches, epochs, accum", [(8, 10, 2), (16, 3, 8), (7, 4, 2)])
+def test_release_lr_is_what_the_release_loop_runs(batches, epochs, accum):
+    expected = _release_loop_lrs(batches, epochs, accum)
+    total = len(expected)
+    assert total == epochs * math.ceil(batches / accum)
+    got = [release_lr(step, total, accum) for step in range(total)]
+    assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_release_schedule_shapes_named_in_the_docstrings():
+    total = 1000
+    stage1 = [release_lr(s, total, 2) for s in range(total)]
+    assert stage1[199] < 1.0 and stage1[200] == pytest.approx(1.0)  # warm-up: the first 20 %
+    assert stage1[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 799 / 1800)), abs=1e-9)
+    assert 0.58 < stage1[-1] < 0.59
+    stage2 = [release_lr(s, total, 8) for s in range(total)]
+    assert stage2[799] < 1.0 and stage2[800] == pytest.approx(1.0)  # warm-up: the first 80 %
+    assert stage2[-1] > 0.997
+
+
+def test_presets_carry_the_release_recipe():
+    paper = GeneratorConfig.preset("paper")
+    assert (paper.lr_schedule, paper.grad_clip, paper.grad_clip_mode, paper.cfg_drop, paper.cfg_dropout) == (
+        "release", 1.0, "value", "batch", 0.1)
+    assert (paper.image_mode, paper.audio_seconds, paper.token_order, paper.mixed_precision) == (
+        "buckets", 8.0, "slot", "fp16")
+    assert (paper.lr, paper.batch_size, paper.grad_accum, paper.epochs) == (1e-4, 2, 8, 15)
+    stage1 = TrainConfig.preset("paper")
+    assert (stage1.lr_schedule, stage1.mixed_precision, stage1.max_grad_norm) == ("release", "fp16", None)
+    assert (stage1.lr, stage1.batch_size, stage1.grad_accum, stage1.epochs) == (1e-3, 8, 2, 10)
+    assert GeneratorConfig.preset("tiny").token_order == "slot"
+
+
+def _release_buckets(h, w):
+    """``get_resolutions_and_ar`` + the bucket choice of ``get_ar_dict``, restated from dataloader/llp.py."""
+    base, step = 512, 32
+    res = [base + step * i for i in range(-9, -1, 2)]
+    resolutions = [(base, base)]
+    for r in res:
+        resolutions.append((r, base))
+        resolutions.append((base, r))
+    ar = [r[0] / r[1] for r in resolutions]
+    idx = min(list(range(len(ar))), key=lambda x: abs(ar[x] - h / w))
+    return resolutions[idx]
+
+
+@pytest.mark.parametrize("h, w", [(360, 640), (720, 1280), (480, 640), (640, 480), (512, 512), (300, 1200),
+                                  (1080, 1920), (240, 320), (400, 300), (1000, 999)])
+def test_bucket_choice_is_the_releases(h, w):
+    assert nearest_bucket(h, w, bucket_sizes()) == _release_buckets(h, w)
+
+
+def test_epoch_views_fill_whole_batches_of_one_bucket_and_flip_half():
+    buckets = [(288, 512)] * 5 + [(512, 512)] * 4 + [(512, 416)] * 3
+    order, views = epoch_views(buckets, 2, seed=0, epoch=0, square=512)
+    assert sorted(order) == list(range(12))
+    for i in range(0, 12, 2):
+        assert views[i][:2] == views[i + 1][:2], "a batch mixes buckets"
+    for index, view in zip(order, views):
+        assert view[:2] in (buckets[index], (512, 512))  # leftovers go to the square
+    assert sum(v[:2] == (288, 512) for v in views) == 4 and sum(v[:2] == (512, 416) for v in views) == 2
+    assert epoch_views(buckets, 2, 0, 0, 512) == (order, views)  # the run's seed decides
+    flips = [v[2] for e in range(20) for v in epoch_views(buckets, 2, 0, e, 512)[1]]
+    assert 0.35 < sum(flips) / len(flips) < 0.65
+
+
+def test_load_variant_stretches_without_crop_and_flips(tmp_path):
+    from torchvision.transforms import v2
+
+    pixels = (torch.arange(60 * 80 * 3) % 251).reshape(60, 80, 3).to(torch.uint8).numpy()
+    Image.fromarray(pixels).save(tmp_path / "f.png")
+    got = load_variant(tmp_path / "f.png", 32, 48, flip=False)
+    # the release: ToImage, ToDtype(scale), Normalize(0.5, 0.5), Resize((h, w)) on the tensor
+    release = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
+                          v2.Normalize([0.5] * 3, [0.5] * 3), v2.Resize((32, 48))])(pixels)
+    torch.testing.assert_close(got, release, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(load_variant(tmp_path / "f.png", 32, 48, flip=True), release.flip(-1))
