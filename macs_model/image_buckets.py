@@ -27,8 +27,10 @@ BASE = 512
 STEP = 32
 
 
-def bucket_sizes(base: int = BASE, step: int = STEP) -> list[tuple[int, int]]:
-    """(height, width) of every bucket, in the release's order (square first)."""
+def bucket_sizes(base: int = BASE) -> list[tuple[int, int]]:
+    """(height, width) of every bucket, in the release's order (square first); other bases scale the release's
+    step (32 at 512) with them."""
+    step = max(1, base * STEP // BASE)
     sizes = [(base, base)]
     for r in (base + step * i for i in range(-9, -1, 2)):
         sizes += [(r, base), (base, r)]
