@@ -128,7 +128,7 @@ def generate(
     base: Optional[str] = typer.Option(None, "--base", help="Override the Stable Diffusion the adapter names."),
     token_order: Optional[str] = typer.Option(None, "--token-order", help="slot | similarity (default: the "
                                               "adapter's; recorded)."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Use only the first K ranked sources."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Use only the first K source slots."),
     interpolate: Optional[List[Path]] = typer.Option(None, "--interpolate", help="Two audio files A B: one image "
                                                      "per --alpha of (1 - alpha) A + alpha B."),
     alpha: Optional[List[float]] = typer.Option(None, "--alpha", help="Interpolation weights (repeatable)."),

@@ -512,7 +512,7 @@ def pipeline(components: Components):
         def prepare_ip_adapter_image_embeds(self, ip_adapter_image, ip_adapter_image_embeds, device,
                                             num_images_per_prompt, do_classifier_free_guidance):
             if ip_adapter_image_embeds is None:
-                raise MacsError("the audio pipeline needs ip_adapter_image_embeds (ranked audio embeddings)")
+                raise MacsError("the audio pipeline needs ip_adapter_image_embeds (the sources' audio embeddings)")
             return [embeds.to(device) for embeds in ip_adapter_image_embeds]
 
     return PerSamplePipeline(
@@ -526,10 +526,11 @@ def generate_images(components: Components, config: GeneratorConfig, tokens: Aud
                     items: Sequence[tuple[str, torch.Tensor]], out_dir: str | os.PathLike, *, top_k: int | None = None,
                     batch_size: int = 4, seed: int = 0, device: str | torch.device | None = None,
                     overwrite: bool = False, progress: bool = True) -> list[Path]:
-    """Write ``<sample_id>.png`` for each (sample_id, ranked embeddings [K, clap_dim]); returns the files written.
+    """Write ``<sample_id>.png`` for each (sample_id, audio embeddings [K, clap_dim] in token order); returns the
+    files written.
 
     Existing images are skipped (so an interrupted run resumes) unless ``overwrite``. ``top_k`` keeps the first K
-    ranked embeddings (paper Fig. 4). Each image's noise comes from ``sample_seed(sample_id, seed)``.
+    embeddings (paper Fig. 4). Each image's noise comes from ``sample_seed(sample_id, seed)``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,9 @@
 """Stage-1 separators: mixture [B, T] -> M mixture-consistent sources [B, M, T].
 
-``StftMaskSeparator`` is the paper's spectrogram-mask UNet: the release's network (``CustomUNet``), laid out so its weights load by a
-prefix rename (``load_release_unet``). ``WaveformSeparator`` is the waveform-domain model of the Table 4 ablation.
+``StftMaskSeparator`` is the paper's spectrogram-mask UNet: the release's network (``CustomUNet`` of
+alxzzhou/MACS ``modules/separator.py``), laid out so its weights load by a prefix rename (``load_release_unet``);
+``tests/model/test_release_equivalence.py`` checks it computes what the release computes. ``WaveformSeparator``
+is the waveform-domain model of the Table 4 ablation.
 """
 
 from __future__ import annotations

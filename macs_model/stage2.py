@@ -315,7 +315,11 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
     if interpolate is None:
         manifest, media, fold = _data_of_run(adapter, info, manifest, media, fold)
     media = Path(media) if media is not None else None
-    gen_config = GeneratorConfig.from_dict(saved_config)
+    try:
+        gen_config = GeneratorConfig.from_dict(saved_config)
+    except MacsError as exc:
+        raise MacsError(f"{adapter}: {exc} in its config.json (made by an older macs: retrain or re-import it)"
+                        ) from None
     if token_order is not None:  # a deliberate departure from the order the adapter trained on, recorded
         gen_config = gen_config.replace(token_order=token_order)
     conditioning = info["conditioning"]

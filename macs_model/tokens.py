@@ -16,7 +16,7 @@ from torch import nn
 
 
 class AudioTokens(nn.Module):
-    """[B, K <= M, clap_dim] ranked audio embeddings -> [B, K, token_dim] tokens."""
+    """[B, K <= M, clap_dim] audio embeddings (token order) -> [B, K, token_dim] tokens."""
 
     def __init__(self, num_tokens: int = 6, clap_dim: int = 512, hidden: int = 2048, token_dim: int = 768,
                  dropout: float = 0.5, pos_std: float = 0.05):
