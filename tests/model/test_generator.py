@@ -404,3 +404,24 @@ def test_release_recipe_trains_on_bucketed_views_and_windowed_embeddings(tmp_pat
     assert windows == [0] * 6 + [1] * 6  # 3 steps per epoch: epoch e reads window e
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [m["lr"] for m in logged] == pytest.approx([config.lr * release_lr(s, 6, 1) for s in range(6)])
+
+
+@pytest.mark.parametrize("cfg_drop", ["batch", "clip"])
+def test_cfg_drop_per_batch_as_the_release_or_per_clip(items, tmp_path, cfg_drop):
+    """The release zeroes the audio of a whole micro-batch (``random.random() <= 0.1`` per forward call)."""
+    components = tiny_components(0)
+    seen = []
+
+    def capture(module, args, kwargs):
+        seen.append((kwargs["added_cond_kwargs"]["image_embeds"][0][:, 0].flatten(1) == 0).all(dim=1))
+
+    handle = components.unet.register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        train_adapter(components, items, CONFIG.replace(steps=16, cfg_dropout=0.5, cfg_drop=cfg_drop), tmp_path,
+                      progress=False)
+    finally:
+        handle.remove()
+    zeroed = torch.stack(seen)  # [steps, batch]
+    mixed = (zeroed.any(dim=1) & ~zeroed.all(dim=1)).any()
+    assert zeroed.any() and not zeroed.all()
+    assert bool(mixed) == (cfg_drop == "clip")
