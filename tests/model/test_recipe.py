@@ -117,3 +117,32 @@ def test_load_variant_stretches_without_crop_and_flips(tmp_path):
                           v2.Normalize([0.5] * 3, [0.5] * 3), v2.Resize((32, 48))])(pixels)
     torch.testing.assert_close(got, release, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(load_variant(tmp_path / "f.png", 32, 48, flip=True), release.flip(-1))
+
+
+def test_initialisation_is_the_releases():
+    """init_parameters of modules/separator.py (Kaiming-normal fan-out convs, Xavier-normal linears, zero biases,
+    BatchNorm 1 / 0, positional tables N(0, 0.05)) and of modules/custom.py's MLP (Xavier-normal, zero biases)."""
+    from macs_model.config import SeparatorConfig
+    from macs_model.separator import StftMaskSeparator
+    from macs_model.tokens import AudioTokens
+
+    torch.manual_seed(0)
+    net = StftMaskSeparator(SeparatorConfig.preset("paper")).unet
+    convs = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert convs and linears and norms
+    for conv in convs:
+        w = conv.weight
+        fan_out = w.shape[0] * w[0, 0].numel()
+        if w.numel() > 2000:
+            assert w.std().item() == pytest.approx(math.sqrt(2 / fan_out), rel=0.1)
+        assert not conv.bias.any()
+    for linear in linears + [AudioTokens().adapter[1], AudioTokens().adapter[4]]:
+        w = linear.weight
+        assert w.std().item() == pytest.approx(math.sqrt(2 / sum(w.shape)), rel=0.15)
+        assert not linear.bias.any()
+    assert all((n.weight == 1).all() and not n.bias.any() for n in norms)
+    embed = net.in_conv[1]
+    table = torch.cat([embed.row_embed.flatten(), embed.col_embed.flatten()])
+    assert table.std().item() == pytest.approx(0.05, rel=0.05)
