@@ -186,7 +186,8 @@ def reproduce(
     fold: Optional[int] = typer.Option(None, "--fold", help="The held-out fold to generate and score."),
     folds: Optional[str] = typer.Option(None, "--folds", help="Several folds, e.g. 0,1,2,3,4."),
     preset: str = typer.Option("paper", "--preset", help="paper | tiny (release-shaped miniatures, tests)."),
-    clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
+    clap: Optional[str] = typer.Option(None, "--clap", help="CLAP: the release separator's own copy (default), "
+                                       "a laion-clap checkpoint, or 'tiny' (tests)."),
     base: Optional[str] = typer.Option(None, "--base", help="A local SD v1.4 folder instead of the registry's."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if present)."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per pipeline call."),
