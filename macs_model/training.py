@@ -78,9 +78,10 @@ class TrainConfig(NamedConfig):
     run, then the first 44 % of a cosine, ending at 0.587 lr. The loss ramps from reconstruction to alignment
     over the epochs (a = epoch / (epochs - 1)). The paper's own choices where the release differs only in
     training stay: the 62 bipartitions of MixIT (the release's table has 63 rows, one of them all-in-one), a
-    Spearman ranking loss per row and a clamped temperature (``losses``). Not matched: the release's prompts
-    (up to 5 lowercased labels per clip, both clips' 10 soft-assigned onto the 6 sources); ours are 6
-    interleaved prompts (``alignment``).
+    Spearman ranking loss per row and a clamped temperature (``losses``). ``prompts`` "release": up to 5
+    lowercased labels per clip, both clips' 10 prompts soft-assigned onto the 6 sources; "interleaved": 6
+    prompts from both clips' labels (``alignment``). The labels themselves are the manifest's (the FSD50K
+    builder drops ontology ancestors; the release drops a fixed list of coarse categories).
     Loss: ``lambda_ L_rec + mu L_CL + gamma L_rank``; with ``ramp`` and an alignment loss the release's epoch ramp
     replaces the three weights (reconstruction ``lambda_ (1 - a)``, alignment ``mu a`` and ``gamma a``,
     a = epoch / (epochs - 1)). Without an alignment loss the objective is ``lambda_ L_rec`` throughout.
@@ -100,6 +101,7 @@ class TrainConfig(NamedConfig):
     lr_schedule: str = "release"
     max_grad_norm: float | None = None
     mixed_precision: str = "fp16"
+    prompts: str = "release"
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 10
@@ -136,6 +138,8 @@ class TrainConfig(NamedConfig):
             object.__setattr__(self, "max_grad_norm", float(self.max_grad_norm))
         if self.lr_schedule not in ("release", "cosine"):
             raise MacsError(f"train config: lr_schedule must be release or cosine, got {self.lr_schedule!r}")
+        if self.prompts not in ("release", "interleaved"):
+            raise MacsError(f"train config: prompts must be release or interleaved, got {self.prompts!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise MacsError(f"train config: mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if not isinstance(self.ramp, bool):
@@ -172,7 +176,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # no epochs worth ramping over).
     "tiny": TrainConfig(steps=150, epochs=None, batch_size=8, grad_accum=1, lr=3e-3, warmup_steps=10,
                         min_lr_ratio=0.1, checkpoint_every=50, log_every=10, ramp=False, lr_schedule="cosine",
-                        mixed_precision="no"),
+                        mixed_precision="no", prompts="interleaved"),
 }
 
 

@@ -146,3 +146,52 @@ def test_initialisation_is_the_releases():
     embed = net.in_conv[1]
     table = torch.cat([embed.row_embed.flatten(), embed.col_embed.flatten()])
     assert table.std().item() == pytest.approx(0.05, rel=0.05)
+
+
+def _release_align_loss(audio_embedding, text_embedding, tau1, tau2):
+    """MixITBaseModel.align_loss of modules/separator.py, restated (tau2 is its log inverse temperature)."""
+    import torch.nn.functional as F
+
+    B, M, D = audio_embedding.shape
+    text_embedding = F.normalize(text_embedding, dim=-1)
+    audio_embedding = F.normalize(audio_embedding, dim=-1)
+    logits = (torch.matmul(audio_embedding, text_embedding.transpose(1, 2)) * tau1).softmax(dim=-1)
+    text_embedding = torch.matmul(logits, text_embedding)
+    text_embedding = F.normalize(text_embedding.reshape(B, M, D), dim=-1)
+    sim1 = torch.matmul(audio_embedding, text_embedding.transpose(1, 2)) * tau2.exp()
+    sim2 = sim1.transpose(1, 2)
+    gt = torch.arange(M).unsqueeze(0).expand(B, M)
+    return (F.cross_entropy(sim1, gt) + F.cross_entropy(sim2, gt)) / 2.0
+
+
+def test_release_prompts_and_their_loss_are_the_releases():
+    from macs_model.alignment import ClapAlignment, assigned_contrastive_loss, release_prompts
+    from macs_model.clap import TinyClap
+
+    assert release_prompts(["Electric_guitar", "Speech"]) == [
+        "The sound of electric guitar", "The sound of speech", "Noise", "Noise", "Noise"]
+    assert len(release_prompts([f"L{i}" for i in range(8)])) == 5
+    align = ClapAlignment(TinyClap(), 6, prompts="release")
+    batch = {"labels": [["Dog"], ["Rain", "Wind"], ["Bird"]], "mixture": torch.zeros(3, 10)}
+    prompts = align.prompts(batch)
+    assert prompts[1] == release_prompts(["Rain", "Wind"]) + release_prompts(["Dog"])  # clip b, then clip b - 1
+    assert prompts[0] == release_prompts(["Dog"]) + release_prompts(["Bird"]) and len(prompts[2]) == 10
+    gen = torch.Generator().manual_seed(0)
+    audio, text = torch.randn(4, 6, 16, generator=gen), torch.randn(4, 10, 16, generator=gen)
+    scale = torch.tensor(math.log(1 / 0.07))
+    expected = _release_align_loss(audio, text, 100.0, scale)
+    assert assigned_contrastive_loss(audio, text, scale, tau=0.01).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert TrainConfig.preset("paper").prompts == "release" and TrainConfig.preset("tiny").prompts == "interleaved"
+
+
+def test_release_prompts_train_the_sources():
+    from macs_model.alignment import ClapAlignment
+    from macs_model.clap import TinyClap
+
+    align = ClapAlignment(TinyClap(), 6, prompts="release")
+    sources = (0.1 * torch.randn(2, 6, 16000, generator=torch.Generator().manual_seed(1))).requires_grad_()
+    batch = {"labels": [["Dog", "Bark"], ["Rain"]], "mixture": sources.detach().sum(1)}
+    l_cl, l_rank = align(sources, batch)
+    assert torch.isfinite(l_cl) and l_cl > 0
+    (l_cl + l_rank).backward()
+    assert sources.grad.abs().sum() > 0 and align.logit_scale.grad is not None
