@@ -162,9 +162,9 @@ GENERATOR_PRESETS: dict[str, GeneratorConfig] = {
     # Release: lr 1e-4, batch 2 x accum 8, 15 epochs, fp16, its stretched warm-up + cosine, clip by value 1,
     # per-batch CFG drop, buckets + flip, 8 s audio, slot order; DPM-Solver 20 steps, guidance 7.5, 512 x 512.
     "paper": GeneratorConfig(),
-    # CPU-sized: random small SD, 32 x 32 images, 20 steps, 4 sampling steps.
-    # The release's choices where they cost nothing on a CPU (slot order, clip by value, per-batch CFG drop);
-    # a cosine over the short run, the square crop and the whole (short) clip.
+    # CPU-sized: random small SD, 32 x 32 images, 20 steps, 4 sampling steps. The release's choices where they
+    # cost nothing on a CPU (slot order, clip by value, per-batch CFG drop); a cosine over the short run, the
+    # square crop and the whole (short) clip.
     "tiny": GeneratorConfig(base="tiny", height=32, width=32, clap_dim=512, steps=20, epochs=None, batch_size=2,
                             grad_accum=1, lr=1e-3, mixed_precision="no", checkpoint_every=10, log_every=5,
                             inference_steps=4, guidance_scale=3.0, lr_schedule="cosine", image_mode="centre-crop",
