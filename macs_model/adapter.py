@@ -4,7 +4,7 @@ Decoupled (the paper): every cross-attention layer (``attn2``) gets diffusers' `
 audio tokens; its new ``to_k_ip`` / ``to_v_ip`` start as copies of the layer's text ``to_k`` / ``to_v`` and the
 outputs add (H = H_text + H_audio, scale 1). The audio tokens (:class:`~macs_model.tokens.AudioTokens`) sit in
 ``unet.encoder_hid_proj`` as the single projection of a ``MultiIPAdapterImageProjection``, so the UNet and the
-stock ``StableDiffusionPipeline`` take the ranked CLAP embeddings as ``image_embeds`` / ``ip_adapter_image_embeds``.
+stock ``StableDiffusionPipeline`` take the sources' CLAP embeddings as ``image_embeds`` / ``ip_adapter_image_embeds``.
 Not decoupled (the "w/o DC" row): the tokens are appended to the text tokens and go through the frozen text
 k/v; no processor changes.
 
@@ -93,7 +93,7 @@ def tokens_of(unet: nn.Module, tokens: AudioTokens | None = None) -> AudioTokens
 
 def unet_inputs(text: torch.Tensor, audio: torch.Tensor, *, decoupled: bool,
                 tokens: AudioTokens | None = None) -> dict[str, Any]:
-    """UNet keyword arguments for text embeddings [B, L, D] and ranked audio embeddings [B, K, 512].
+    """UNet keyword arguments for text embeddings [B, L, D] and audio embeddings [B, K, 512] (token order).
 
     Decoupled: text as ``encoder_hidden_states``, audio as the IP-Adapter ``image_embeds`` [B, 1, K, 512] (one
     "image" of K slots, so the tokens see every slot with its position). Not decoupled: ``tokens(audio)``

@@ -102,6 +102,8 @@ def train_generator(
     clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimiser steps (overrides the preset)."),
+    token_order: Optional[str] = typer.Option(None, "--token-order", help="slot (the release's, default) | "
+                                              "similarity (re-sorted by CLAP similarity to the mixture)."),
     restart: bool = typer.Option(False, "--restart", help="Start over instead of resuming."),
 ) -> None:
     """Train the stage-2 audio adapter on a frozen Stable Diffusion (decoupled cross-attention)."""
@@ -109,20 +111,24 @@ def train_generator(
 
     summary = train(manifest, media, out, fold=fold, separator=separator, base=base, preset=preset,
                     no_separation=no_separation, decoupled=not no_decoupled, prompt=prompt, clap=clap,
-                    tokenizer=tokenizer, steps=steps, resume=not restart)
+                    tokenizer=tokenizer, steps=steps, token_order=token_order, resume=not restart)
     console.print(f"trained {summary['step']}/{summary['total_steps']} steps on {summary['train_samples']} samples; "
                   f"adapter: {summary['adapter']}")
 
 
 @app.command("generate")
 def generate(
-    manifest: Path = typer.Option(..., "--manifest", help="The benchmark manifest folder."),
-    media: Path = typer.Option(..., "--media", help="Its MEDIA folder (audio)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="The benchmark manifest folder "
+                                            "(default: the adapter run's)."),
+    media: Optional[Path] = typer.Option(None, "--media", help="Its MEDIA folder (default: the run's)."),
     adapter: Path = typer.Option(..., "--adapter", help="A 'train generator' run folder."),
     out: Path = typer.Option(..., "--out", help="Prediction folder: <sample_id>.png, ready for 'macs-bench score'."),
-    fold: Optional[int] = typer.Option(None, "--fold", help="Generate fold K (default: the test split)."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Generate fold K (default: the fold the adapter "
+                                       "held out, or the test split); a fold it trained on is refused."),
     base: Optional[str] = typer.Option(None, "--base", help="Override the Stable Diffusion the adapter names."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Use only the first K ranked sources."),
+    token_order: Optional[str] = typer.Option(None, "--token-order", help="slot | similarity (default: the "
+                                              "adapter's; recorded)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Use only the first K source slots."),
     interpolate: Optional[List[Path]] = typer.Option(None, "--interpolate", help="Two audio files A B: one image "
                                                      "per --alpha of (1 - alpha) A + alpha B."),
     alpha: Optional[List[float]] = typer.Option(None, "--alpha", help="Interpolation weights (repeatable)."),
@@ -149,7 +155,7 @@ def generate(
     kwargs = {"alphas": tuple(alpha)} if alpha else {}
     record = run_generate(manifest, media, adapter, out, fold=fold, base=base, top_k=top_k, batch_size=batch_size,
                           seed=seed, clap=clap, tokenizer=tokenizer, overwrite=overwrite, interpolate=pair,
-                          device=device, allow_partial=allow_partial, **kwargs)
+                          device=device, allow_partial=allow_partial, token_order=token_order, **kwargs)
     console.print(f"wrote {record.get('written_now', record.get('written'))} image(s) into {out}")
 
 
@@ -167,6 +173,42 @@ def import_release(
 
     folder = import_release_generator(mlp, unet, separator, out, base=base)
     console.print(f"imported into {folder}; generate with: macs-model generate --adapter {folder} ...")
+
+
+@app.command("reproduce")
+def reproduce(
+    release_dir: Path = typer.Option(..., "--release-dir", help="Folder with the authors' separator_FSD50K_full.pt, "
+                                     "<Name>_mlp.pt and <Name>_unet.pt (Hugging Face alxzzz/MACS)."),
+    dataset: str = typer.Option(..., "--dataset", help="llp-multi | audioset-eval | landscape."),
+    manifest: Path = typer.Option(..., "--manifest", help="Its manifest folder ('macs-bench datasets build')."),
+    media: Path = typer.Option(..., "--media", help="Its MEDIA folder ('macs-bench datasets fetch')."),
+    out: Path = typer.Option(..., "--out", help="Run folder: import/, images/, results/, leaderboard/."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="The held-out fold to generate and score."),
+    folds: Optional[str] = typer.Option(None, "--folds", help="Several folds, e.g. 0,1,2,3,4."),
+    preset: str = typer.Option("paper", "--preset", help="paper | tiny (release-shaped miniatures, tests)."),
+    clap: Optional[str] = typer.Option(None, "--clap", help="CLAP: the release separator's own copy (default), "
+                                       "a laion-clap checkpoint, or 'tiny' (tests)."),
+    base: Optional[str] = typer.Option(None, "--base", help="A local SD v1.4 folder instead of the registry's."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if present)."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per pipeline call."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Score the samples that have images."),
+) -> None:
+    """Import the authors' files, generate the held-out fold(s), score, and write the leaderboard row."""
+    from macs_bench.errors import MacsError
+    from macs_model.reproduce import reproduce as run_reproduce
+
+    if fold is not None and folds is not None:
+        raise MacsError("give --fold K or --folds K,L,..., not both")
+    try:
+        chosen = [int(f) for f in folds.split(",")] if folds is not None else [fold]
+    except ValueError:
+        raise MacsError(f"--folds {folds!r}: expected comma-separated integers such as 0,1,2,3,4") from None
+    summary = run_reproduce(release_dir, dataset, manifest, media, out, folds=chosen, preset=preset, clap=clap,
+                            base=base, device=device, batch_size=batch_size, allow_missing=allow_missing)
+    for step in summary["steps"]:
+        console.print(f"fold {step['fold']}: {step['samples']} samples, {step['generated_now']} generated now, "
+                      f"{'scored' if step['scored_now'] else 'score kept'}: {step['result']}")
+    console.print(f"leaderboard: {summary['leaderboard'].get('md', out / 'leaderboard')}")
 
 
 @app.command("demo")

@@ -73,7 +73,8 @@ class NamedConfig:
 
 @dataclass(frozen=True)
 class SeparatorConfig(NamedConfig):
-    """Shape of the separator; the defaults are the paper / release settings (``PRESETS["paper"]``).
+    """Shape of the separator; the defaults are the paper / release settings (``PRESETS["paper"]``, the preset
+    that loads the release's ``separator_FSD50K_full.pt``; every "stft-unet" preset is the release's network).
 
     ``kind`` picks the network: "stft-unet" (the paper's spectrogram-mask UNet) or "waveform" (the Table 4
     MixIT-style ablation, a Conv-TasNet-like encoder / dilated-conv mask net / decoder).

@@ -42,6 +42,7 @@ from macs_model.adapter import (
     unet_inputs,
 )
 from macs_model.config import NamedConfig
+from macs_model.image_buckets import bucket_sizes, epoch_views, image_size, load_variant, nearest_bucket
 from macs_model.tokens import AudioTokens
 from macs_model.training import (
     METRICS,
@@ -50,6 +51,7 @@ from macs_model.training import (
     latest_checkpoint,
     progress_bar,
     read_trainer_state,
+    release_lr,
     restore_states,
     run_versions,
     start_run,
@@ -61,6 +63,8 @@ SD_WEIGHTS = "stable-diffusion-v1-4"
 RESUME_KEYS = ("manifest", "fold", "embeddings_key")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 BASES = ("sd", "tiny")
+CHOICES = {"lr_schedule": ("release", "cosine"), "grad_clip_mode": ("value", "norm"), "cfg_drop": ("batch", "clip"),
+           "image_mode": ("buckets", "centre-crop"), "token_order": ("slot", "similarity")}
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,28 @@ class GeneratorConfig(NamedConfig):
     """Stage-2 settings; the defaults are the release's (``GENERATOR_PRESETS["paper"]``).
 
     ``base``: "sd" (Stable Diffusion v1.x from weights) or "tiny" (random small components, tests only).
-    Length: ``steps`` optimiser steps if set, else ``epochs``. ``cfg_dropout``: the share of clips trained with
-    zeroed audio. ``decoupled`` False is the "w/o DC" ablation (audio tokens appended to the text tokens).
+    Length: ``steps`` optimiser steps if set, else ``epochs``. ``decoupled`` False is the "w/o DC" ablation (audio
+    tokens appended to the text tokens).
+
+    Derived from the release's ``train.py`` / ``train.sh`` / ``dataloader/llp.py`` / ``modules/custom.py``:
+
+    - ``cfg_dropout`` / ``cfg_drop``: the release zeroes the audio of the whole micro-batch when
+      ``random.random() <= 0.1`` ("batch"); "clip" draws per clip.
+    - ``grad_clip`` / ``grad_clip_mode``: ``accelerator.clip_grad_value_(params, 1.0)`` ("value"); "norm" clips
+      the global norm.
+    - ``lr_schedule`` "release": ``get_scheduler("cosine", warmup = (T // 10) * A, total = T * A)`` with T the
+      optimiser steps and A = ``grad_accum``, stepped by accelerate once per optimiser step (one process). So the
+      run warms up linearly over its first (T // 10) * A steps (80 % of it at A = 8) and covers only the first
+      1 / A of the cosine (the lr ends at 0.998 lr for A = 8). "cosine": ``warmup_steps``, then a cosine over
+      the run down to ``min_lr_ratio``.
+    - ``mixed_precision`` "fp16" (accelerate's default in ``train.py``).
+    - ``image_mode`` "buckets": aspect-ratio buckets, stretch-resize, random flip (``image_buckets``);
+      "centre-crop": a square centre crop at ``height`` x ``width``.
+    - ``audio_seconds``: the window the separator and CLAP hear (``input_length`` 8 s; None: the whole clip);
+      random from the run's seed in training, centred at generation (``audio_window``).
+    - ``token_order`` "slot": tokens in the separator's slot order, as the release's E_pos rows and MLP were
+      trained; "similarity" re-sorts them by CLAP similarity to the mixture (our earlier choice).
+    - Initialisation: the tokens' MLP is Xavier-normal with zero biases, E_pos N(0, 0.05) (``MLP``).
     """
 
     base: str = "sd"
@@ -87,8 +111,14 @@ class GeneratorConfig(NamedConfig):
     weight_decay: float = 1e-2
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
-    max_grad_norm: float | None = 1.0
+    lr_schedule: str = "release"
+    grad_clip: float | None = 1.0
+    grad_clip_mode: str = "value"
     cfg_dropout: float = 0.1
+    cfg_drop: str = "batch"
+    image_mode: str = "buckets"
+    audio_seconds: float | None = 8.0
+    token_order: str = "slot"
     mixed_precision: str = "fp16"
     seed: int = 0
     checkpoint_every: int = 500
@@ -110,6 +140,14 @@ class GeneratorConfig(NamedConfig):
                                  "checkpoint_every", "log_every", "inference_steps")
         if self.height % 8 or self.width % 8:
             raise MacsError(f"generator config: height and width must be multiples of 8, got {self.height}x{self.width}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise MacsError(f"generator config: {name} must be one of {', '.join(allowed)}, "
+                                f"got {getattr(self, name)!r}")
+        if self.audio_seconds is not None and not self.audio_seconds > 0:
+            raise MacsError(f"generator config: audio_seconds must be positive or None, got {self.audio_seconds}")
+        if self.image_mode == "buckets" and self.height != self.width:
+            raise MacsError("generator config: image_mode 'buckets' needs a square base size (height == width)")
         if not 0.0 <= self.cfg_dropout < 1.0:
             raise MacsError(f"generator config: cfg_dropout must be in [0, 1), got {self.cfg_dropout}")
         if not self.lr > 0 or self.guidance_scale < 0:
@@ -121,12 +159,16 @@ class GeneratorConfig(NamedConfig):
 
 
 GENERATOR_PRESETS: dict[str, GeneratorConfig] = {
-    # Release: lr 1e-4, batch 2 x accum 8, 15 epochs, fp16, cosine; DPM-Solver 20 steps, guidance 7.5, 512 x 512.
+    # Release: lr 1e-4, batch 2 x accum 8, 15 epochs, fp16, its stretched warm-up + cosine, clip by value 1,
+    # per-batch CFG drop, buckets + flip, 8 s audio, slot order; DPM-Solver 20 steps, guidance 7.5, 512 x 512.
     "paper": GeneratorConfig(),
-    # CPU-sized: random small SD, 32 x 32 images, 20 steps, 4 sampling steps.
+    # CPU-sized: random small SD, 32 x 32 images, 20 steps, 4 sampling steps. The release's choices where they
+    # cost nothing on a CPU (slot order, clip by value, per-batch CFG drop); a cosine over the short run, the
+    # square crop and the whole (short) clip.
     "tiny": GeneratorConfig(base="tiny", height=32, width=32, clap_dim=512, steps=20, epochs=None, batch_size=2,
                             grad_accum=1, lr=1e-3, mixed_precision="no", checkpoint_every=10, log_every=5,
-                            inference_steps=4, guidance_scale=3.0),
+                            inference_steps=4, guidance_scale=3.0, lr_schedule="cosine", image_mode="centre-crop",
+                            audio_seconds=None),
 }
 
 
@@ -242,7 +284,8 @@ def load_image(path: Path, height: int, width: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TrainItem:
-    """One training pair: the ground-truth frame and the clip's ranked CLAP embeddings [K, clap_dim]."""
+    """One training pair: the ground-truth frame and the clip's CLAP embeddings [K, clap_dim], or [W, K, clap_dim]
+    with one audio window per epoch (epoch e uses window e mod W)."""
 
     sample_id: str
     image: Path
@@ -285,8 +328,13 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
         p.data = p.data.to(weight_dtype)
     params = [p for p in trainable.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: cosine_with_warmup(s, total, config.warmup_steps, config.min_lr_ratio))
+    if config.lr_schedule == "release":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: release_lr(s, total, config.grad_accum))
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: cosine_with_warmup(s, total, config.warmup_steps, config.min_lr_ratio))
+    buckets = ([nearest_bucket(*image_size(item.image), bucket_sizes(config.height)) for item in items]
+               if config.image_mode == "buckets" else None)
     run_info = json.loads(dumps_json(dict(run_info or {})))
     adapter_config = {"generator_config": config.to_dict(), "base": components.source,
                       "cross_attention_dim": unet.config.cross_attention_dim, "run_info": run_info,
@@ -325,30 +373,32 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
 
     stop = total if stop_at_step is None else min(total, stop_at_step)
     started, last = time.perf_counter(), {}
-    order_epoch, order = -1, None
+    order_epoch, order, views = -1, None, None
     module.train()
     with progress_bar(progress and main) as bar:
         task = bar.add_task("stage-2 training", total=total, completed=step) if bar is not None else None
         while step < stop:
             epoch = step // per_epoch
             if epoch != order_epoch:
-                order, order_epoch = epoch_order(len(items), config.seed, epoch), epoch
+                (order, views), order_epoch = _epoch_plan(len(items), buckets, config, epoch), epoch
             loss_sum = 0.0
             for micro in range(config.grad_accum):
                 index = (step % per_epoch) * config.grad_accum + micro
-                chosen = order[index * config.batch_size * nproc:(index + 1) * config.batch_size * nproc]
-                chosen = chosen[rank * config.batch_size:(rank + 1) * config.batch_size]
-                batch = [items[int(i)] for i in chosen]
+                first = index * config.batch_size * nproc + rank * config.batch_size
+                positions = range(first, first + config.batch_size)
+                batch = [items[int(order[i])] for i in positions]
                 # through the prepared module, so that several processes average their gradients
                 loss = _diffusion_loss(components, module if config.decoupled else unet,
-                                       tokens if config.decoupled else module, batch, text, noise_scheduler, config,
-                                       device, weight_dtype)
+                                       tokens if config.decoupled else module, batch, [views[i] for i in positions],
+                                       epoch, text, noise_scheduler, config, device, weight_dtype)
                 sync = micro == config.grad_accum - 1
                 with contextlib.nullcontext() if sync or nproc == 1 else accelerator.no_sync(module):
                     accelerator.backward(loss / config.grad_accum)
                 loss_sum += float(loss.detach()) / config.grad_accum
-            if config.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            if config.grad_clip is not None and config.grad_clip_mode == "value":
+                accelerator.clip_grad_value_(params, config.grad_clip)
+            elif config.grad_clip is not None:
+                accelerator.clip_grad_norm_(params, config.grad_clip)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
@@ -371,10 +421,26 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
             "adapter": str(out_dir / "adapter") if step == total else None}
 
 
-def _diffusion_loss(components, unet, tokens, batch, text, noise_scheduler, config, device, weight_dtype):
-    images = torch.stack([load_image(item.image, config.height, config.width) for item in batch]).to(device)
-    audio = torch.stack([item.embeddings for item in batch]).to(device, torch.float32)
-    keep = (torch.rand(len(batch), device=device) >= config.cfg_dropout).float()
+def _epoch_plan(count: int, buckets, config: GeneratorConfig, epoch: int) -> tuple[list[int], list]:
+    """(item order, view per position) of one epoch: bucketed views, or a shuffle with the square crop (view
+    ``None``)."""
+    if buckets is not None:
+        return epoch_views(buckets, config.batch_size, config.seed, epoch, config.height)
+    return epoch_order(count, config.seed, epoch).tolist(), [None] * count
+
+
+def epoch_embeddings(embeddings: torch.Tensor, epoch: int) -> torch.Tensor:
+    """A clip's embeddings [K, D] for ``epoch``: one window per epoch when stage 2 cached several ([W, K, D])."""
+    return embeddings[epoch % embeddings.shape[0]] if embeddings.dim() == 3 else embeddings
+
+
+def _diffusion_loss(components, unet, tokens, batch, views, epoch, text, noise_scheduler, config, device,
+                    weight_dtype):
+    images = torch.stack([load_image(item.image, config.height, config.width) if view is None else
+                          load_variant(item.image, *view) for item, view in zip(batch, views)]).to(device)
+    audio = torch.stack([epoch_embeddings(item.embeddings, epoch) for item in batch]).to(device, torch.float32)
+    draws = torch.rand(1 if config.cfg_drop == "batch" else len(batch), device=device)
+    keep = (draws >= config.cfg_dropout).float().expand(len(batch))
     audio = audio * keep[:, None, None]  # CFG: zeroed audio, as the unconditional branch sees at inference
     with torch.no_grad():
         latents = components.vae.encode(images.to(weight_dtype)).latent_dist.sample()
@@ -446,7 +512,7 @@ def pipeline(components: Components):
         def prepare_ip_adapter_image_embeds(self, ip_adapter_image, ip_adapter_image_embeds, device,
                                             num_images_per_prompt, do_classifier_free_guidance):
             if ip_adapter_image_embeds is None:
-                raise MacsError("the audio pipeline needs ip_adapter_image_embeds (ranked audio embeddings)")
+                raise MacsError("the audio pipeline needs ip_adapter_image_embeds (the sources' audio embeddings)")
             return [embeds.to(device) for embeds in ip_adapter_image_embeds]
 
     return PerSamplePipeline(
@@ -460,10 +526,11 @@ def generate_images(components: Components, config: GeneratorConfig, tokens: Aud
                     items: Sequence[tuple[str, torch.Tensor]], out_dir: str | os.PathLike, *, top_k: int | None = None,
                     batch_size: int = 4, seed: int = 0, device: str | torch.device | None = None,
                     overwrite: bool = False, progress: bool = True) -> list[Path]:
-    """Write ``<sample_id>.png`` for each (sample_id, ranked embeddings [K, clap_dim]); returns the files written.
+    """Write ``<sample_id>.png`` for each (sample_id, audio embeddings [K, clap_dim] in token order); returns the
+    files written.
 
     Existing images are skipped (so an interrupted run resumes) unless ``overwrite``. ``top_k`` keeps the first K
-    ranked embeddings (paper Fig. 4). Each image's noise comes from ``sample_seed(sample_id, seed)``.
+    embeddings (paper Fig. 4). Each image's noise comes from ``sample_seed(sample_id, seed)``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from macs_model.separator import StftMaskSeparator, load_release_unet
 CLAP_PREFIXES = ("clap.model.", "model.clap.model.")
 TEMPERATURE_KEY = "model.tau2"
 BUFFERS = ("model.stft.window", "model.istft.window", "model.resample.kernel")
+RELEASE_PRESETS = ("paper", "tiny")  # separator presets a release-format file may hold, tried in this order
 
 
 @dataclass
@@ -89,11 +90,25 @@ def _check_buffers(state: dict[str, torch.Tensor], config: SeparatorConfig, wher
                             f"({list(ours.shape)}); the checkpoint was made with other STFT or resampling settings")
 
 
+def release_config(state: dict[str, torch.Tensor], where: str) -> SeparatorConfig:
+    """The separator preset whose UNet the state's ``model.unet.*`` shapes are: ``paper`` for the authors' file
+    (the release's network at 201 x 641), ``tiny`` for the release-shaped miniatures the tests use."""
+    theirs = {k[len("model.unet."):]: tuple(v.shape) for k, v in state.items() if k.startswith("model.unet.")}
+    for name in RELEASE_PRESETS:
+        config = SeparatorConfig.preset(name)
+        with torch.device("meta"):
+            ours = {k: tuple(v.shape) for k, v in StftMaskSeparator(config).unet.state_dict().items()}
+        if ours == theirs:
+            return config
+    return SeparatorConfig.preset("paper")  # the loader then names what does not fit
+
+
 def load_release_separator(path: str | os.PathLike, config: SeparatorConfig | None = None) -> ReleaseSeparator:
-    """Read ``separator_FSD50K_full.pt`` into a paper-preset separator, its CLAP weights and its temperature."""
+    """Read ``separator_FSD50K_full.pt`` into a separator (the preset its shapes fit: ``paper`` for the authors'
+    file), its CLAP weights and its temperature."""
     path = Path(path)
     if not path.is_file():
         raise MacsError(f"{path}: release checkpoint not found")
-    config = config or SeparatorConfig.preset("paper")
-    return split_release_state(read_release_state(path), config, str(path))
+    state = read_release_state(path)
+    return split_release_state(state, config or release_config(state, str(path)), str(path))
 

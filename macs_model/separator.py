@@ -1,7 +1,9 @@
 """Stage-1 separators: mixture [B, T] -> M mixture-consistent sources [B, M, T].
 
-``StftMaskSeparator`` is the paper's spectrogram-mask UNet, laid out so the authors' release weights load by a
-prefix rename (``load_release_unet``). ``WaveformSeparator`` is the waveform-domain model of the Table 4 ablation.
+``StftMaskSeparator`` is the paper's spectrogram-mask UNet: the release's network (``CustomUNet`` of
+alxzzhou/MACS ``modules/separator.py``), laid out so its weights load by a prefix rename (``load_release_unet``);
+``tests/model/test_release_equivalence.py`` checks it computes what the release computes. ``WaveformSeparator``
+is the waveform-domain model of the Table 4 ablation.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ RELEASE_IGNORED_KEYS = frozenset(
 RELEASE_IGNORED_PREFIXES = ("clap.", "model.clap.")
 SE_REDUCTION = 16
 SE_MIN_HIDDEN = 4
+POS_STD = 0.05  # the release's positional-embedding std
 
 
 def mixture_consistency(sources: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
@@ -39,23 +42,23 @@ def _check_mixture(mixture: torch.Tensor, min_samples: int) -> None:
 
 
 class SqueezeExcite(nn.Module):
-    """Channel gating (Hu et al. 2018): x * sigmoid(fc(mean over H, W)); ``fc`` is named as in the release.
+    """Channel gating as the release computes it: x * sigmoid(fc(max over H, W)), ``fc`` = Linear, GELU, Linear.
 
-    The hidden width is channels / 16 as in the release, but at least 4 (or channels), so narrow models do not
-    rest on one ReLU unit that can die.
+    The hidden width is channels / 16 as in the release (which needs channels divisible by 16), but at least 4
+    (or channels), so the narrow ``tiny`` models keep more than one unit; at the paper's widths it is channels / 16.
     """
 
     def __init__(self, channels: int):
         super().__init__()
         hidden = min(channels, max(SE_MIN_HIDDEN, channels // SE_REDUCTION))
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels), nn.Sigmoid())
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.fc(x.mean(dim=(2, 3)))[:, :, None, None]
+        return x * torch.sigmoid(self.fc(x.amax(dim=(2, 3))))[:, :, None, None]
 
 
 class ResidualBlock(nn.Module):
-    """GELU(x + SE(conv-BN-GELU-conv-BN(x))): 3x3 convs keep shape and channels, so any input size works."""
+    """GELU(SE(x + conv-BN-GELU-conv-BN(x))), the release's order: the gate sits after the residual sum."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -66,14 +69,16 @@ class ResidualBlock(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(x + self.senet(self.layers(x)))
+        return self.act(self.senet(x + self.layers(x)))
 
 
 class UNetLevel(nn.Module):
     """One level of the recursive (pix2pix-style) UNet; returns the skip concatenation [x, up(inner(down(x)))].
 
-    Down: stride-2 4x4 conv, BN, GELU, residual block. Up: residual block, stride-2 4x4 transposed conv, BN, GELU,
-    dropout. The innermost level's ``submodule`` is a squeeze-excitation gate (as in the release), so its up path
+    Down: stride-2 4x4 conv, BN, GELU, residual block, then channel dropout (``Dropout2d``, every level but the
+    innermost). Up: residual block, stride-2 4x4 transposed conv, BN, GELU; where the size did not halve evenly
+    (201 x 641 at the paper's 8 s) the up path is resized bilinearly (corners aligned) to the skip's size. All as
+    the release computes it. The innermost level's ``submodule`` is a squeeze-excitation gate, so its up path
     sees ``inner`` channels; every other level's sees the 2 * ``inner`` of the level below's concatenation.
     """
 
@@ -84,31 +89,34 @@ class UNetLevel(nn.Module):
         self.downnorm = nn.BatchNorm2d(inner)
         self.downact = nn.GELU()
         self.downresblock = ResidualBlock(inner)
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 and not innermost else nn.Identity()
         self.submodule = submodule
         self.upresblock = ResidualBlock(up_channels)
         self.upconv = nn.ConvTranspose2d(up_channels, outer, 4, stride=2, padding=1)
         self.upnorm = nn.BatchNorm2d(outer)
         self.upact = nn.GELU()
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.downresblock(self.downact(self.downnorm(self.downconv(x))))
+        h = self.dropout(self.downresblock(self.downact(self.downnorm(self.downconv(x)))))
         h = self.submodule(h)
-        h = self.dropout(self.upact(self.upnorm(self.upconv(self.upresblock(h)))))
+        h = self.upact(self.upnorm(self.upconv(self.upresblock(h))))
+        if h.shape[-2:] != x.shape[-2:]:
+            h = F.interpolate(h, size=x.shape[-2:], mode="bilinear", align_corners=True)
         return torch.cat([x, h], dim=1)
 
 
 class PositionalEmbedding(nn.Module):
-    """Learned additive embedding, one C-vector per frequency bin (``row_embed``) and per frame (``col_embed``).
+    """Learned additive embedding, one C-vector per frequency bin (``row_embed``) and per frame (``col_embed``),
+    initialised N(0, 0.05) as the release's.
 
-    The tables are sized for ``config.n_freq`` x ``config.clip_frames`` (201 x 641 in the release); an input of
-    another size gets them linearly resampled, so the embedding never fixes the clip length.
+    The tables are sized for ``config.n_freq`` x ``config.clip_frames`` (201 x 641 in the release, which accepts
+    no other size); an input of another size gets them linearly resampled, our extension for other lengths.
     """
 
     def __init__(self, channels: int, n_freq: int, n_frames: int):
         super().__init__()
-        self.row_embed = nn.Parameter(0.02 * torch.randn(channels, n_freq))
-        self.col_embed = nn.Parameter(0.02 * torch.randn(channels, n_frames))
+        self.row_embed = nn.Parameter(POS_STD * torch.randn(channels, n_freq))
+        self.col_embed = nn.Parameter(POS_STD * torch.randn(channels, n_frames))
 
     @staticmethod
     def _fit(table: torch.Tensor, size: int) -> torch.Tensor:
@@ -122,11 +130,27 @@ class PositionalEmbedding(nn.Module):
         return x + rows[:, :, None] + cols[:, None, :]
 
 
-class MaskUNet(nn.Module):
-    """Spectrogram [B, 1, F, T] -> M sigmoid masks [B, M, F, T] (the release's ``model.unet``).
+def release_init(module: nn.Module) -> None:
+    """The release's initialisation: Kaiming-normal (fan-out, ReLU gain) convs, Xavier-normal linears, zero
+    biases, BatchNorm 1 / 0. Positional tables keep their N(0, 0.05)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    elif isinstance(module, nn.Linear):
+        nn.init.xavier_normal_(module.weight)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.ones_(module.weight)
+    else:
+        return
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
 
-    ``in_conv`` and ``out_conv`` run at the input resolution; the recursive ``unet`` runs on features zero-padded
-    to a multiple of 2**levels in F and T, cropped back after, so every spectrogram size works.
+
+class MaskUNet(nn.Module):
+    """Spectrogram [B, 1, F, T] -> M sigmoid masks [B, M, F, T] (the release's ``model.unet``, ``CustomUNet``).
+
+    The recursive ``unet`` resizes at levels whose size does not halve evenly, as the release does, so any
+    spectrogram of at least 2**levels bins and frames runs as the release would run it. Shorter ones (which the
+    release cannot run) are zero-padded to 2**levels and cropped back.
     """
 
     def __init__(self, config: SeparatorConfig):
@@ -135,8 +159,7 @@ class MaskUNet(nn.Module):
         level: nn.Module = SqueezeExcite(widths[-1])
         for i in reversed(range(config.levels)):
             innermost = i == config.levels - 1
-            level = UNetLevel(widths[max(i - 1, 0)], widths[i], level, innermost,
-                              0.0 if innermost else config.dropout)
+            level = UNetLevel(widths[max(i - 1, 0)], widths[i], level, innermost, config.dropout)
         self.unet = level
         self.in_conv = nn.Sequential(
             nn.Conv2d(1, config.stem_width, 3, padding=1),
@@ -147,12 +170,13 @@ class MaskUNet(nn.Module):
             nn.Conv2d(2 * widths[0], widths[0], 3, padding=1), nn.BatchNorm2d(widths[0]), nn.GELU(),
             nn.Conv2d(widths[0], widths[0], 3, padding=1), nn.BatchNorm2d(widths[0]), nn.GELU(),
             nn.Conv2d(widths[0], config.num_sources, 1))
-        self.multiple = 2**config.levels
+        self.smallest = 2**config.levels
+        self.apply(release_init)
 
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
         x = self.in_conv(spectrogram)
         n_freq, n_frames = x.shape[-2:]
-        x = F.pad(x, (0, -n_frames % self.multiple, 0, -n_freq % self.multiple))
+        x = F.pad(x, (0, max(0, self.smallest - n_frames), 0, max(0, self.smallest - n_freq)))
         x = self.unet(x)[..., :n_freq, :n_frames]
         return torch.sigmoid(self.out_conv(x))
 

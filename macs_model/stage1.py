@@ -81,7 +81,8 @@ def train_separator(data: str, media: str | os.PathLike, out: str | os.PathLike,
     alignment = None
     if contrastive or ranking:
         encoder = open_encoder(clap, tokenizer, sep_config.sample_rate)
-        alignment = ClapAlignment(encoder, sep_config.num_sources, contrastive=contrastive, ranking=ranking)
+        alignment = ClapAlignment(encoder, sep_config.num_sources, contrastive=contrastive, ranking=ranking,
+                                  prompts=train_config.prompts)
     torch.manual_seed(train_config.seed)  # the separator's initial weights
     model = build_separator(sep_config)
     run_info = {

@@ -1,9 +1,8 @@
 """Stage 2 for users: train the generator on one fold of a benchmark, and generate that fold's images for scoring.
 
-The model path reads audio -> separator -> ranked CLAP embeddings -> audio tokens -> diffusion -> image. Stage 1
-is frozen, so each clip's ranked embeddings [M, 512] are computed once and cached as one safetensors file per
-clip under ``<run>/embeddings/<key>/``, where the key hashes the separator checkpoint and the CLAP that made
-them. ``no_separation`` is the paper's "without MSS" baseline: the mixture's CLAP embedding as a single token.
+The model path reads audio -> 8 s window -> separator -> CLAP embeddings -> audio tokens -> diffusion -> image;
+``conditioning`` computes and caches the embeddings of each (clip, window). Generation records the windows and
+refuses samples the adapter trained on; ``import_release_generator`` turns the authors' files into a run.
 
 Folds: with ``fold=K`` the samples of fold K are generated and the other folds train; without a fold, the
 manifest's ``train`` / ``test`` split column decides (Landscape).
@@ -11,7 +10,6 @@ manifest's ``train`` / ``test`` split column decides (Landscape).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -23,8 +21,10 @@ import torch
 from macs_bench.datasets.manifest import read_manifest
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, dumps_json
+from macs_model.conditioning import EMBEDDINGS, Conditioner, training_windows
 
-EMBEDDINGS = "embeddings"
+__all__ = ["EMBEDDINGS", "Conditioner", "fold_ids", "generate", "import_release_generator", "train_generator",
+           "training_windows"]
 
 
 def fold_ids(manifest: str | os.PathLike, fold: int | None) -> tuple[list[str], list[str]]:
@@ -43,97 +43,6 @@ def fold_ids(manifest: str | os.PathLike, fold: int | None) -> tuple[list[str], 
     return train, test
 
 
-class Conditioner:
-    """Ranked CLAP embeddings of audio clips from a frozen separator (or of the mixture alone), cached per clip."""
-
-    def __init__(self, separator: str | os.PathLike | None, *, clap: str | None = None,
-                 tokenizer: str | os.PathLike | None = None, no_separation: bool = False,
-                 device: str | torch.device | None = None, recorded_clap: dict[str, Any] | None = None):
-        from macs_model.stage1 import clap_identity, load_separator, separator_encoder
-
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.no_separation = no_separation
-        if separator is None and not no_separation:
-            raise MacsError("stage 2 needs --separator RUN (a stage-1 run) or --no-separation")
-        self.loaded = load_separator(separator) if separator is not None else None
-        self.sample_rate = self.loaded.config.sample_rate if self.loaded else 16000
-        self.encoder = separator_encoder(self.loaded, separator, clap, tokenizer,
-                                         recorded=recorded_clap).to(self.device)
-        if self.loaded is not None:
-            self.loaded.model.to(self.device)
-        self.num_tokens = 1 if no_separation else self.loaded.config.num_sources
-        self._embed_dim = int(self.encoder.embed_dim)
-        identity = {"separator": None if no_separation else self.loaded.sha256,
-                    "clap": clap_identity(self.encoder.provenance())}
-        self.key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-        self.provenance = {"no_separation": no_separation, "clap": self.encoder.provenance(),
-                           "separator": None if self.loaded is None else
-                           {"source": self.loaded.source, "sha256": self.loaded.sha256}}
-
-    def release(self) -> None:
-        """Free the separator and CLAP (stage 2 trains from the cached embeddings)."""
-        self.loaded = self.encoder = None
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
-    @property
-    def embed_dim(self) -> int:
-        return self._embed_dim
-
-    @torch.no_grad()
-    def embed(self, audio: torch.Tensor) -> torch.Tensor:
-        """[K, D] ranked embeddings of one clip [T] at the separator's rate."""
-        from macs_model.stage1 import ranked_sources
-
-        audio = audio.to(self.device)
-        if self.no_separation:
-            return self.encoder.embed_audio(audio[None]).cpu()
-        return ranked_sources(self.loaded.model, self.encoder, audio)[3]
-
-    def embed_file(self, path: Path) -> torch.Tensor:
-        from macs_model.data import load_audio
-
-        return self.embed(load_audio(path, self.sample_rate))
-
-    def clips(self, ids: Sequence[str], media: str | os.PathLike, cache: str | os.PathLike, *,
-              progress: bool = True) -> dict[str, torch.Tensor]:
-        """Embeddings of ``MEDIA/audio/<id>.wav`` for each id, read from or added to ``cache/<key>/<id>.safetensors``.
-
-        A cached entry is used only while the audio file's sha256 is the one it was made from; an unreadable or
-        stale entry is computed again.
-        """
-        from safetensors import SafetensorError, safe_open
-        from safetensors.torch import save
-
-        from macs_bench.io import sha256_file
-
-        from macs_model.data import audio_path
-        from macs_model.training import progress_bar
-
-        folder = Path(cache) / self.key
-        folder.mkdir(parents=True, exist_ok=True)
-        out = {}
-        with progress_bar(progress) as bar:
-            task = bar.add_task("audio embeddings", total=len(ids)) if bar is not None else None
-            for sid in ids:
-                file, audio = folder / f"{sid}.safetensors", audio_path(media, sid)
-                digest = sha256_file(audio)
-                try:
-                    with safe_open(str(file), framework="pt") as cached:
-                        if (cached.metadata() or {}).get("audio_sha256") == digest:
-                            out[sid] = cached.get_tensor("embeddings")
-                except (OSError, SafetensorError, KeyError):
-                    pass
-                if sid not in out:
-                    if self.encoder is None:
-                        raise MacsError(f"{file}: embedding missing from the cache and the encoders are released")
-                    out[sid] = self.embed_file(audio).contiguous()
-                    atomic_write_bytes(file, save({"embeddings": out[sid]}, metadata={"audio_sha256": digest}))
-                if bar is not None:
-                    bar.update(task, advance=1)
-        return out
-
-
 def _present(ids: Sequence[str], media: Path, need_frames: bool) -> tuple[list[str], int]:
     """The ids whose audio (and frame, with ``need_frames``) ``datasets fetch`` wrote, and how many lack it."""
     from macs_model.data import audio_path
@@ -148,7 +57,7 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
                     base: str | os.PathLike | None = None, preset: str = "paper", no_separation: bool = False,
                     decoupled: bool = True, prompt: str = "", clap: str | None = None,
                     tokenizer: str | os.PathLike | None = None, steps: int | None = None,
-                    resume: bool = True, progress: bool = True) -> dict[str, Any]:
+                    token_order: str | None = None, resume: bool = True, progress: bool = True) -> dict[str, Any]:
     """Train the audio adapter on the training samples of ``fold``; the run folder holds ``adapter/``.
 
     Under ``accelerate launch`` the main process computes the missing clip embeddings on its device while the
@@ -164,22 +73,28 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     if not ids:
         raise MacsError(f"{media}: none of the {len(train_ids)} training samples has both audio and a frame; "
                         f"run 'macs-bench datasets fetch {manifest} --root {media}'")
-    accelerator = make_accelerator(GeneratorConfig.preset(preset))
+    preset_config = GeneratorConfig.preset(preset, **({} if token_order is None else {"token_order": token_order}))
+    accelerator = make_accelerator(preset_config)
     conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer, no_separation=no_separation,
-                              device=accelerator.device)
+                              device=accelerator.device, window_seconds=preset_config.audio_seconds,
+                              token_order=preset_config.token_order)
     overrides: dict[str, Any] = {"decoupled": decoupled, "prompt": prompt, "num_tokens": conditioner.num_tokens,
-                                 "clap_dim": conditioner.embed_dim}
+                                 "clap_dim": conditioner.embed_dim, "token_order": preset_config.token_order}
     if steps is not None:
         overrides.update(steps=steps, epochs=None)
     config = GeneratorConfig.preset(preset, **overrides)
+    starts = training_windows(config, len(ids), conditioner.window, accelerator.num_processes)
     main = accelerator.is_main_process
-    embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, progress=progress) if main else None
+    embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, starts=starts, progress=progress) if main else None
     accelerator.wait_for_everyone()
-    if not main:
-        embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, progress=False)  # all cached by now
+    if not main:  # all cached by now
+        embeddings = conditioner.clips(ids, media, out / EMBEDDINGS, starts=starts, progress=False)
     run_info = {"manifest": str(manifest), "fold": fold, "media": str(media), "train_samples": len(ids),
                 "skipped_without_media": skipped, "conditioning": conditioner.provenance,
-                "embeddings_key": conditioner.key}
+                "embeddings_key": conditioner.key,
+                "audio_window": {"seconds": config.audio_seconds, "mode": "random", "seed": config.seed,
+                                 "windows_per_clip": None if starts is None else len(starts("", 0))},
+                "token_order": config.token_order}
     conditioner.release()
     items = [TrainItem(sid, media / "frames" / f"{sid}.jpg", embeddings[sid]) for sid in ids]
     components = load_components(config, base)
@@ -188,41 +103,57 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     return {**summary, "train_samples": len(ids), "skipped_without_media": skipped}
 
 
-def _run_info(adapter_run: Path) -> dict[str, Any]:
+def _run_info(adapter_run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run_info, generator_config) of a generator run folder (or of the run above a checkpoint)."""
     for candidate in (adapter_run / "config.json", adapter_run.parent / "config.json"):
         try:
-            info = json.loads(candidate.read_text(encoding="utf-8"))["run_info"]
+            saved = json.loads(candidate.read_text(encoding="utf-8"))
+            info, config = saved["run_info"], saved["generator_config"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if isinstance(info, dict) and "conditioning" in info:
-            return info
+        if isinstance(info, dict) and "conditioning" in info and isinstance(config, dict):
+            return info, config
     raise MacsError(f"{adapter_run}: not a 'macs-model train generator' run folder (no config.json with run_info)")
 
 
-def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str | os.PathLike,
+def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None, adapter: str | os.PathLike,
              out: str | os.PathLike, *, fold: int | None = None, base: str | os.PathLike | None = None,
              top_k: int | None = None, batch_size: int = 4, seed: int = 0, clap: str | None = None,
              tokenizer: str | os.PathLike | None = None, overwrite: bool = False,
              interpolate: tuple[str | os.PathLike, str | os.PathLike] | None = None,
              alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), device: str | None = None,
-             allow_partial: bool = False, progress: bool = True) -> dict[str, Any]:
+             allow_partial: bool = False, token_order: str | None = None, progress: bool = True
+             ) -> dict[str, Any]:
     """Write ``<sample_id>.png`` for the test samples of ``fold`` (ready for ``macs-bench score``), or, with
     ``interpolate=(A, B)``, one image per alpha of (1 - alpha) E_A + alpha E_B (paper Fig. 5).
 
+    ``manifest``, ``media`` and ``fold`` default to the adapter run's (its held-out fold, or its test split); a
+    fold or split whose samples the adapter trained on is refused. Each clip is heard in its centred window.
     Each call records what made its images in ``generation-fold<K>.json`` (``generation-test.json`` without a
     fold; ``interpolation.json``). Existing images are kept only when that record names the same adapter (by
     hash), seed, top-k and settings; otherwise the call is refused unless ``overwrite``.
     """
-    from macs_model.generator import generate_images, load_trained
+    from macs_model.generator import GeneratorConfig, generate_images, load_trained
     from macs_model.training import run_versions
 
-    adapter, out, media = Path(adapter), Path(out), Path(media)
-    info = _run_info(adapter)
+    adapter, out = Path(adapter), Path(out)
+    info, saved_config = _run_info(adapter)
+    if interpolate is None:
+        manifest, media, fold = _data_of_run(adapter, info, manifest, media, fold)
+    media = Path(media) if media is not None else None
+    try:
+        gen_config = GeneratorConfig.from_dict(saved_config)
+    except MacsError as exc:
+        raise MacsError(f"{adapter}: {exc} in its config.json (made by an older macs: retrain or re-import it)"
+                        ) from None
+    if token_order is not None:  # a deliberate departure from the order the adapter trained on, recorded
+        gen_config = gen_config.replace(token_order=token_order)
     conditioning = info["conditioning"]
     separator = None if conditioning["no_separation"] else conditioning["separator"]["source"]
     conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer,
                               no_separation=conditioning["no_separation"], device=device,
-                              recorded_clap=conditioning.get("clap"))
+                              recorded_clap=conditioning.get("clap"), window_seconds=gen_config.audio_seconds,
+                              token_order=gen_config.token_order)
     if info.get("embeddings_key") is not None and conditioner.key != info["embeddings_key"]:
         raise MacsError(f"{adapter}: the separator or CLAP available now differ from the ones the adapter was "
                         "trained with (see its config.json); pass the same --clap")
@@ -243,10 +174,12 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
         atomic_write_bytes(out / "interpolation.json", dumps_json(record).encode())
         return record
     _, test_ids = fold_ids(manifest, fold)
+    check_no_leak(adapter, info, manifest, fold, test_ids)
     ids, skipped = _present(test_ids, media, need_frames=False)
     if not ids:
         raise MacsError(f"{media}: none of the {len(test_ids)} test samples has audio")
-    identity = _generation_identity(components, config, top_k, seed, {"manifest": str(manifest), "fold": fold})
+    identity = _generation_identity(components, config, top_k, seed, {"manifest": str(manifest), "fold": fold,
+                                                                      "token_order": gen_config.token_order})
     record_file = out / (f"generation-fold{fold}.json" if fold is not None else "generation-test.json")
     _check_record(record_file, identity, overwrite)
     embeddings = conditioner.clips(ids, media, adapter / EMBEDDINGS, progress=progress)
@@ -254,9 +187,47 @@ def generate(manifest: str | os.PathLike, media: str | os.PathLike, adapter: str
                               top_k=top_k, batch_size=batch_size, seed=seed, device=device, overwrite=overwrite,
                               progress=progress)
     record = {**identity, "adapter_run": str(adapter), "samples": len(ids), "skipped_without_audio": skipped,
-              "written_now": len(written), "conditioning": conditioning, "versions": run_versions()}
+              "written_now": len(written), "conditioning": conditioning, "versions": run_versions(),
+              "audio_window": {"seconds": gen_config.audio_seconds, "mode": "centre",
+                               "starts": {sid: conditioner.windows.get(sid, [None])[0] for sid in ids}},
+              "token_order": gen_config.token_order,
+              "adapter_training": {k: info.get(k) for k in ("manifest", "fold", "imported")}}
     atomic_write_bytes(record_file, dumps_json(record).encode())
     return record
+
+
+def _data_of_run(adapter: Path, info: dict[str, Any], manifest, media, fold):
+    """(manifest, media, fold) for generate: what was given, else what the adapter run recorded."""
+    manifest = manifest if manifest is not None else info.get("manifest")
+    media = media if media is not None else info.get("media")
+    if manifest is None or media is None:
+        raise MacsError(f"{adapter}: the run records no manifest / media (an imported release run); "
+                        "pass --manifest and --media")
+    if fold is None and info.get("manifest") is not None:
+        fold = info.get("fold")
+    return manifest, media, fold
+
+
+def check_no_leak(adapter: Path, info: dict[str, Any], manifest, fold: int | None, test_ids: Sequence[str]) -> None:
+    """Refuse to generate samples the adapter trained on (by sample id, so another build of the same benchmark
+    is caught too). Imported release runs record no training data and pass."""
+    if info.get("manifest") is None:
+        return
+    trained_fold = info.get("fold")
+    where = f"fold {fold}" if fold is not None else "the test split"
+    trained = (f"every fold but {trained_fold}" if trained_fold is not None else "the train split")
+    try:
+        train_ids = set(fold_ids(info["manifest"], trained_fold)[0])
+    except MacsError:  # the training manifest is gone: judge by the fold alone
+        if fold != trained_fold:
+            raise MacsError(f"{adapter}: trained on {trained} of {info['manifest']}; refusing to generate {where} "
+                            f"of {manifest}; use fold {trained_fold} or an adapter that held it out") from None
+        return
+    overlap = sorted(train_ids.intersection(test_ids))
+    if overlap:
+        raise MacsError(f"{adapter}: trained on {trained} of {info['manifest']}, which holds {len(overlap)} of the "
+                        f"{len(test_ids)} samples of {where} of {manifest} (e.g. {overlap[0]}); generate its "
+                        "held-out samples or use an adapter that held these out")
 
 
 def _generation_identity(components, config, top_k, seed, extra: dict[str, Any]) -> dict[str, Any]:
@@ -274,7 +245,8 @@ def _check_record(path: Path, identity: dict[str, Any], overwrite: bool) -> None
         previous = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    keys = ("adapter_sha256", "generator_config", "top_k", "seed", "manifest", "fold", "interpolate", "alphas")
+    keys = ("adapter_sha256", "generator_config", "top_k", "seed", "manifest", "fold", "interpolate", "alphas",
+            "token_order")
     differ = [k for k in keys if k in identity and json.loads(dumps_json(identity[k])) != previous.get(k)]
     if differ:
         raise MacsError(f"{path.parent}: holds images made with another {', '.join(differ)} ({path.name}); "
@@ -282,18 +254,22 @@ def _check_record(path: Path, identity: dict[str, Any], overwrite: bool) -> None
 
 
 def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, separator: str | os.PathLike,
-                             out: str | os.PathLike, *, base: str | os.PathLike | None = None) -> Path:
+                             out: str | os.PathLike, *, base: str | os.PathLike | None = None,
+                             preset: str = "paper") -> Path:
     """Turn the authors' ``<dataset>_mlp.pt`` + ``<dataset>_unet.pt`` into a run folder ``generate`` takes.
 
-    Only the tokens and the audio k/v are kept (the rest of the 3.4 GB UNet is SD v1.4's frozen weights); the run
-    records ``separator`` (the authors' ``separator_FSD50K_full.pt``, whose CLAP makes the embeddings) and the
-    ``paper`` generator settings. Files are read with ``torch.load(weights_only=True, mmap=True)``.
+    Only the tokens and the audio k/v are kept. The rest of the 3.4 GB UNet must be SD v1.4's frozen weights:
+    every key is checked against the base (``release_unet``: a key that maps nowhere, a missing base weight or a
+    sampled tensor that differs is refused). The run records ``separator`` (the authors'
+    ``separator_FSD50K_full.pt``, whose CLAP makes the embeddings) and the ``preset``'s generator settings
+    (``tiny``: the tiny random SD, for tests). Files are read with ``torch.load(weights_only=True, mmap=True)``.
     """
     from safetensors.torch import save
 
     from macs_bench.io import atomic_write_text, sha256_file
     from macs_model.adapter import ADAPTER_CONFIG, ADAPTER_FILE, release_adapter_state
     from macs_model.generator import GeneratorConfig
+    from macs_model.release_unet import base_unet_state, release_kv
 
     states = []
     for path in (Path(mlp), Path(unet)):
@@ -308,14 +284,20 @@ def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, se
     out = Path(out)
     if (out / "config.json").exists() or (out / "adapter").exists():
         raise MacsError(f"{out}: already holds a generator run; import into a new folder")
-    state = release_adapter_state(states[0], states[1], f"{mlp} + {unet}")
     if not Path(separator).is_file():
         raise MacsError(f"{separator}: release separator checkpoint not found")
+    preset_config = GeneratorConfig.preset(preset)
+    base_state, base_name = base_unet_state(base, tiny_seed=preset_config.seed if preset_config.base == "tiny"
+                                            else None)
+    kv, checked = release_kv(states[1], base_state, base_name, str(unet))
+    state = release_adapter_state(states[0], kv, f"{mlp} + {unet}")
     num_tokens, clap_dim = (int(d) for d in state["encoder_hid_proj.image_projection_layers.0.pe"].shape)
-    config = GeneratorConfig.preset("paper", num_tokens=num_tokens, clap_dim=clap_dim)
+    config = GeneratorConfig.preset(preset, num_tokens=num_tokens, clap_dim=clap_dim)
     folder = out / "adapter"
-    source = {"release_mlp": str(mlp), "release_unet": str(unet), "release_mlp_sha256": sha256_file(mlp)}
-    base_info = {"base": str(base)} if base is not None else {"weights": "stable-diffusion-v1-4"}
+    source = {"release_mlp": str(mlp), "release_unet": str(unet), "release_mlp_sha256": sha256_file(mlp),
+              "base_check": {"base": base_name, **checked}}
+    base_info = ({"base": str(base)} if base is not None else {"weights": "stable-diffusion-v1-4"}
+                 if config.base == "sd" else {"base": "tiny", "seed": config.seed})
     atomic_write_bytes(folder / ADAPTER_FILE, save({k: v.contiguous() for k, v in state.items()},
                                                    metadata={"decoupled": "True"}))
     atomic_write_text(folder / ADAPTER_CONFIG, dumps_json({

@@ -1,9 +1,12 @@
-"""Audio tokens for stage 2 (paper §3.3): M ranked CLAP embeddings -> M tokens in Stable Diffusion's text width.
+"""Audio tokens for stage 2 (paper §3.3): M CLAP embeddings of the separated sources -> M tokens in Stable
+Diffusion's text width.
 
-E' = MLP(E + E_pos): a learnable per-slot positional embedding (init N(0, 0.05)) added to the separated sources'
-CLAP embeddings, then LayerNorm -> Linear 512->2048 -> GELU -> Dropout(0.5) -> Linear 2048->768 -> LayerNorm.
-Parameter names are the release's ``<dataset>_mlp.pt`` keys (``pe``, ``adapter.{0,1,4,5}``), so its files load
-as they are. Fewer than M slots (``--top-k``) use the first positional rows.
+E' = MLP(E + E_pos): a learnable per-slot positional embedding (init N(0, 0.05)) added to the sources' CLAP
+embeddings (in separator slot order, as the release feeds them, unless the generator config re-sorts them), then
+LayerNorm -> Linear 512->2048 -> GELU -> Dropout(0.5) -> Linear 2048->768 -> LayerNorm; the linear layers are
+Xavier-normal with zero biases, as the release initialises them. Parameter names are the release's
+``<dataset>_mlp.pt`` keys (``pe``, ``adapter.{0,1,4,5}``), so its files load as they are. Fewer than M slots
+(``--top-k``) use the first positional rows.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from torch import nn
 
 
 class AudioTokens(nn.Module):
-    """[B, K <= M, clap_dim] ranked audio embeddings -> [B, K, token_dim] tokens."""
+    """[B, K <= M, clap_dim] audio embeddings (token order) -> [B, K, token_dim] tokens."""
 
     def __init__(self, num_tokens: int = 6, clap_dim: int = 512, hidden: int = 2048, token_dim: int = 768,
                  dropout: float = 0.5, pos_std: float = 0.05):
@@ -22,6 +25,9 @@ class AudioTokens(nn.Module):
         self.pe = nn.Parameter(torch.randn(num_tokens, clap_dim) * pos_std)
         self.adapter = nn.Sequential(nn.LayerNorm(clap_dim), nn.Linear(clap_dim, hidden), nn.GELU(),
                                      nn.Dropout(dropout), nn.Linear(hidden, token_dim), nn.LayerNorm(token_dim))
+        for layer in (self.adapter[1], self.adapter[4]):  # the release's init_parameters
+            nn.init.xavier_normal_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         if embeddings.dim() != 3 or embeddings.shape[-1] != self.clap_dim or embeddings.shape[1] > self.num_tokens:

@@ -65,8 +65,23 @@ class TrainConfig(NamedConfig):
 
     Length: ``steps`` optimiser steps if set, else ``epochs`` passes over the data. One optimiser step consumes
     ``grad_accum`` micro-batches of ``batch_size`` clips per process; an epoch is the number of whole optimiser
-    steps the dataset fills (the remainder of a shuffled epoch is dropped). The schedule is a linear warm-up over
-    ``warmup_steps`` (or ``warmup_ratio`` of all steps) then a cosine decay to ``min_lr_ratio * lr``.
+    steps the dataset fills (the remainder of a shuffled epoch is dropped). ``lr_schedule`` "cosine": a linear
+    warm-up over ``warmup_steps`` (or ``warmup_ratio`` of all steps) then a cosine decay to ``min_lr_ratio * lr``;
+    "release": :func:`release_lr`, what the release's ``train_mixit.py`` runs.
+    ``mixed_precision``: accelerate's, on GPU only (CPU runs stay fp32).
+
+    Derived from the release's ``train_mixit.py`` / ``train_mixit.sh`` (the ``paper`` preset): AdamW at torch's
+    defaults (betas 0.9 / 0.999, eps 1e-8, weight decay 1e-2), lr 1e-3, batch 8 x accumulation 2, 10 epochs,
+    fp16 (its ``--mixed_precision`` default), no gradient clipping, and ``get_scheduler("cosine",
+    num_warmup_steps=(T // 10) * 2, num_training_steps=T * 2)`` with T = 10 * ceil(batches / 2) optimiser steps,
+    which accelerate steps once per optimiser step on one process: a linear warm-up over the first 20 % of the
+    run, then the first 44 % of a cosine, ending at 0.587 lr. The loss ramps from reconstruction to alignment
+    over the epochs (a = epoch / (epochs - 1)). The paper's own choices where the release differs only in
+    training stay: the 62 bipartitions of MixIT (the release's table has 63 rows, one of them all-in-one), a
+    Spearman ranking loss per row and a clamped temperature (``losses``). ``prompts`` "release": up to 5
+    lowercased labels per clip, both clips' 10 prompts soft-assigned onto the 6 sources; "interleaved": 6
+    prompts from both clips' labels (``alignment``). The labels themselves are the manifest's (the FSD50K
+    builder drops ontology ancestors; the release drops a fixed list of coarse categories).
     Loss: ``lambda_ L_rec + mu L_CL + gamma L_rank``; with ``ramp`` and an alignment loss the release's epoch ramp
     replaces the three weights (reconstruction ``lambda_ (1 - a)``, alignment ``mu a`` and ``gamma a``,
     a = epoch / (epochs - 1)). Without an alignment loss the objective is ``lambda_ L_rec`` throughout.
@@ -83,7 +98,10 @@ class TrainConfig(NamedConfig):
     warmup_steps: int | None = None
     warmup_ratio: float = 0.0
     min_lr_ratio: float = 0.0
+    lr_schedule: str = "release"
     max_grad_norm: float | None = None
+    mixed_precision: str = "fp16"
+    prompts: str = "release"
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 10
@@ -118,6 +136,12 @@ class TrainConfig(NamedConfig):
             if not self.max_grad_norm > 0:
                 raise MacsError(f"train config: max_grad_norm must be positive or None, got {self.max_grad_norm}")
             object.__setattr__(self, "max_grad_norm", float(self.max_grad_norm))
+        if self.lr_schedule not in ("release", "cosine"):
+            raise MacsError(f"train config: lr_schedule must be release or cosine, got {self.lr_schedule!r}")
+        if self.prompts not in ("release", "interleaved"):
+            raise MacsError(f"train config: prompts must be release or interleaved, got {self.prompts!r}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise MacsError(f"train config: mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if not isinstance(self.ramp, bool):
             raise MacsError(f"train config: ramp must be true or false, got {self.ramp!r}")
 
@@ -145,13 +169,14 @@ class TrainConfig(NamedConfig):
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    # Release: AdamW (0.9, 0.999), wd 1e-2, lr 1e-3, batch 8 x accum 2, 10 epochs, cosine, reconstruction ->
-    # alignment ramp over the epochs.
+    # Release: AdamW (0.9, 0.999), wd 1e-2, lr 1e-3, batch 8 x accum 2, 10 epochs, fp16, its stretched warm-up +
+    # cosine, reconstruction -> alignment ramp over the epochs.
     "paper": TrainConfig(),
     # CPU-sized: no accumulation, short warm-up, a few hundred steps at most; the loss ramp is off (a short run has
     # no epochs worth ramping over).
     "tiny": TrainConfig(steps=150, epochs=None, batch_size=8, grad_accum=1, lr=3e-3, warmup_steps=10,
-                        min_lr_ratio=0.1, checkpoint_every=50, log_every=10, ramp=False),
+                        min_lr_ratio=0.1, checkpoint_every=50, log_every=10, ramp=False, lr_schedule="cosine",
+                        mixed_precision="no", prompts="interleaved"),
 }
 
 
@@ -162,6 +187,21 @@ def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> 
     progress = (step - warmup) / max(1, total - warmup)
     progress = min(max(progress, 0.0), 1.0)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def release_lr(step: int, total: int, accum: int) -> float:
+    """LR multiplier at optimiser step ``step`` of the release's schedule, as it runs on one process.
+
+    ``train.py`` / ``train_mixit.py`` build ``diffusers.get_scheduler("cosine", num_warmup_steps=(T // 10) * A,
+    num_training_steps=T * A)`` with T optimiser steps and A accumulation steps, and accelerate steps the scheduler
+    once per optimiser step. Linear warm-up from 0 over (T // 10) * A steps, then the start of a cosine over
+    T * A steps, of which the run covers T.
+    """
+    warmup, span = (total // 10) * accum, total * accum
+    if step < warmup:
+        return step / max(1, warmup)
+    progress = (step - warmup) / max(1, span - warmup)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def make_mixture_of_mixtures(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -424,7 +464,9 @@ def train(
     if not isinstance(config, TrainConfig):
         raise MacsError(f"train: config must be a TrainConfig, got {type(config).__name__}")
     sep_config = _separator_config(model)
-    accelerator = accelerator if accelerator is not None else Accelerator(cpu=cpu)
+    gpu = torch.cuda.is_available() and not cpu
+    accelerator = accelerator if accelerator is not None else Accelerator(
+        cpu=cpu, mixed_precision=config.mixed_precision if gpu else "no")
     out_dir = Path(out_dir)
     nproc, rank = accelerator.num_processes, accelerator.process_index
     num_clips = len(dataset)
@@ -437,8 +479,11 @@ def train(
     parameters = [p for p in model.parameters() if p.requires_grad] + list(extra_parameters)
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, betas=config.betas, eps=config.eps,
                                   weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: cosine_with_warmup(s, total, warmup, config.min_lr_ratio))
+    if config.lr_schedule == "release":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: release_lr(s, total, config.grad_accum))
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: cosine_with_warmup(s, total, warmup, config.min_lr_ratio))
 
     step = 0
     checkpoint = latest_checkpoint(out_dir) if resume else None

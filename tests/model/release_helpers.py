@@ -37,3 +37,43 @@ def release_state_dict(seed: int = 2) -> dict[str, torch.Tensor]:
         else:
             state[key] = torch.rand(shape, generator=gen) + 0.5
     return state
+
+
+def write_tiny_release(folder: Path, name: str = "LLP", seed: int = 3) -> Path:
+    """Release-shaped miniatures in ``folder``: ``separator_FSD50K_full.pt`` (the release's key layout at the tiny
+    separator preset, its STFT windows and resampling kernel, a stand-in CLAP under both prefixes),
+    ``<name>_mlp.pt`` (the release MLP's keys, TinyClap width 32 in, the tiny SD's width 32 out) and
+    ``<name>_unet.pt`` (the whole tiny random SD UNet, as the tiny preset builds it, plus the audio k/v of each
+    attn2 layer)."""
+    import math
+
+    import torchaudio
+
+    from macs_model.config import SeparatorConfig
+    from macs_model.generator import GeneratorConfig, tiny_components
+    from macs_model.separator import StftMaskSeparator
+    from macs_model.tokens import AudioTokens
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    config = SeparatorConfig.preset("tiny")
+    separator = {"model.unet." + k: v for k, v in StftMaskSeparator(config).unet.state_dict().items()}
+    separator.update({"unperm": torch.zeros(63, 2, 6), "model.tau2": torch.tensor(math.log(1 / 0.07)),
+                      "model.stft.window": torch.hann_window(config.n_fft),
+                      "model.istft.window": torch.hann_window(config.n_fft),
+                      "model.resample.kernel": torchaudio.transforms.Resample(16000, 48000).kernel.clone()})
+    for prefix in ("clap.model.", "model.clap.model."):
+        separator[prefix + "audio_projection.0.weight"] = torch.ones(2, 2)
+    torch.save(separator, folder / "separator_FSD50K_full.pt")
+    mlp = AudioTokens(6, 32, token_dim=32)
+    with torch.no_grad():
+        mlp.pe.normal_(0, 0.5)
+    torch.save(mlp.state_dict(), folder / f"{name}_mlp.pt")
+    unet = tiny_components(GeneratorConfig.preset("tiny").seed).unet.state_dict()
+    gen = torch.Generator().manual_seed(seed)
+    for key in [k for k in unet if k.endswith("attn2.to_k.weight")]:
+        layer = key[: -len(".to_k.weight")]
+        for kind in ("to_k_ip", "to_v_ip"):
+            unet[f"{layer}.processor.{kind}.weight"] = 0.2 * torch.randn(unet[key].shape, generator=gen)
+    torch.save(unet, folder / f"{name}_unet.pt")
+    return folder

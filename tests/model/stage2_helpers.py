@@ -40,9 +40,11 @@ def clip_audio(i: int, rng: np.random.Generator) -> np.ndarray:
     return (tone + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-def write_toy(root: Path, clips: int = 15, folds: int = 5) -> tuple[Path, Path, list[str]]:
-    """``root/manifest`` (``clips`` samples with audio + frame, fold ``i % folds``, plus ``absent`` in fold 0 with
-    no media at all) and ``root/media``. Returns (manifest folder, media folder, the ids with media)."""
+def write_toy(root: Path, clips: int = 15, folds: int = 5, *, name: str = "toy", absent: bool = True
+              ) -> tuple[Path, Path, list[str]]:
+    """``root/manifest`` (dataset ``name``: ``clips`` samples with audio + frame, fold ``i % folds``, plus, with
+    ``absent``, ``absent`` in fold 0 with no media at all) and ``root/media``. Returns (manifest folder, media
+    folder, the ids with media)."""
     import soundfile as sf
 
     from macs_bench.datasets import Manifest, Sample
@@ -57,8 +59,9 @@ def write_toy(root: Path, clips: int = 15, folds: int = 5) -> tuple[Path, Path, 
         write_frame(media / "frames" / f"{sid}.jpg", seed=100 + i)
         samples.append(Sample(sid, ("Tone",), "", fold=i % folds))
         ids.append(sid)
-    samples.append(Sample("absent", ("Tone",), "", fold=0))
-    Manifest("toy", samples).write(root / "manifest")
+    if absent:
+        samples.append(Sample("absent", ("Tone",), "", fold=0))
+    Manifest(name, samples).write(root / "manifest")
     return root / "manifest", media, ids
 
 

@@ -377,3 +377,51 @@ def test_generated_images_are_not_constant_across_embeddings(loaded, tmp_path):
     _generate(loaded, [("z", embeddings(41))], tmp_path / "two")
     assert max_diff(tmp_path / "one" / "z.png", tmp_path / "two" / "z.png") > 0
     assert np.isfinite(png(tmp_path / "one" / "z.png")).all()
+
+
+def test_release_recipe_trains_on_bucketed_views_and_windowed_embeddings(tmp_path, monkeypatch):
+    """The paper's recipe at the tiny size: aspect-ratio buckets (one bucket per batch, flips), one embedding window
+    per epoch, the release schedule, per-batch CFG drop, clipping by value."""
+    import macs_model.generator as generator
+    from macs_model.training import release_lr
+
+    sizes = [(40, 40), (40, 72), (72, 40), (40, 64), (44, 40), (40, 80)]
+    items = [TrainItem(f"w{i}", write_frame(tmp_path / f"w{i}.jpg", seed=i, size=size),
+                       torch.stack([embeddings(10 * i + e) for e in range(3)])) for i, size in enumerate(sizes)]
+    config = GeneratorConfig.preset("tiny", clap_dim=CLAP_DIM, steps=6, image_mode="buckets",
+                                    lr_schedule="release", cfg_drop="batch", grad_clip_mode="value", grad_accum=1,
+                                    log_every=1)
+    views, windows = [], []
+    real_load, real_pick = generator.load_variant, generator.epoch_embeddings
+    monkeypatch.setattr(generator, "load_variant", lambda path, h, w, flip: views.append((h, w, flip))
+                        or real_load(path, h, w, flip))
+    monkeypatch.setattr(generator, "epoch_embeddings", lambda e, epoch: windows.append(epoch) or real_pick(e, epoch))
+    summary = train_adapter(tiny_components(0), items, config, tmp_path / "run", progress=False)
+    assert summary["step"] == 6 and len(views) == 12
+    for i in range(0, 12, 2):
+        assert views[i][:2] == views[i + 1][:2], "a batch mixed two buckets"
+    assert {v[:2] for v in views} <= set(generator.bucket_sizes(32)) and len({v[:2] for v in views}) > 1
+    assert windows == [0] * 6 + [1] * 6  # 3 steps per epoch: epoch e reads window e
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["lr"] for m in logged] == pytest.approx([config.lr * release_lr(s, 6, 1) for s in range(6)])
+
+
+@pytest.mark.parametrize("cfg_drop", ["batch", "clip"])
+def test_cfg_drop_per_batch_as_the_release_or_per_clip(items, tmp_path, cfg_drop):
+    """The release zeroes the audio of a whole micro-batch (``random.random() <= 0.1`` per forward call)."""
+    components = tiny_components(0)
+    seen = []
+
+    def capture(module, args, kwargs):
+        seen.append((kwargs["added_cond_kwargs"]["image_embeds"][0][:, 0].flatten(1) == 0).all(dim=1))
+
+    handle = components.unet.register_forward_pre_hook(capture, with_kwargs=True)
+    try:
+        train_adapter(components, items, CONFIG.replace(steps=16, cfg_dropout=0.5, cfg_drop=cfg_drop), tmp_path,
+                      progress=False)
+    finally:
+        handle.remove()
+    zeroed = torch.stack(seen)  # [steps, batch]
+    mixed = (zeroed.any(dim=1) & ~zeroed.all(dim=1)).any()
+    assert zeroed.any() and not zeroed.all()
+    assert bool(mixed) == (cfg_drop == "clip")

@@ -92,36 +92,82 @@ def test_split_column_decides_without_a_fold(tmp_path):
 
 # --- the conditioner and its cache ---------------------------------------------------------------------------------
 
-def test_conditioner_ranks_sources_and_caches_each_clip(toy, separator, tmp_path, monkeypatch):
+def _slot_embeddings(conditioner, audio):
+    """TinyClap embeddings of the separated sources in slot order, and their similarity to ``audio``."""
+    clap = TinyClap(input_rate=SR)
+    with torch.no_grad():
+        expected = clap.embed_audio(conditioner.loaded.model(audio[None])[0])
+    return expected, expected @ clap.embed_audio(audio[None])[0]
+
+
+def test_conditioner_keeps_slot_order_and_caches_each_clip(toy, separator, tmp_path, monkeypatch):
     conditioner = Conditioner(separator, device="cpu")  # the run recorded TinyClap: no --clap needed
     assert conditioner.num_tokens == M and conditioner.embed_dim == D
     assert conditioner.provenance["clap"] == TinyClap().provenance()
     assert conditioner.provenance["separator"]["source"] == str(separator / "checkpoint-3")
     ids = toy.ids[:3]
-    real, calls = conditioner.embed_file, []
-    monkeypatch.setattr(conditioner, "embed_file", lambda path: calls.append(path) or real(path))
+    real, calls = conditioner.embed_slots, []
+    monkeypatch.setattr(conditioner, "embed_slots", lambda audio: calls.append(audio) or real(audio))
     first = conditioner.clips(ids, toy.media, tmp_path, progress=False)
-    assert calls == [toy.media / "audio" / f"{sid}.wav" for sid in ids]
+    assert len(calls) == 3
     assert sorted(p.name for p in (tmp_path / conditioner.key).iterdir()) == [f"{sid}.safetensors" for sid in ids]
 
-    def no_more(path):
-        raise AssertionError(f"embedded {path} again instead of reading the cache")
+    def no_more(audio):
+        raise AssertionError("embedded a clip again instead of reading the cache")
 
-    monkeypatch.setattr(conditioner, "embed_file", no_more)
+    monkeypatch.setattr(conditioner, "embed_slots", no_more)
     second = conditioner.clips(ids, toy.media, tmp_path, progress=False)
     assert list(second) == ids and all(torch.equal(first[s], second[s]) for s in ids)
-    # the rows: TinyClap embeddings of the separated sources, most similar to the mixture first
-    clap = TinyClap(input_rate=SR)
-    audio = load_audio(toy.media / "audio" / f"{ids[0]}.wav", SR)
-    with torch.no_grad():
-        sources = conditioner.loaded.model(audio[None])[0]
-        expected = clap.embed_audio(sources)
-        similarity = expected @ clap.embed_audio(audio[None])[0]
-    ranked = first[ids[0]]
-    assert ranked.shape == (M, D)
+    # the rows: TinyClap embeddings of the separated sources, in the separator's slot order (the release's)
+    expected, similarity = _slot_embeddings(conditioner, load_audio(toy.media / "audio" / f"{ids[0]}.wav", SR))
+    assert first[ids[0]].shape == (M, D)
+    torch.testing.assert_close(first[ids[0]], expected, atol=1e-5, rtol=1e-5)
+    # re-sorting is an option: most similar to the mixture first, from the same cache entries
+    resorted = Conditioner(separator, device="cpu", token_order="similarity")
+    monkeypatch.setattr(resorted, "embed_slots", no_more)
+    ranked = resorted.clips(ids, toy.media, tmp_path, progress=False)[ids[0]]
     order = torch.argsort(similarity, descending=True, stable=True)
+    assert order.tolist() != list(range(M)), "the toy clip's slots happen to be sorted already"
     torch.testing.assert_close(ranked, expected[order], atol=1e-5, rtol=1e-5)
-    assert torch.all(similarity[order][:-1] >= similarity[order][1:]) and len(set(order.tolist())) == M
+
+
+def test_windows_are_cut_seeded_in_training_and_centred_at_generation(toy, separator, tmp_path):
+    from macs_model.audio_window import window_start
+    from macs_model.stage2 import training_windows
+
+    conditioner = Conditioner(separator, device="cpu", window_seconds=1.5)
+    window, sid = round(1.5 * SR), toy.ids[0]
+    audio = load_audio(toy.media / "audio" / f"{sid}.wav", SR)
+    config = GeneratorConfig.preset("tiny", steps=6, audio_seconds=1.5)
+    starts = training_windows(config, 4, conditioner.window)
+    drawn = starts(sid, audio.shape[-1])
+    assert len(drawn) == 3  # 6 steps of 2 clips over 4 clips: 3 epochs, a window each
+    assert drawn == starts(sid, audio.shape[-1]), "the windows must follow the run's seed, not the process"
+    assert all(0 <= s <= audio.shape[-1] - window - 1 for s in drawn) and len(set(drawn)) > 1
+    other_seed = training_windows(config.replace(seed=1), 4, conditioner.window)(sid, audio.shape[-1])
+    assert other_seed != drawn
+    got = conditioner.clips([sid], toy.media, tmp_path, starts=starts, progress=False)[sid]
+    assert got.shape == (3, M, D) and conditioner.windows[sid] == drawn
+    for row, start in zip(got, drawn):
+        expected, _ = _slot_embeddings(conditioner, audio[start:start + window])
+        torch.testing.assert_close(row, expected, atol=1e-5, rtol=1e-5)
+    centre = conditioner.clips([sid], toy.media, tmp_path, progress=False)[sid]
+    middle = (audio.shape[-1] - window) // 2
+    assert conditioner.windows[sid] == [middle] == [window_start(audio.shape[-1], window, "centre")]
+    torch.testing.assert_close(centre, _slot_embeddings(conditioner, audio[middle:middle + window])[0],
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_short_clips_are_reflect_padded_as_the_release_pads():
+    import numpy as np
+
+    from macs_model.audio_window import cut_window, window_start
+
+    clip = torch.arange(5, dtype=torch.float32)
+    assert window_start(5, 8, "random", seed=3, sample_id="x") == 0
+    assert cut_window(clip, 8, 0).tolist() == np.pad(clip.numpy(), (0, 3), mode="reflect").tolist()
+    assert cut_window(clip, 8, 0).tolist() == [0, 1, 2, 3, 4, 3, 2, 1]
+    assert cut_window(torch.arange(20.0), 8, 5).tolist() == list(range(5, 13))
 
 
 def test_no_separation_is_the_mixture_as_one_token(toy, tmp_path):
@@ -160,7 +206,8 @@ def test_fold_0_gets_one_png_per_sample_with_audio(stage2, toy, separator):
     assert record["adapter"] == str(stage2.run / "adapter") and len(record["adapter_sha256"]) == 64
     assert record["versions"]["macs"]
     assert record["samples"] == 3 and record["skipped_without_audio"] == 1 and record["written_now"] == 3
-    assert record["conditioning"] == info["conditioning"]
+    assert record["conditioning"] == info["conditioning"] and record["token_order"] == "slot"
+    assert record["adapter_training"] == {"manifest": str(toy.manifest), "fold": 0, "imported": None}
     assert record["conditioning"]["no_separation"] is False
     assert record["conditioning"]["separator"]["source"] == str(separator / "checkpoint-3")
     config = GeneratorConfig.from_dict(record["generator_config"])
@@ -213,6 +260,28 @@ def test_top_k_is_checked_and_recorded(stage2, toy, tmp_path):
     assert record["top_k"] == 2 and record["written_now"] == 3
     differs = [max_diff(stage2.pred / f"{s}.png", tmp_path / "top2" / f"{s}.png") for s in FOLD0]
     assert max(differs) > 0
+
+
+def test_token_order_reaches_the_images(stage2, toy, tmp_path):
+    """Slot order (the default, the release's) and re-sorted order feed the same adapter other E_pos rows."""
+    assert stage2.record["token_order"] == "slot"
+    record = generate(toy.manifest, toy.media, stage2.run, tmp_path / "sorted", fold=0, token_order="similarity",
+                      progress=False)
+    assert record["token_order"] == "similarity" and record["written_now"] == 3
+    differs = [max_diff(stage2.pred / f"{s}.png", tmp_path / "sorted" / f"{s}.png") for s in FOLD0]
+    assert max(differs) > 0, "re-sorting the tokens left every image unchanged"
+
+
+def test_generate_defaults_to_the_runs_data_and_refuses_its_training_folds(stage2, toy, tmp_path):
+    record = generate(None, None, stage2.run, tmp_path / "pred", progress=False)
+    assert record["fold"] == 0 and record["manifest"] == str(toy.manifest)
+    assert record["audio_window"]["mode"] == "centre" and set(record["audio_window"]["starts"]) == set(FOLD0)
+    assert all(max_diff(stage2.pred / f"{s}.png", tmp_path / "pred" / f"{s}.png") == 0 for s in FOLD0)
+    for fold in (1, 4):
+        with pytest.raises(MacsError, match=rf"{re.escape(str(stage2.run))}: trained on every fold but 0 of "
+                                            rf".*manifest, which holds \d+ of the \d+ samples of fold {fold} of "):
+            generate(None, None, stage2.run, tmp_path / f"leak{fold}", fold=fold, progress=False)
+        assert not (tmp_path / f"leak{fold}").exists()
 
 
 def test_interpolate_writes_one_image_per_alpha(stage2, toy, tmp_path):
@@ -297,6 +366,10 @@ def test_cli_train_generator_then_generate(toy, separator, tmp_path):
     assert f"wrote 3 image(s) into {pred}" in result.stdout
     assert sorted(p.name for p in pred.glob("*.png")) == [f"{s}.png" for s in FOLD0]
     assert json.loads((pred / "generation-fold0.json").read_text())["fold"] == 0
+    leak = _cli("generate", "--fold", 2, "--adapter", run, "--out", tmp_path / "leak")
+    lines = leak.stderr.strip().splitlines()
+    assert leak.returncode == 2 and len(lines) == 1, leak.stderr
+    assert f"{run}: trained on every fold but 0 of {toy.manifest}" in lines[0] and "fold 2 of" in lines[0]
 
 
 def test_cli_errors_are_one_line(toy, stage2, tmp_path):
