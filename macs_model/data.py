@@ -115,7 +115,7 @@ def open_clips(data: str, media: str | os.PathLike, sample_rate: int, clip_sampl
     kept = [(sid, labels) for sid, labels in entries if f"{sid}.wav" in present]
     if not kept:
         first = "" if kept_dir else "'macs-bench datasets build fsd50k --out DIR', then "
-        fetch = f"macs-bench datasets fetch {manifest_csv.parent if kept_dir else 'DIR'} --root {media}"
+        fetch = f"macs-bench datasets fetch --manifest {manifest_csv.parent if kept_dir else 'DIR'} --media {media}"
         source = " --source-dir FSD50K_DIR" if audio_only else ""
         raise MacsError(f"{media}: no audio for any of the {len(entries)} samples of {origin} (expected "
                         f"{media / 'audio'}/<sample_id>.wav); run {first}'{fetch}{source}'")

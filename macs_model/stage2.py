@@ -72,7 +72,7 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     ids, skipped = _present(train_ids, media, need_frames=True)
     if not ids:
         raise MacsError(f"{media}: none of the {len(train_ids)} training samples has both audio and a frame; "
-                        f"run 'macs-bench datasets fetch {manifest} --root {media}'")
+                        f"run 'macs-bench datasets fetch --manifest {manifest} --media {media}'")
     preset_config = GeneratorConfig.preset(preset, **({} if token_order is None else {"token_order": token_order}))
     accelerator = make_accelerator(preset_config)
     conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer, no_separation=no_separation,

@@ -174,7 +174,7 @@ def test_open_clips_without_any_audio_says_what_to_fetch(tmp_path):
         open_clips(str(manifest), media, SR, CLIP)
     message = str(err.value)
     assert str(media) in message and "3 samples" in message
-    assert f"macs-bench datasets fetch {manifest} --root {media}" in message
+    assert f"macs-bench datasets fetch --manifest {manifest} --media {media}" in message
     (media / "audio").mkdir(parents=True)  # an empty audio folder is no better
     with pytest.raises(MacsError, match="3 samples"):
         open_clips(str(manifest), media, SR, CLIP)

@@ -329,7 +329,7 @@ def test_no_media_names_the_fetch_command(toy, stage2, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     expected = (f"{empty}: none of the 12 training samples has both audio and a frame; "
-                f"run 'macs-bench datasets fetch {toy.manifest} --root {empty}'")
+                f"run 'macs-bench datasets fetch --manifest {toy.manifest} --media {empty}'")
     with pytest.raises(MacsError, match=re.escape(expected)):
         train_generator(toy.manifest, empty, tmp_path / "run", fold=0, no_separation=True, clap="tiny",
                         preset="tiny", steps=1, progress=False)
