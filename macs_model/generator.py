@@ -42,6 +42,7 @@ from macs_model.adapter import (
     unet_inputs,
 )
 from macs_model.config import NamedConfig
+from macs_model.latent_cache import LatentCache, frame_latents
 from macs_model.tokens import AudioTokens
 from macs_model.training import (
     METRICS,
@@ -260,8 +261,10 @@ def make_accelerator(config: GeneratorConfig):
 def train_adapter(components: Components, items: Sequence[TrainItem], config: GeneratorConfig,
                   out_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
                   stop_at_step: int | None = None, run_info: Mapping[str, Any] | None = None,
-                  accelerator: Any = None) -> dict[str, Any]:
-    """Train the adapter on ``items``; the run folder gets checkpoints, ``metrics.jsonl`` and ``adapter/``."""
+                  accelerator: Any = None, latent_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Train the adapter on ``items``; the run folder gets checkpoints, ``metrics.jsonl`` and ``adapter/``.
+
+    With ``latent_dir`` the frames' VAE latents are cached there (``macs_model.latent_cache``), not re-encoded."""
     if not items:
         raise MacsError("train generator: no training items")
     out_dir = Path(out_dir)
@@ -278,6 +281,7 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     for frozen_part in (components.vae, components.text_encoder):
         frozen_part.to(device) if weight_dtype == torch.float32 else frozen_part.to(device, dtype=weight_dtype)
+    latent_cache = LatentCache(latent_dir, components.vae) if latent_dir is not None else None
     unet = components.unet.to(device)
     tokens.to(device)
     frozen = [p for p in unet.parameters() if not p.requires_grad]
@@ -342,7 +346,7 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
                 # through the prepared module, so that several processes average their gradients
                 loss = _diffusion_loss(components, module if config.decoupled else unet,
                                        tokens if config.decoupled else module, batch, text, noise_scheduler, config,
-                                       device, weight_dtype)
+                                       device, weight_dtype, latent_cache)
                 sync = micro == config.grad_accum - 1
                 with contextlib.nullcontext() if sync or nproc == 1 else accelerator.no_sync(module):
                     accelerator.backward(loss / config.grad_accum)
@@ -371,14 +375,12 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
             "adapter": str(out_dir / "adapter") if step == total else None}
 
 
-def _diffusion_loss(components, unet, tokens, batch, text, noise_scheduler, config, device, weight_dtype):
-    images = torch.stack([load_image(item.image, config.height, config.width) for item in batch]).to(device)
+def _diffusion_loss(components, unet, tokens, batch, text, noise_scheduler, config, device, weight_dtype,
+                    latent_cache=None):
     audio = torch.stack([item.embeddings for item in batch]).to(device, torch.float32)
     keep = (torch.rand(len(batch), device=device) >= config.cfg_dropout).float()
     audio = audio * keep[:, None, None]  # CFG: zeroed audio, as the unconditional branch sees at inference
-    with torch.no_grad():
-        latents = components.vae.encode(images.to(weight_dtype)).latent_dist.sample()
-        latents = (latents * components.vae.config.scaling_factor).float()
+    latents = frame_latents(components.vae, batch, config.height, config.width, latent_cache)
     noise = torch.randn_like(latents)
     timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), device=device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
