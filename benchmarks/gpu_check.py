@@ -34,10 +34,10 @@ import perf_common as perf
 SETTINGS: dict[str, dict[str, Any]] = {
     "full": {"arch": "sd14", "gen_images": 8, "gen_batch": 8, "stage1_preset": "paper", "stage1_batch": 8,
              "stage1_repeats": 3, "tiny_clap": False, "stage2_steps": 6, "stage2_batch": 2,
-             "encoders": "random", "score_images": 256, "warmup": True},
+             "stage2_rounds": 2, "encoders": "random", "score_images": 256, "warmup": True},
     "small": {"arch": "tiny", "gen_images": 2, "gen_batch": 2, "stage1_preset": "tiny", "stage1_batch": 2,
               "stage1_repeats": 1, "tiny_clap": True, "stage2_steps": 3, "stage2_batch": 2,
-              "encoders": "tiny", "score_images": 16, "warmup": False},
+              "stage2_rounds": 1, "encoders": "tiny", "score_images": 16, "warmup": False},
 }
 
 
@@ -61,7 +61,8 @@ def stage1(device: torch.device, s: dict[str, Any]) -> dict[str, Any]:
 
 
 def stage2(device: torch.device, s: dict[str, Any]) -> dict[str, Any]:
-    times = perf.stage2_cache_times(s["arch"], device, s["stage2_steps"], s["stage2_batch"], s["warmup"])
+    times = perf.stage2_cache_times(s["arch"], device, s["stage2_steps"], s["stage2_batch"], s["warmup"],
+                                    s["stage2_rounds"])
     precision = "fp16" if device.type == "cuda" and s["arch"] == "sd14" else "fp32"
     return {"arch": s["arch"], "precision": precision, "batch": s["stage2_batch"], "steps": s["stage2_steps"],
             **times}

@@ -117,9 +117,9 @@ def generation_rate(components, config, images: int, batch_size: int, device: to
         return images / (time.perf_counter() - start)
 
 
-def stage2_step_seconds(make_components: Callable[[], Any], config, frames: list[Path], work: Path,
-                        latent_dir: Path | None) -> float:
-    """Median seconds per stage-2 optimiser step of ``train_adapter`` after its first (robust to a busy machine)."""
+def stage2_step_times(make_components: Callable[[], Any], config, frames: list[Path], work: Path,
+                      latent_dir: Path | None) -> list[float]:
+    """Seconds of each stage-2 optimiser step of one ``train_adapter`` run after its first."""
     from macs_model.generator import TrainItem, train_adapter
 
     items = [TrainItem(f"f{i:04d}", path, e)
@@ -128,15 +128,17 @@ def stage2_step_seconds(make_components: Callable[[], Any], config, frames: list
     run = Path(tempfile.mkdtemp(dir=work))
     train_adapter(make_components(), items, config, run, progress=False, latent_dir=latent_dir)
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return float(np.median(np.diff([row["seconds"] for row in logged])))
+    return list(np.diff([row["seconds"] for row in logged]))
 
 
-def stage2_cache_times(arch: str, device: torch.device, steps: int, batch_size: int, warmup: bool = True
-                       ) -> dict[str, float]:
-    """Seconds per stage-2 step: without the latent cache, filling it (first epoch) and reading it (warm).
+def stage2_cache_times(arch: str, device: torch.device, steps: int, batch_size: int, warmup: bool = True,
+                       rounds: int = 1) -> dict[str, float]:
+    """Median seconds per stage-2 step: without the latent cache, filling it (first epoch) and reading it (warm).
 
-    A short warm-up run comes first, so that one-time costs (kernel selection, allocations) fall in none. ``steps`` x ``batch_size`` frames make one epoch, so the filling run encodes each frame once and the warm run
-    encodes none.
+    A short warm-up run comes first, so that one-time costs (kernel selection, allocations) fall in none. Then
+    one run fills the cache, and ``rounds`` pairs of runs without / with the warm cache alternate, so that a busy
+    machine slows both alike; medians over all their steps after the first. ``steps`` x ``batch_size`` frames
+    make one epoch, so the filling run encodes each frame once and the warm runs encode none.
     """
     config = generator_config(arch, steps=steps, epochs=None, batch_size=batch_size, grad_accum=1, log_every=1,
                               checkpoint_every=10**6)
@@ -145,16 +147,19 @@ def stage2_cache_times(arch: str, device: torch.device, steps: int, batch_size: 
     def fresh():
         return copy.deepcopy(base)
 
+    plain, warm = [], []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         frames = write_frames(work / "frames", steps * batch_size, max(config.height, config.width) + 8)
-        if warmup:  # first-call costs (kernel selection, allocations)
-            stage2_step_seconds(fresh, config.replace(steps=2), frames, work, None)
-        plain = stage2_step_seconds(fresh, config, frames, work, None)
-        filling = stage2_step_seconds(fresh, config, frames, work, work / "latents")
-        warm = stage2_step_seconds(fresh, config, frames, work, work / "latents")
-    return {"step_seconds_without_cache": plain, "step_seconds_filling_cache": filling,
-            "step_seconds_with_warm_cache": warm, "ratio_without_over_warm": plain / warm}
+        if warmup:
+            stage2_step_times(fresh, config.replace(steps=2), frames, work, None)
+        filling = stage2_step_times(fresh, config, frames, work, work / "latents")
+        for _ in range(rounds):
+            plain += stage2_step_times(fresh, config, frames, work, None)
+            warm += stage2_step_times(fresh, config, frames, work, work / "latents")
+    plain_s, warm_s = float(np.median(plain)), float(np.median(warm))
+    return {"step_seconds_without_cache": plain_s, "step_seconds_filling_cache": float(np.median(filling)),
+            "step_seconds_with_warm_cache": warm_s, "ratio_without_over_warm": plain_s / warm_s}
 
 
 def stage1_step_seconds(preset: str, device: torch.device, half: bool, batch: int, repeats: int,

@@ -1,7 +1,7 @@
 """Stage-2 training step with and without the latent cache (``macs_model.latent_cache``), measured within one run.
 
-Runs ``train_adapter`` three times on the same frames: without the cache, filling it (first epoch) and reading
-it (warm), and prints the seconds per optimiser step of each (between the first and last logged step) and the
+Runs ``train_adapter`` on the same frames: once filling the cache (first epoch), then ``--rounds`` alternating
+pairs without the cache and reading it (warm); prints the median seconds per optimiser step of each and the
 ratio without / warm. ``--arch tiny`` (default) is the tests' small random SD at 32²; ``--arch sd14`` is Stable
 Diffusion v1.4's architecture with random weights at 512², fp16 on a GPU (the paper's setting).
 Run: .venv/bin/python benchmarks/stage2_step.py [--arch tiny|sd14] [--steps 6] [--batch 2] [--device cpu]
@@ -21,13 +21,15 @@ def main() -> None:
     parser.add_argument("--arch", choices=("tiny", "sd14"), default="tiny")
     parser.add_argument("--steps", type=int, default=6, help="steps per run (one epoch: steps x batch frames)")
     parser.add_argument("--batch", type=int, default=2, help="images per step (the paper: 2 x accum 8)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating pairs of runs without / with cache")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    times = stage2_cache_times(args.arch, torch.device(args.device), args.steps, args.batch)
+    times = stage2_cache_times(args.arch, torch.device(args.device), args.steps, args.batch,
+                               rounds=args.rounds)
     print(f"stage-2 step, {args.arch}, batch {args.batch}, {args.device}, {args.threads} threads, "
-          f"median step after the first")
+          f"median step after the first, {args.rounds} rounds")
     print(f"  without cache   {times['step_seconds_without_cache']:.3f} s")
     print(f"  filling cache   {times['step_seconds_filling_cache']:.3f} s")
     print(f"  warm cache      {times['step_seconds_with_warm_cache']:.3f} s")
