@@ -64,8 +64,9 @@ def stage2(device: torch.device, s: dict[str, Any]) -> dict[str, Any]:
     times = perf.stage2_cache_times(s["arch"], device, s["stage2_steps"], s["stage2_batch"], s["warmup"],
                                     s["stage2_rounds"])
     precision = "fp16" if device.type == "cuda" and s["arch"] == "sd14" else "fp32"
+    latents = perf.latent_times(s["arch"], device, s["stage2_batch"], repeats=5 if s["warmup"] else 2)
     return {"arch": s["arch"], "precision": precision, "batch": s["stage2_batch"], "steps": s["stage2_steps"],
-            **times}
+            **times, **latents}
 
 
 def scoring(device: torch.device, s: dict[str, Any]) -> dict[str, Any]:

@@ -162,6 +162,35 @@ def stage2_cache_times(arch: str, device: torch.device, steps: int, batch_size: 
             "step_seconds_with_warm_cache": warm_s, "ratio_without_over_warm": plain_s / warm_s}
 
 
+def latent_times(arch: str, device: torch.device, batch_size: int, repeats: int = 20) -> dict[str, float]:
+    """Median seconds to get one step's frame latents: decode + VAE-encode vs read from the warm cache.
+
+    The part of a stage-2 step the cache replaces, timed alone in alternating rounds (``frame_latents``).
+    """
+    from macs_model.generator import TrainItem
+    from macs_model.latent_cache import LatentCache, frame_latents
+
+    config = generator_config(arch)
+    vae = components_for(arch, device).vae.to(device)
+    if device.type == "cuda" and config.mixed_precision == "fp16":
+        vae = vae.to(torch.float16)
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = write_frames(Path(tmp) / "frames", batch_size, max(config.height, config.width) + 8)
+        items = [TrainItem(f"f{i:04d}", path, None) for i, path in enumerate(frames)]
+        cache = LatentCache(Path(tmp) / "latents", vae)
+        frame_latents(vae, items, config.height, config.width, cache)  # fills it (and warms up)
+        timings: dict[str, list[float]] = {"encode": [], "cache": []}
+        for _ in range(repeats):
+            for name, source in (("encode", None), ("cache", cache)):
+                sync(device)
+                start = time.perf_counter()
+                frame_latents(vae, items, config.height, config.width, source)
+                sync(device)
+                timings[name].append(time.perf_counter() - start)
+    encode, read = float(np.median(timings["encode"])), float(np.median(timings["cache"]))
+    return {"latents_seconds_encode": encode, "latents_seconds_cache": read, "latents_ratio": encode / read}
+
+
 def stage1_step_seconds(preset: str, device: torch.device, half: bool, batch: int, repeats: int,
                         tiny_clap: bool, warmup: bool = True) -> float:
     """Mean seconds of one stage-1 training step (separator, MixIT, CLAP contrastive + ranking, backward, AdamW),
