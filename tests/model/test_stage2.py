@@ -316,3 +316,10 @@ def test_training_reads_frame_latents_from_the_run_cache(stage2):
     """train_generator caches each training frame's VAE latents under OUT/latents/<vae key>/ (one per variant)."""
     files = list((stage2.run / LATENTS).glob("*/*-32x32.safetensors"))
     assert files and {f.name.rsplit("-", 1)[0] for f in files} <= set(TRAIN)
+
+
+def test_no_latent_cache_leaves_no_latents(toy, tmp_path):
+    run = tmp_path / "run"
+    train_generator(toy.manifest, toy.media, run, fold=0, no_separation=True, clap="tiny", preset="tiny", steps=1,
+                    progress=False, cache_latents=False)
+    assert (run / "adapter").is_dir() and not (run / LATENTS).exists()
