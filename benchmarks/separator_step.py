@@ -15,7 +15,6 @@ Run: .venv/bin/python benchmarks/separator_step.py [--batch 2] [--repeats 2] [--
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections import defaultdict
@@ -24,18 +23,12 @@ from pathlib import Path
 import torch
 
 from macs_model.alignment import ClapAlignment
-from macs_model.clap import ClapEncoder, build_clap_model, load_tokenizer
+from macs_model.clap import ClapEncoder, build_clap_model
 from macs_model.config import SeparatorConfig
 from macs_model.losses import contrastive_loss, mixit_loss, ranking_loss
 from macs_model.separator import StftMaskSeparator, mixture_consistency
 from macs_model.training import make_mixture_of_mixtures
-
-
-def char_tokenizer(folder: Path):
-    symbols = ["<s>", "<pad>", "</s>", "<unk>"] + [chr(b) for b in range(33, 127)] + ["Ġ", "<mask>"]
-    (folder / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(symbols)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return load_tokenizer(folder)[0]
+from perf_common import char_tokenizer
 
 
 class Timer:

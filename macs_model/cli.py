@@ -105,13 +105,16 @@ def train_generator(
     token_order: Optional[str] = typer.Option(None, "--token-order", help="slot (the release's, default) | "
                                               "similarity (re-sorted by CLAP similarity to the mixture)."),
     restart: bool = typer.Option(False, "--restart", help="Start over instead of resuming."),
+    no_latent_cache: bool = typer.Option(False, "--no-latent-cache", help="Encode every frame at every step "
+                                         "instead of caching its VAE latents in OUT/latents."),
 ) -> None:
     """Train the stage-2 audio adapter on a frozen Stable Diffusion (decoupled cross-attention)."""
     from macs_model.stage2 import train_generator as train
 
     summary = train(manifest, media, out, fold=fold, separator=separator, base=base, preset=preset,
                     no_separation=no_separation, decoupled=not no_decoupled, prompt=prompt, clap=clap,
-                    tokenizer=tokenizer, steps=steps, token_order=token_order, resume=not restart)
+                    tokenizer=tokenizer, steps=steps, token_order=token_order, resume=not restart,
+                    cache_latents=not no_latent_cache)
     console.print(f"trained {summary['step']}/{summary['total_steps']} steps on {summary['train_samples']} samples; "
                   f"adapter: {summary['adapter']}")
 

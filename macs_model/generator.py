@@ -42,7 +42,8 @@ from macs_model.adapter import (
     unet_inputs,
 )
 from macs_model.config import NamedConfig
-from macs_model.image_buckets import bucket_sizes, epoch_views, image_size, load_variant, nearest_bucket
+from macs_model.image_buckets import bucket_sizes, epoch_views, image_size, load_image, nearest_bucket
+from macs_model.latent_cache import LatentCache, frame_latents
 from macs_model.tokens import AudioTokens
 from macs_model.training import (
     METRICS,
@@ -266,20 +267,6 @@ def encode_prompt(components: Components, prompt: str, device: torch.device) -> 
     return components.text_encoder(ids)[0]
 
 
-def load_image(path: Path, height: int, width: int) -> torch.Tensor:
-    """An RGB image resized to cover (height, width), centre-cropped, as [3, H, W] in [-1, 1]."""
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            scale = max(height / img.height, width / img.width)
-            size = (max(width, round(img.width * scale)), max(height, round(img.height * scale)))
-            img = img.resize(size, Image.BICUBIC)
-            left, top = (size[0] - width) // 2, (size[1] - height) // 2
-            img = img.crop((left, top, left + width, top + height))
-            array = np.asarray(img, dtype=np.float32)
-    except (OSError, ValueError) as exc:
-        raise MacsError(f"{path}: cannot read image ({exc})") from None
-    return torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1.0
 
 
 @dataclass(frozen=True)
@@ -303,8 +290,10 @@ def make_accelerator(config: GeneratorConfig):
 def train_adapter(components: Components, items: Sequence[TrainItem], config: GeneratorConfig,
                   out_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
                   stop_at_step: int | None = None, run_info: Mapping[str, Any] | None = None,
-                  accelerator: Any = None) -> dict[str, Any]:
-    """Train the adapter on ``items``; the run folder gets checkpoints, ``metrics.jsonl`` and ``adapter/``."""
+                  accelerator: Any = None, latent_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Train the adapter on ``items``; the run folder gets checkpoints, ``metrics.jsonl`` and ``adapter/``.
+
+    With ``latent_dir`` the frames' VAE latents are cached there (``macs_model.latent_cache``), not re-encoded."""
     if not items:
         raise MacsError("train generator: no training items")
     out_dir = Path(out_dir)
@@ -321,6 +310,7 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     for frozen_part in (components.vae, components.text_encoder):
         frozen_part.to(device) if weight_dtype == torch.float32 else frozen_part.to(device, dtype=weight_dtype)
+    latent_cache = LatentCache(latent_dir, components.vae) if latent_dir is not None else None
     unet = components.unet.to(device)
     tokens.to(device)
     frozen = [p for p in unet.parameters() if not p.requires_grad]
@@ -390,7 +380,7 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
                 # through the prepared module, so that several processes average their gradients
                 loss = _diffusion_loss(components, module if config.decoupled else unet,
                                        tokens if config.decoupled else module, batch, [views[i] for i in positions],
-                                       epoch, text, noise_scheduler, config, device, weight_dtype)
+                                       epoch, text, noise_scheduler, config, device, weight_dtype, latent_cache)
                 sync = micro == config.grad_accum - 1
                 with contextlib.nullcontext() if sync or nproc == 1 else accelerator.no_sync(module):
                     accelerator.backward(loss / config.grad_accum)
@@ -435,16 +425,12 @@ def epoch_embeddings(embeddings: torch.Tensor, epoch: int) -> torch.Tensor:
 
 
 def _diffusion_loss(components, unet, tokens, batch, views, epoch, text, noise_scheduler, config, device,
-                    weight_dtype):
-    images = torch.stack([load_image(item.image, config.height, config.width) if view is None else
-                          load_variant(item.image, *view) for item, view in zip(batch, views)]).to(device)
+                    weight_dtype, latent_cache=None):
     audio = torch.stack([epoch_embeddings(item.embeddings, epoch) for item in batch]).to(device, torch.float32)
     draws = torch.rand(1 if config.cfg_drop == "batch" else len(batch), device=device)
     keep = (draws >= config.cfg_dropout).float().expand(len(batch))
     audio = audio * keep[:, None, None]  # CFG: zeroed audio, as the unconditional branch sees at inference
-    with torch.no_grad():
-        latents = components.vae.encode(images.to(weight_dtype)).latent_dist.sample()
-        latents = (latents * components.vae.config.scaling_factor).float()
+    latents = frame_latents(components.vae, batch, views, config.height, config.width, latent_cache)
     noise = torch.randn_like(latents)
     timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), device=device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)

@@ -7,8 +7,9 @@ one bucket; a bucket's clips that do not fill a whole batch are trained at 512 x
 the bucket (torchvision ``Resize``: bilinear with antialiasing), no crop, and flipped left-right with p = 0.5.
 
 ``epoch_views`` is the one place that picks each clip's view (height, width, flip) for an epoch, from the run's
-seed; ``load_variant`` makes that view's pixels (a latent cache can key on the clip and its view). The generator
-config's ``image_mode = "centre-crop"`` keeps the square centre crop instead (the ``tiny`` preset).
+seed; ``load_variant`` makes that view's pixels. The generator config's ``image_mode = "centre-crop"`` keeps the
+square centre crop instead (the ``tiny`` preset), whose view is ``None``. ``load_view`` and ``view_name`` serve
+both kinds, so the latent cache keys on (clip, view) whatever the mode.
 """
 
 from __future__ import annotations
@@ -94,3 +95,32 @@ def load_variant(path: Path, height: int, width: int, flip: bool) -> torch.Tenso
     if flip:
         pixels = pixels.flip(-1)
     return pixels * 2.0 - 1.0
+
+
+def load_image(path: Path, height: int, width: int) -> torch.Tensor:
+    """An RGB image resized to cover (height, width), centre-cropped, as [3, H, W] in [-1, 1]."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            scale = max(height / img.height, width / img.width)
+            size = (max(width, round(img.width * scale)), max(height, round(img.height * scale)))
+            img = img.resize(size, Image.BICUBIC)
+            left, top = (size[0] - width) // 2, (size[1] - height) // 2
+            img = img.crop((left, top, left + width, top + height))
+            array = np.asarray(img, dtype=np.float32)
+    except (OSError, ValueError) as exc:
+        raise MacsError(f"{path}: cannot read image ({exc})") from None
+    return torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1.0
+
+
+def load_view(path: Path, view: tuple[int, int, bool] | None, height: int, width: int) -> torch.Tensor:
+    """The pixels of one view of a frame, [3, H, W] in [-1, 1]: a bucket view (height, width, flip) stretched as
+    ``load_variant`` does, or ``None``: the centre crop at ``height`` x ``width``."""
+    return load_image(path, height, width) if view is None else load_variant(path, *view)
+
+
+def view_name(view: tuple[int, int, bool] | None, height: int, width: int) -> str:
+    """A file-name-safe name of the view: ``<h>x<w>-crop`` for the centre crop, ``<h>x<w>[-flip]`` for a bucket."""
+    if view is None:
+        return f"{height}x{width}-crop"
+    return f"{view[0]}x{view[1]}{'-flip' if view[2] else ''}"

@@ -100,31 +100,81 @@ def bipartitions(m: int) -> torch.Tensor:
     return _bipartition_table(m, torch.device("cpu")).clone()
 
 
-def mixit_loss(
-    estimates: torch.Tensor, mix1: torch.Tensor, mix2: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """MixIT loss (Eq. 1-3) and the best bipartition per example.
-
-    For each example b the loss is min over bipartitions k of -(SI-SDR(mix1, remix1_k) + SI-SDR(mix2,
-    remix2_k)) - the SUM of the two terms, as Eq. 1 writes it - where remix1_k sums the estimates in group 1
-    of ``bipartitions(M)[k]`` and remix2_k the rest. Returns (mean over the batch, bool [B, M] with True where
-    a source goes to mix1). All bipartitions are evaluated at once: each intermediate holds 2 (2^M - 2) B T
-    floats (0.5 GB at B = 8, M = 6, 8 s at 16 kHz; about 2.5 GB peak with the backward pass).
-    """
+def _check_mixit(estimates, mix1, mix2, caller: str):
+    """The three MixIT inputs as computable tensors of shapes [B, M, T], [B, T], [B, T] with M >= 2."""
     estimates = _computable(estimates, "estimates")
     mix1 = _computable(mix1, "mix1")
     mix2 = _computable(mix2, "mix2")
     if estimates.ndim != 3:
-        raise ValueError(f"mixit_loss: estimates must be [B, M, T], got shape {tuple(estimates.shape)}")
+        raise ValueError(f"{caller}: estimates must be [B, M, T], got shape {tuple(estimates.shape)}")
     batch, m, length = estimates.shape
     for name, mix in (("mix1", mix1), ("mix2", mix2)):
         if mix.shape != (batch, length):
             raise ValueError(
-                f"mixit_loss: {name} must be [B, T] = [{batch}, {length}], got shape {tuple(mix.shape)}"
+                f"{caller}: {name} must be [B, T] = [{batch}, {length}], got shape {tuple(mix.shape)}"
             )
     if m < 2:
-        raise ValueError(f"mixit_loss: need at least 2 estimated sources, got {m}")
+        raise ValueError(f"{caller}: need at least 2 estimated sources, got {m}")
+    return estimates, mix1, mix2
+
+
+def _si_sdr_from_products(cross: torch.Tensor, energy: torch.Tensor, reference: torch.Tensor,
+                          eps: float) -> torch.Tensor:
+    """si_sdr from inner products of the zero-mean signals: <est, ref>, <est, est> and <ref, ref> (broadcast).
+
+    The same algebra as si_sdr: alpha = (<e, r> + eps) / (<r, r> + eps), target energy alpha^2 <r, r>, noise
+    energy ||alpha r - e||^2 = alpha^2 <r, r> - 2 alpha <e, r> + <e, e> (clamped at 0 against rounding).
+    """
+    alpha = (cross + eps) / (reference + eps)
+    target = alpha.square() * reference
+    noise = (target - 2 * alpha * cross + energy).clamp(min=0)
+    return 10 * torch.log10((target + eps) / (noise + eps))
+
+
+def mixit_loss(
+    estimates: torch.Tensor, mix1: torch.Tensor, mix2: torch.Tensor, eps: float = 1e-8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MixIT loss (Eq. 1-3) and the best bipartition per example, from the sources' Gram matrix.
+
+    For each example b the loss is min over bipartitions k of -(SI-SDR(mix1, remix1_k) + SI-SDR(mix2,
+    remix2_k)) - the SUM of the two terms, as Eq. 1 writes it - where remix1_k sums the estimates in group 1
+    of ``bipartitions(M)[k]`` and remix2_k the rest. Returns (mean over the batch, bool [B, M] with True where
+    a source goes to mix1).
+
+    Every SI-SDR of a remix w (0/1 weights over the sources) depends on the signals only through inner products:
+    <remix, mix> = w . <s_i, mix> and <remix, remix> = w^T G w with G the sources' Gram matrix. So the
+    O(M^2 T) products of the zero-mean sources and mixtures are taken once (in float64, so the noise energy,
+    a difference of such products, keeps its precision) and the 2^M - 2 bipartitions cost O(2^M M^2) scalar
+    work, instead of building each remix (``mixit_loss_remix``, equal to this within rounding).
+    """
+    estimates, mix1, mix2 = _check_mixit(estimates, mix1, mix2, "mixit_loss")
+    m = estimates.shape[1]
+    signals = torch.cat([estimates, mix1[:, None], mix2[:, None]], dim=1)
+    wide = torch.float32 if signals.device.type == "mps" else torch.float64  # mps has no float64
+    signals = signals.to(torch.promote_types(signals.dtype, wide))
+    signals = signals - signals.mean(dim=-1, keepdim=True)
+    products = signals @ signals.transpose(-1, -2)  # [B, M + 2, M + 2]
+    gram, to_mix = products[:, :m, :m], products[:, :m, m:]  # <s_i, s_j>, <s_i, mix_j>
+    mix_energy = products[:, m:, m:].diagonal(dim1=-2, dim2=-1)  # [B, 2]
     groups = _bipartition_table(m, estimates.device)
+    weights = torch.stack([groups, ~groups], dim=1).to(signals.dtype)  # [K, 2, M]: remix j of bipartition k
+    cross = torch.einsum("kjm,bmj->bkj", weights, to_mix)  # <remix_j, mix_j>, [B, K, 2]
+    energy = torch.einsum("kjm,bmn,kjn->bkj", weights, gram, weights)  # <remix_j, remix_j>
+    losses = -_si_sdr_from_products(cross, energy, mix_energy[:, None], eps).sum(dim=-1)  # [B, K]
+    best_loss, best = losses.min(dim=1)
+    return best_loss.mean().to(estimates.dtype), groups[best]
+
+
+def mixit_loss_remix(
+    estimates: torch.Tensor, mix1: torch.Tensor, mix2: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mixit_loss`` computed the direct way: every remix built, then si_sdr on each (the reference form).
+
+    Each intermediate holds 2 (2^M - 2) B T floats (0.5 GB at B = 8, M = 6, 8 s at 16 kHz; about 2.5 GB peak
+    with the backward pass). Kept as the oracle of the Gram form and for ``benchmarks/mixit_speed.py``.
+    """
+    estimates, mix1, mix2 = _check_mixit(estimates, mix1, mix2, "mixit_loss_remix")
+    groups = _bipartition_table(estimates.shape[1], estimates.device)
     weights = torch.stack([groups, ~groups], dim=1).to(estimates.dtype)  # [K, 2, M]
     remixes = torch.einsum("kjm,bmt->bkjt", weights, estimates)  # [B, K, 2, T]
     mixes = torch.stack([mix1, mix2], dim=1)[:, None]  # [B, 1, 2, T]

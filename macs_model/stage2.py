@@ -25,6 +25,7 @@ from macs_model.conditioning import EMBEDDINGS, Conditioner, training_windows
 
 __all__ = ["EMBEDDINGS", "Conditioner", "fold_ids", "generate", "import_release_generator", "train_generator",
            "training_windows"]
+LATENTS = "latents"  # the frames' VAE latents (macs_model.latent_cache)
 
 
 def fold_ids(manifest: str | os.PathLike, fold: int | None) -> tuple[list[str], list[str]]:
@@ -57,7 +58,8 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
                     base: str | os.PathLike | None = None, preset: str = "paper", no_separation: bool = False,
                     decoupled: bool = True, prompt: str = "", clap: str | None = None,
                     tokenizer: str | os.PathLike | None = None, steps: int | None = None,
-                    token_order: str | None = None, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+                    token_order: str | None = None, resume: bool = True, progress: bool = True,
+                    cache_latents: bool = True) -> dict[str, Any]:
     """Train the audio adapter on the training samples of ``fold``; the run folder holds ``adapter/``.
 
     Under ``accelerate launch`` the main process computes the missing clip embeddings on its device while the
@@ -99,7 +101,7 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     items = [TrainItem(sid, media / "frames" / f"{sid}.jpg", embeddings[sid]) for sid in ids]
     components = load_components(config, base)
     summary = train_adapter(components, items, config, out, resume=resume, progress=progress, run_info=run_info,
-                            accelerator=accelerator)
+                            accelerator=accelerator, latent_dir=out / LATENTS if cache_latents else None)
     return {**summary, "train_samples": len(ids), "skipped_without_media": skipped}
 
 

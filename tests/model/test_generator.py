@@ -383,6 +383,7 @@ def test_release_recipe_trains_on_bucketed_views_and_windowed_embeddings(tmp_pat
     """The paper's recipe at the tiny size: aspect-ratio buckets (one bucket per batch, flips), one embedding window
     per epoch, the release schedule, per-batch CFG drop, clipping by value."""
     import macs_model.generator as generator
+    import macs_model.image_buckets as image_buckets
     from macs_model.training import release_lr
 
     sizes = [(40, 40), (40, 72), (72, 40), (40, 64), (44, 40), (40, 80)]
@@ -392,8 +393,8 @@ def test_release_recipe_trains_on_bucketed_views_and_windowed_embeddings(tmp_pat
                                     lr_schedule="release", cfg_drop="batch", grad_clip_mode="value", grad_accum=1,
                                     log_every=1)
     views, windows = [], []
-    real_load, real_pick = generator.load_variant, generator.epoch_embeddings
-    monkeypatch.setattr(generator, "load_variant", lambda path, h, w, flip: views.append((h, w, flip))
+    real_load, real_pick = image_buckets.load_variant, generator.epoch_embeddings
+    monkeypatch.setattr(image_buckets, "load_variant", lambda path, h, w, flip: views.append((h, w, flip))
                         or real_load(path, h, w, flip))
     monkeypatch.setattr(generator, "epoch_embeddings", lambda e, epoch: windows.append(epoch) or real_pick(e, epoch))
     summary = train_adapter(tiny_components(0), items, config, tmp_path / "run", progress=False)

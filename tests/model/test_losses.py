@@ -12,6 +12,7 @@ from macs_model.losses import (
     clamp_logit_scale_,
     contrastive_loss,
     mixit_loss,
+    mixit_loss_remix,
     ramp_weights,
     ranking_loss,
     si_sdr,
@@ -137,9 +138,10 @@ def brute_force_mixit(estimates, mix1, mix2):
     return torch.tensor(mins, dtype=estimates.dtype), torch.tensor(argmins, dtype=torch.bool)
 
 
+@pytest.mark.parametrize("form", [mixit_loss, mixit_loss_remix], ids=["gram", "remix"])
 @pytest.mark.parametrize("m", [4, 6])
 @pytest.mark.parametrize("planted", [False, True], ids=["random", "planted"])
-def test_mixit_matches_brute_force(gen, m, planted):
+def test_mixit_matches_brute_force(gen, m, planted, form):
     batch, length = 3, 800
     estimates = randn(gen, batch, m, length)
     mix1, mix2 = randn(gen, batch, length), randn(gen, batch, length)
@@ -148,7 +150,7 @@ def test_mixit_matches_brute_force(gen, m, planted):
         truth = torch.tensor([[i % 2 == b % 2 for i in range(m)] for b in range(batch)])
         mix1 = (estimates * truth[..., None]).sum(1) + 0.3 * mix1
         mix2 = (estimates * ~truth[..., None]).sum(1) + 0.3 * mix2
-    loss, best = mixit_loss(estimates, mix1, mix2)
+    loss, best = form(estimates, mix1, mix2)
     mins, argmins = brute_force_mixit(estimates, mix1, mix2)
     assert loss.ndim == 0
     assert loss.item() == pytest.approx(mins.mean().item(), abs=1e-5)
@@ -157,6 +159,44 @@ def test_mixit_matches_brute_force(gen, m, planted):
     if planted:
         assert torch.equal(best, truth)
         assert loss.item() < -10  # sum of two well-above-zero SI-SDRs
+
+
+def _mixit_planted(gen, batch, m, length, noise, dtype=torch.float64):
+    """Estimates and mixtures that are noisy remixes of them (best splits well separated, high SI-SDR)."""
+    estimates = randn(gen, batch, m, length, dtype=dtype) + 0.5
+    truth = torch.tensor([[(i + b) % 3 == 0 for i in range(m)] for b in range(batch)])
+    truth[:, 0], truth[:, 1] = True, False
+    mix1 = (estimates * truth[..., None]).sum(1) + noise * randn(gen, batch, length, dtype=dtype)
+    mix2 = (estimates * ~truth[..., None]).sum(1) + noise * randn(gen, batch, length, dtype=dtype)
+    return estimates, mix1, mix2
+
+
+@pytest.mark.parametrize("m", [2, 3, 6, 8])
+@pytest.mark.parametrize("noise", [3.0, 0.3, 1e-3], ids=["noisy", "planted", "near-exact"])
+def test_mixit_gram_form_equals_remix_form_with_gradients(gen, m, noise):
+    """The Gram-matrix loss, its best split and its gradients are the remix form's, to 1e-5 (float64)."""
+    estimates, mix1, mix2 = _mixit_planted(gen, 3, m, 600, noise)
+    results = []
+    for form in (mixit_loss, mixit_loss_remix):
+        leaves = [x.clone().requires_grad_() for x in (estimates, mix1, mix2)]
+        loss, best = form(*leaves)
+        loss.backward()
+        results.append((loss.detach(), best, [x.grad for x in leaves]))
+    (gram, gram_best, gram_grads), (remix, remix_best, remix_grads) = results
+    assert torch.equal(gram_best, remix_best)
+    assert gram.item() == pytest.approx(remix.item(), abs=1e-5)
+    for ours, reference in zip(gram_grads, remix_grads):
+        assert torch.allclose(ours, reference, atol=1e-5, rtol=1e-5)
+    assert remix_grads[0].abs().max() > 1e-3  # the comparison is not between two zero gradients
+
+
+def test_mixit_gram_form_keeps_float32_precision_near_exact_splits(gen):
+    """In float32 the Gram form stays within 1e-3 dB of the float64 loss even at ~80 dB SI-SDR."""
+    estimates, mix1, mix2 = _mixit_planted(gen, 2, 6, 4000, 1e-4)
+    loss64, _ = mixit_loss_remix(estimates, mix1, mix2)
+    loss32, _ = mixit_loss(estimates.float(), mix1.float(), mix2.float())
+    assert loss32.dtype == torch.float32 and loss64.item() < -120
+    assert loss32.item() == pytest.approx(loss64.item(), abs=1e-3)
 
 
 def test_mixit_float32_agrees_with_float64(gen):
@@ -191,8 +231,9 @@ def test_mixit_zero_estimates_and_silent_mixtures_are_finite(gen):
     ids=["2d-estimates", "length", "batch", "one-source"],
 )
 def test_mixit_rejects_bad_shapes(shapes):
-    with pytest.raises(ValueError, match="mixit_loss"):
-        mixit_loss(*(torch.zeros(s) for s in shapes))
+    for form in (mixit_loss, mixit_loss_remix):
+        with pytest.raises(ValueError, match=form.__name__):
+            form(*(torch.zeros(s) for s in shapes))
 
 
 # ---------------------------------------------------------------- contrastive

@@ -23,7 +23,7 @@ from macs_model.clap import TinyClap
 from macs_model.data import load_audio
 from macs_model.generator import GeneratorConfig
 from macs_model.stage1 import train_separator
-from macs_model.stage2 import EMBEDDINGS, Conditioner, fold_ids, generate, train_generator
+from macs_model.stage2 import EMBEDDINGS, LATENTS, Conditioner, fold_ids, generate, train_generator
 from stage2_helpers import SR, max_diff, png, write_toy
 
 pytest.importorskip("diffusers")
@@ -383,3 +383,16 @@ def test_cli_errors_are_one_line(toy, stage2, tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
     assert not (tmp_path / "pred").exists() and not (tmp_path / "run").exists()
+
+
+def test_training_reads_frame_latents_from_the_run_cache(stage2):
+    """train_generator caches each training frame's VAE latents under OUT/latents/<vae key>/ (one per variant)."""
+    files = list((stage2.run / LATENTS).glob("*/*-32x32-crop.safetensors"))  # the tiny preset's centre crop
+    assert files and {f.name.rsplit("-", 2)[0] for f in files} <= set(TRAIN)
+
+
+def test_no_latent_cache_leaves_no_latents(toy, tmp_path):
+    run = tmp_path / "run"
+    train_generator(toy.manifest, toy.media, run, fold=0, no_separation=True, clap="tiny", preset="tiny", steps=1,
+                    progress=False, cache_latents=False)
+    assert (run / "adapter").is_dir() and not (run / LATENTS).exists()
