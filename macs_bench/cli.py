@@ -502,7 +502,7 @@ def leaderboard_grid(
                                              "the first N."),
 ) -> None:
     """Draw a qualitative grid: per sample the ground-truth frame beside each model's image."""
-    from macs_bench.grid import sample_grid
+    from macs_bench.plots.grid import sample_grid
 
     predictions: dict[str, Path] = {}
     for item in pred:

@@ -1,45 +1,47 @@
 """Score any audio-to-image model: FID, CLIP-FID, KID, AIS/AIS-z and IIS/IIS-z from one encoder pass per file.
 
 Inputs: a built manifest (optionally one fold), a folder with one generated image per sample id, and the MEDIA
-folder of ``datasets fetch`` (ground-truth frames and audio). Each file goes through each encoder it needs once:
-the CLIP embeddings of the generated images serve CLIP-FID, IIS and AIS alike, and every feature is cached by
-content hash, so scoring a second model against the same ground truth encodes only its images.
+folder of ``datasets fetch`` (ground-truth frames and audio) -- or, with :func:`score_folders`, two image folders
+(and an audio folder) paired by file stem. Each file goes through each encoder it needs once: the CLIP
+embeddings of the generated images serve CLIP-FID, IIS and AIS alike, and every feature is cached by content
+hash, so scoring a second model against the same ground truth encodes only its images.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from macs_bench import __version__
-from macs_bench.datasets.manifest import manifest_dataset, read_manifest
+from macs_bench.datasets.manifest import manifest_dataset
+from macs_bench.device import resolve_device
+from macs_bench.distributed import finish, process_group
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
 from macs_bench.features.encoders import PAPER_ENCODERS, Encoder, build_encoders
 from macs_bench.features.extract import content_hash, encode_files
-from macs_bench.io import atomic_write_text, dumps_json, sha256_file
-from macs_bench.metric_sets import (VERSIONS, compute_extras, coverage_inputs, coverage_provenance, directions,
-                                    extra_jobs, interval_functions, needed_encoders, parse_metrics, small_n_warnings)
+from macs_bench.io import sha256_file
+from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
+                                    interval_functions, needed_encoders, parse_metrics, small_n_warnings)
+from macs_bench.metric_spec import DIRECTIONS, METRIC_VERSION, VERSIONS
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
 from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
+from macs_bench.pairing import Pairing, manifest_csv, pair_files, pair_folders
 from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
-from macs_bench.score_checks import check_config, check_out, feature_notes, resolve_device, wide_image_warnings
+from macs_bench.results import ScoreResult, per_sample_frame, per_sample_path
+from macs_bench.score_checks import check_config, check_out, feature_notes, wide_image_warnings
+from macs_bench.score_provenance import (default_cache_dir, encoders_preset, missing_weights, published_weights,
+                                         scope_warnings)
 
-METRIC_VERSION = "macs-metrics-v1"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-# direction of each metric: lower is better for the distances, higher for the similarities
-DIRECTIONS = {"fid": "lower", "clip_fid": "lower", "kid": "lower", "ais": "higher", "ais_z": "higher",
-              "iis": "higher", "iis_z": "higher"}
+__all__ = ["ScoreConfig", "score", "score_folders", "compute_metrics", "resolve_device", "per_sample_path",
+           "published_weights", "encoders_preset"]
+
+Progress = Callable[[str, int], Callable[[int], None]]
 
 
 @dataclass
@@ -54,128 +56,119 @@ class ScoreConfig:
     kid_seed: int = 0
     allow_missing: bool = False
     cache_dir: str | None = None  # default: $MACS_HOME/features
-    metrics: str = "paper"  # paper | all | comma list of extras (see macs_bench.metric_sets.EXTRAS)
+    metrics: str = "paper"  # paper | all | comma list of extras (see macs_bench.metric_spec.EXTRAS)
     bootstrap: int = 0  # rounds of the bootstrap confidence intervals (0: none)
     bootstrap_seed: int = 0
 
 
 @dataclass
-class Pairing:
-    sample_ids: list[str]
-    predictions: list[Path]
-    frames: list[Path]
-    audio: list[Path]
-    missing: list[str]
-    extra: list[str]
-    labels: list[list[str]] = field(default_factory=list)  # each scored sample's label names
-    classes: list[str] = field(default_factory=list)  # V: every label in the whole manifest, sorted
+class _Job:
+    """What one score run compares and how it is recorded: the inputs, the identity, the options."""
 
-
-def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None, allow_missing: bool,
-               split: str | None = None) -> Pairing:
-    """Match manifest samples with predictions and ground truth; missing or extra predictions are an error
-    listing them, unless ``allow_missing`` (then the intersection is scored and the rest recorded)."""
-    rows = read_manifest(manifest_dir)
-    by_id = {r["sample_id"]: [x for x in r["labels"].split(";") if x] for r in rows}
-    counts = Counter(r["sample_id"] for r in rows)
-    twice = [sid for sid, k in counts.items() if k > 1]
-    if twice:
-        csv_path = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
-        raise MacsError(f"{csv_path}: sample_id {twice[0]} appears {counts[twice[0]]} times ({len(twice)} "
-                        "duplicated ids); each sample must be listed once")
-    all_ids = set(counts)  # predictions of other folds/splits are expected, not extra
-    for column, value in (("fold", fold), ("split", split)):
-        if value is not None:
-            rows = [r for r in rows if r[column] == str(value)]
-            if not rows:
-                raise MacsError(f"{manifest_dir}: no sample with {column} {value}")
-    wanted = [r["sample_id"] for r in rows]
-    if not Path(pred_dir).is_dir():
-        raise MacsError(f"{pred_dir}: prediction folder does not exist or is not a folder")
-    found: dict[str, Path] = {}
-    for path in sorted(Path(pred_dir).iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if not path.is_file():
-            raise MacsError(f"{path}: a prediction must be an image file")
-        if path.stem in found:
-            raise MacsError(f"{pred_dir}: two predictions for {path.stem} ({found[path.stem].name}, {path.name})")
-        found[path.stem] = path
-    missing = [sid for sid in wanted if sid not in found]
-    extra = sorted(set(found) - all_ids)
-    if (missing or extra) and not allow_missing:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:5])})")
-        if extra:
-            parts.append(f"{len(extra)} not in the manifest (e.g. {', '.join(extra[:5])})")
-        raise MacsError(f"{pred_dir}: predictions do not match the samples: {'; '.join(parts)}; "
-                        "pass --allow-missing to score the intersection")
-    ids = [sid for sid in wanted if sid in found]
-    frames = [Path(media) / "frames" / f"{sid}.jpg" for sid in ids]
-    audio = [Path(media) / "audio" / f"{sid}.wav" for sid in ids]
-    for kind, paths in (("ground-truth frame", frames), ("audio", audio)):
-        absent = [p for p in paths if not p.is_file()]
-        if absent:
-            raise MacsError(f"{absent[0]}: {kind} missing ({len(absent)} in all); fetch media with "
-                            "'macs-bench datasets fetch'")
-    if len(ids) < 3:
-        raise MacsError(f"{pred_dir}: {len(ids)} scorable samples; the metrics need at least 3")
-    classes = sorted({x for labels in by_id.values() for x in labels})
-    return Pairing(ids, [found[sid] for sid in ids], frames, audio, missing, extra, [by_id[s] for s in ids],
-                   classes)
+    pairing: Pairing | None
+    identity: dict[str, Any]  # model, dataset, fold, split
+    inputs: dict[str, Any]  # the record's input paths (and manifest hash), before the content digests
+    config: ScoreConfig
+    selected: tuple[str, ...]
+    out: Path | None
+    benchmark: bool = True  # a manifest's samples (comparable with the paper when the weights are published)
 
 
 def compute_metrics(gen_incep: np.ndarray, gt_incep: np.ndarray, gen_clip: np.ndarray, gt_clip: np.ndarray,
-                    audio_emb: np.ndarray, config: ScoreConfig
+                    audio_emb: np.ndarray | None, config: ScoreConfig
                     ) -> tuple[dict[str, Any], dict[str, np.ndarray], list[str]]:
-    """The seven numbers, the per-sample AIS/IIS arrays and notes on values that cannot be trusted."""
+    """The seven numbers, the per-sample AIS/IIS arrays and notes on values that cannot be trusted (AIS is
+    undefined without audio)."""
     kid_ok, notes = feature_notes(gen_incep, gt_incep)
     kid_mean, kid_std = kernel_inception_distance(gen_incep, gt_incep, num_subsets=config.kid_subsets,
                                                   max_subset_size=config.kid_subset_size,
                                                   seed=config.kid_seed) if kid_ok else (np.nan, np.nan)
-    ais = paired_scores(audio_emb, gen_clip, undefined_z="nan")
     iis = paired_scores(gt_clip, gen_clip, undefined_z="nan")
+    if audio_emb is not None:
+        ais = paired_scores(audio_emb, gen_clip, undefined_z="nan")
+        ais_mean, ais_z_mean, ais_each, ais_z = ais.mean, ais.z_mean, ais.per_sample, ais.z
+    else:
+        ais_mean = ais_z_mean = np.nan
+        ais_each = ais_z = np.full(len(gen_clip), np.nan)
     metrics = {
         "fid": frechet_distance(gen_incep, gt_incep),
         "clip_fid": frechet_distance(gen_clip, gt_clip),
         "kid": kid_mean,
         "kid_std": kid_std,
-        "ais": ais.mean,
-        "ais_z": ais.z_mean,
+        "ais": ais_mean,
+        "ais_z": ais_z_mean,
         "iis": iis.mean,
         "iis_z": iis.z_mean,
     }
-    per_sample = {"ais": ais.per_sample, "ais_z": ais.z, "iis": iis.per_sample, "iis_z": iis.z}
+    per_sample = {"ais": ais_each, "ais_z": ais_z, "iis": iis.per_sample, "iis_z": iis.z}
     # JSON has no NaN: an undefined z (a model whose images are all alike) is null, the rest still reported
     return {k: (None if np.isnan(v) else float(v)) for k, v in metrics.items()}, per_sample, notes
 
 
 def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, model_name: str,
           fold: int | None = None, split: str | None = None, out: str | Path | None = None,
-          config: ScoreConfig | None = None,
-          encoders: dict[str, Encoder] | None = None,
-          progress: Callable[[str, int], Callable[[int], None]] | None = None) -> dict[str, Any] | None:
-    """Score one model's predictions; writes ``out`` (JSON) and ``<out stem>.per_sample.csv`` when given.
+          config: ScoreConfig | None = None, encoders: dict[str, Encoder] | None = None,
+          progress: Progress | None = None) -> ScoreResult | None:
+    """Score one model's predictions against a benchmark manifest; writes ``out`` (JSON) and
+    ``<out stem>.per_sample.csv`` when given.
 
-    Returns the result (``None`` on non-main processes under ``accelerate launch``).
+    Returns the :class:`ScoreResult` (``None`` on non-main processes under ``accelerate launch``).
     """
-    config = config or ScoreConfig()
+    manifest_dir, pred_dir, media = (Path(p).expanduser() for p in (manifest_dir, pred_dir, media))
+    csv_path = manifest_csv(manifest_dir)
+    job = _Job(None, {"model": model_name, "dataset": None, "fold": fold, "split": split},
+               {"manifest": str(csv_path), "predictions": str(pred_dir), "media": str(media)},
+               config or ScoreConfig(), (), Path(out).expanduser() if out is not None else None)
+    _check(job, [csv_path, csv_path.with_name("stats.json"), pred_dir, media])
+    job.pairing = pair_files(manifest_dir, pred_dir, media, fold, job.config.allow_missing, split)
+    job.identity["dataset"] = manifest_dataset(csv_path)
+    job.inputs = {"manifest": str(csv_path), "manifest_sha256": sha256_file(csv_path),
+                  "predictions": str(pred_dir), "media": str(media)}
+    return _run(job, encoders, progress)
+
+
+def score_folders(pred: str | Path, ref: str | Path, audio: str | Path | None = None, *, model_name: str = "pred",
+                  out: str | Path | None = None, config: ScoreConfig | None = None,
+                  encoders: dict[str, Encoder] | None = None, progress: Progress | None = None) -> ScoreResult | None:
+    """Score the images of ``pred`` against those of ``ref``, paired by file stem, without a manifest (like
+    clean-fid's ``compute_fid(dir1, dir2)``); AIS needs ``audio`` (clips named like the images), else it is
+    undefined (null). The numbers equal :func:`score`'s on the same files."""
+    pred, ref = Path(pred).expanduser(), Path(ref).expanduser()
+    audio = Path(audio).expanduser() if audio is not None else None
+    job = _Job(None, {"model": model_name, "dataset": None, "fold": None, "split": None},
+               {"predictions": str(pred), "reference": str(ref), "audio": None if audio is None else str(audio)},
+               config or ScoreConfig(), (), Path(out).expanduser() if out is not None else None, benchmark=False)
+    _check(job, [p for p in (pred, ref, audio) if p is not None])
+    if "coverage" in job.selected:
+        raise MacsError("the coverage metrics need each sample's labels: score against a manifest instead")
+    job.pairing = pair_folders(pred, ref, audio, job.config.allow_missing)
+    return _run(job, encoders, progress)
+
+
+def _check(job: _Job, inputs: list[Path]) -> None:
+    """Checks that need no file read: the options, the output path."""
+    check_config(job.config)
+    job.selected = parse_metrics(job.config.metrics)
+    if job.out is not None:
+        check_out(job.out, inputs)
+
+
+def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | None) -> ScoreResult | None:
+    """Encode every file each metric needs (cached, sharded across processes), then summarise on the main one."""
     started = time.perf_counter()
-    check_config(config)
-    selected = parse_metrics(config.metrics)
-    if out is not None:
-        manifest_csv = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
-        check_out(Path(out), [manifest_csv, manifest_csv.with_name("stats.json"), Path(pred_dir), Path(media)])
-    accelerator = _accelerator()
+    config, pairing = job.config, job.pairing
+    accelerator = process_group()
     device = accelerator.device if accelerator is not None else resolve_device(config.device)
-    pairing = pair_files(Path(manifest_dir), Path(pred_dir), Path(media), fold, config.allow_missing, split)
-    names = (*PAPER_ENCODERS, *needed_encoders(selected))
+    with_audio = bool(pairing.audio)
+    names = tuple(n for n in (*PAPER_ENCODERS, *needed_encoders(job.selected)) if with_audio or n != "wav2clip")
     if encoders is not None:
-        config = replace(config, preset=encoders_preset(encoders))
+        job.config = config = replace(config, preset=encoders_preset(encoders))
         absent = [n for n in names if n not in encoders]
         if absent:
-            raise MacsError(f"--metrics {config.metrics}: needs the {absent[0]} encoder, which was not given")
+            raise MacsError(f"metrics {config.metrics}: need the {', '.join(absent)} encoder(s), which were not "
+                            "given")
+    else:
+        missing_weights(config.preset, names, config.weights)
     encoders = encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()},
                                           names=names)
     cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
@@ -188,8 +181,8 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
     encoded_now: dict[str, int] = {}
     jobs = [("gen_inception", "inception", pairing.predictions), ("gt_inception", "inception", pairing.frames),
             ("gen_clip", "clip", pairing.predictions), ("gt_clip", "clip", pairing.frames),
-            ("audio_wav2clip", "wav2clip", pairing.audio),
-            *extra_jobs(selected, pairing.predictions, pairing.frames)]
+            *([("audio_wav2clip", "wav2clip", pairing.audio)] if with_audio else []),
+            *extra_jobs(job.selected, pairing.predictions, pairing.frames)]
     for key, name, paths in jobs:
         t = time.perf_counter()
         tick = progress(key, len(paths)) if progress else None
@@ -198,183 +191,74 @@ def score(manifest_dir: str | Path, pred_dir: str | Path, media: str | Path, *, 
             num_workers=config.num_workers, accelerator=accelerator, progress=tick)
         timings[f"encode_{key}"] = time.perf_counter() - t
     if accelerator is not None and not accelerator.is_main_process:
-        _finish(accelerator)
+        finish(accelerator)
         return None
     try:
-        return _summarise(features, pairing, encoders, encoded_now, timings, started, config, accelerator, device,
-                          manifest_dir, pred_dir, media, model_name, fold, split, out, hashes, selected)
+        result = _summarise(job, features, encoders, encoded_now, timings, started, accelerator, device, hashes)
     finally:
         if accelerator is not None:
-            _finish(accelerator)
+            finish(accelerator)
+    if job.out is not None:
+        result.save(job.out)
+    return result
 
 
-def _finish(accelerator) -> None:
-    """Wait for every process; then take down a process group this module made (under torchrun on CPU): a
-    process that exits with gloo's threads still running aborts ('terminate called without an active
-    exception'). accelerate's own group stays up for its owner, who may score again."""
-    accelerator.wait_for_everyone()
-    if isinstance(accelerator, _TorchDistributed) and accelerator.dist.is_initialized():
-        accelerator.dist.destroy_process_group()
-
-
-def _summarise(features, pairing, encoders, encoded_now, timings, started, config, accelerator, device,
-               manifest_dir, pred_dir, media, model_name, fold, split, out, hashes, selected) -> dict[str, Any]:
+def _summarise(job: _Job, features, encoders, encoded_now, timings, started, accelerator, device,
+               hashes) -> ScoreResult:
     """Metrics and the result record from the encoded features (main process only)."""
+    pairing, config, selected = job.pairing, job.config, job.selected
     file_hashes = {"pred_sha256": [hashes[p] for p in pairing.predictions],
                    "frame_sha256": [hashes[p] for p in pairing.frames],
-                   "audio_sha256": [hashes[p] for p in pairing.audio]}
+                   "audio_sha256": [hashes[p] for p in pairing.audio] or [""] * len(pairing.sample_ids)}
     t = time.perf_counter()
     metrics, per_sample, notes = compute_metrics(features["gen_inception"], features["gt_inception"],
                                                  features["gen_clip"], features["gt_clip"],
-                                                 features["audio_wav2clip"], config)
+                                                 features.get("audio_wav2clip"), config)
     extra, breakdown, extra_per_sample = compute_extras(selected, features, lambda: coverage_inputs(
         encoders["clip"], pairing))
     intervals = None
     if config.bootstrap:
-        intervals = bootstrap_intervals(interval_functions(
-            selected, features, per_sample, extra_per_sample, config, metrics["kid"] is not None),
-            len(pairing.sample_ids), config.bootstrap, config.bootstrap_seed)
+        functions = interval_functions(selected, features, per_sample, extra_per_sample, config,
+                                       metrics["kid"] is not None)
+        if not pairing.audio:
+            functions = {k: fn for k, fn in functions.items() if k not in ("ais", "ais_z")}
+        intervals = bootstrap_intervals(functions, len(pairing.sample_ids), config.bootstrap, config.bootstrap_seed)
     timings["metrics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
-    manifest_csv = Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
-    result = {
-        "model": model_name,
-        "dataset": manifest_dataset(manifest_csv),
-        "fold": fold,
-        "split": split,
-        "n": len(pairing.sample_ids),
-        "metrics": {**metrics, **extra},
-        "directions": {**DIRECTIONS, **directions(selected)},
+    comparable = job.benchmark and published_weights(encoders) and not pairing.missing
+    provenance = {
         "metrics_selected": ["paper", *selected],
         "metric_version": METRIC_VERSION,
         "extra_metric_versions": {name: VERSIONS[name] for name in selected},
         "encoders": {name: {"id": enc.id, "weights": enc.weights} for name, enc in encoders.items()},
         "device": device.type,
-        "comparable_with_paper": published_weights(encoders) and not pairing.missing,
+        "comparable_with_paper": comparable,
         "seeds": {"kid": config.kid_seed, **({"bootstrap": config.bootstrap_seed} if config.bootstrap else {})},
         "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
         "tool": {"name": "macs-bench", "version": __version__, "source_commit": source_commit(),
                  "libraries": package_versions(*SCORE_LIBRARIES),
                  "processes": accelerator.num_processes if accelerator is not None else 1},
-        "inputs": {"manifest": str(manifest_csv), "manifest_sha256": sha256_file(manifest_csv),
-                   "predictions": str(pred_dir), "media": str(media),
+        "inputs": {**job.inputs,
                    "predictions_sha256": digest_lines(zip(pairing.sample_ids, file_hashes["pred_sha256"])),
                    "media_sha256": digest_lines(zip(pairing.sample_ids, file_hashes["frame_sha256"],
                                                     file_hashes["audio_sha256"])),
                    "left_out_missing": pairing.missing, "left_out_extra": pairing.extra},
         "encoded_now": encoded_now,
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        "warnings": [*notes, *scope_warnings(pairing, encoders),
+        "warnings": [*notes, *scope_warnings(pairing, encoders, job.benchmark),
                      *wide_image_warnings(pairing.predictions, pairing.frames),
                      *small_n_warnings(len(pairing.sample_ids), features, selected, config.kid_subset_size),
                      *(f"{k} is undefined: every generated image is equally similar to some sample's query"
-                       for k in ("ais_z", "iis_z") if metrics[k] is None)],
+                       for k in ("ais_z", "iis_z") if metrics[k] is None and (pairing.audio or k == "iis_z"))],
     }
     if breakdown:
-        result["breakdown"] = breakdown
+        provenance["breakdown"] = breakdown
     if "coverage" in selected:
-        result["coverage"] = coverage_provenance(pairing.classes, encoders["clip"])
+        provenance["coverage"] = coverage_provenance(pairing.classes, encoders["clip"])
     if intervals is not None:
-        result["intervals"] = {"method": "percentile bootstrap over samples", "level": LEVEL,
-                               "rounds": config.bootstrap, "seed": config.bootstrap_seed, "metrics": intervals}
-    if out is not None:
-        shown = {k: v for k, v in extra_per_sample.items() if k == "source_coverage"}
-        write_result(Path(out), result, pairing.sample_ids, {**per_sample, **shown, **file_hashes})
-    return result
-
-
-def write_result(out: Path, result: dict[str, Any], sample_ids: list[str], per_sample: dict[str, np.ndarray]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["sample_id", *per_sample])
-    for i, sid in enumerate(sample_ids):
-        writer.writerow([sid, *(_cell(per_sample[k][i]) for k in per_sample)])
-    try:
-        atomic_write_text(per_sample_path(out), buf.getvalue())
-        atomic_write_text(out, dumps_json(result))
-    except OSError as exc:
-        raise MacsError(f"{exc.filename or out}: cannot write the result ({exc.strerror})") from None
-
-
-def _cell(value) -> str:
-    """A per-sample CSV cell: a hash as is, a number to 8 digits, an undefined number empty (JSON's null)."""
-    if isinstance(value, str):
-        return value
-    return "" if np.isnan(value) else f"{value:.8g}"
-
-
-def scope_warnings(pairing: Pairing, encoders: dict[str, Encoder]) -> list[str]:
-    """Why a result is not comparable with the paper although its numbers are right."""
-    out = []
-    if pairing.missing:
-        total = len(pairing.sample_ids) + len(pairing.missing)
-        out.append(f"scored {len(pairing.sample_ids)} of {total} samples (--allow-missing): not comparable with "
-                   "the paper, which scores every sample")
-    from macs_bench.features.encoders import published_hash
-
-    unpinned = [name for name, enc in encoders.items()
-                if name in PAPER_ENCODERS and published_hash(name) is None and enc.weights.startswith("sha256:")]
-    if unpinned:
-        out.append(f"{', '.join(unpinned)}: no published checksum exists for these weights, so they cannot be "
-                   "verified as the paper's: not comparable with the paper")
-    return out
-
-
-def encoders_preset(encoders: dict[str, Encoder]) -> str:
-    """The preset that built ``encoders`` when a caller passes them in: tiny, random, paper, else custom."""
-    weights = [enc.weights for enc in encoders.values()]
-    if all(w.startswith("tiny-random") for w in weights):
-        return "tiny"
-    if all(w.startswith("random:") for w in weights):
-        return "random"
-    return "paper" if published_weights(encoders) else "custom"
-
-
-def published_weights(encoders: dict[str, Encoder]) -> bool:
-    """Whether every encoder runs the published weights (the registry's pinned sha256; a hash recorded on first
-    use proves nothing about where a file came from): only then are the numbers comparable with the paper's."""
-    from macs_bench.features import encoders as registry
-
-    return all(registry.published_hash(name) is not None and enc.weights == registry.published_hash(name)
-               for name, enc in encoders.items() if name in PAPER_ENCODERS)
-
-
-def per_sample_path(out: Path) -> Path:
-    return out.with_name(out.stem + ".per_sample.csv")
-
-
-def default_cache_dir() -> Path:
-    from macs_bench.weights import cache_dir
-
-    return cache_dir().parent / "features"
-
-
-class _TorchDistributed:
-    """The process-group facts the encoder sharding needs, when accelerate does not manage the group (e.g. a
-    CPU run under torchrun, where accelerate needs MPI)."""
-
-    def __init__(self):
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend="gloo")
-        self.dist = dist
-        self.process_index = dist.get_rank()
-        self.num_processes = dist.get_world_size()
-        self.is_main_process = self.process_index == 0
-        self.device = torch.device("cpu")
-
-    def wait_for_everyone(self) -> None:
-        self.dist.barrier()
-
-
-def _accelerator():
-    """The process group under ``accelerate launch`` (or torchrun) with several processes, else ``None``."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from accelerate import PartialState
-
-    state = PartialState()
-    if state.num_processes > 1:
-        return state
-    return _TorchDistributed()
+        provenance["intervals"] = {"method": "percentile bootstrap over samples", "level": LEVEL,
+                                   "rounds": config.bootstrap, "seed": config.bootstrap_seed, "metrics": intervals}
+    shown = {k: v for k, v in extra_per_sample.items() if k == "source_coverage"}
+    table = per_sample_frame(pairing.sample_ids, {**per_sample, **shown, **file_hashes})
+    return ScoreResult(**job.identity, n=len(pairing.sample_ids), metrics={**metrics, **extra},
+                       directions={**DIRECTIONS, **directions(selected)}, provenance=provenance, per_sample=table)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from macs_bench import leaderboard as lb
 from macs_bench.errors import MacsError
-from macs_bench.grid import grid_size, sample_grid
+from macs_bench.plots.grid import grid_size, sample_grid
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -26,7 +26,7 @@ def run(case, tmp_path, model="m", **kw):
 def test_result_files_and_values(tmp_path, scoring_case):
     result = run(scoring_case, tmp_path)
     saved = json.loads((tmp_path / "m.json").read_text())
-    assert saved == json.loads(json.dumps(result))
+    assert saved == json.loads(result.to_json())
     assert saved["n"] == 8 and set(saved["metrics"]) == {"fid", "clip_fid", "kid", "kid_std", "ais", "ais_z", "iis",
                                                         "iis_z"}
     assert saved["tool"]["version"] and saved["metric_version"] and saved["seeds"] == {"kid": 0}
