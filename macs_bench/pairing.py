@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from macs_bench.datasets.manifest import read_manifest
+from macs_bench.datasets.manifest import manifest_csv, read_manifest
 from macs_bench.errors import MacsError
 from macs_bench.media.layout import MediaLayout
 from macs_bench.metric_spec import AUDIO_SUFFIXES, IMAGE_SUFFIXES
@@ -41,10 +41,6 @@ def find_files(folder: Path, suffixes: tuple[str, ...], what: str) -> dict[str, 
             raise MacsError(f"{folder}: two {what}s for {path.stem} ({found[path.stem].name}, {path.name})")
         found[path.stem] = path
     return found
-
-
-def manifest_csv(manifest_dir: Path) -> Path:
-    return Path(manifest_dir) / "manifest.csv" if Path(manifest_dir).is_dir() else Path(manifest_dir)
 
 
 def _mismatch(missing: list[str], extra: list[str], missing_what: str, extra_what: str) -> str:

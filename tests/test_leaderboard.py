@@ -79,11 +79,21 @@ def test_reference_copies_are_identical_and_pinned():
         assert SHARED_CSV.read_bytes() == shipped
 
 
-def test_directions_match_the_scorer():
-    tree = ast.parse((REPO / "macs_bench" / "score.py").read_text())
-    scorer = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-                  and any(getattr(t, "id", None) == "DIRECTIONS" for t in node.targets))
-    assert scorer == lb.DIRECTIONS and tuple(scorer) == lb.METRICS
+def test_metric_names_and_directions_are_defined_once():
+    """The scorer, the leaderboard and the grid read macs_bench.metric_spec; no module keeps its own copy."""
+    from macs_bench import metric_spec, score
+
+    assert score.DIRECTIONS is lb.DIRECTIONS is metric_spec.DIRECTIONS
+    assert lb.METRICS == metric_spec.PAPER_METRICS == tuple(lb.DIRECTIONS)
+    spec_names = {"DIRECTIONS", "LABELS", "IMAGE_SUFFIXES", "METRICS", "PAPER_METRICS", "DECIMALS", "EXTRAS"}
+    copies = []
+    for path in (REPO / "macs_bench").rglob("*.py"):
+        if path.name == "metric_spec.py" or "datasets" in path.parts:  # datasets: class labels, not metrics
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign):
+                copies += [f"{path.name}:{t.id}" for t in node.targets if getattr(t, "id", None) in spec_names]
+    assert copies == []
 
 
 def test_paper_tables_and_reference_rows():

@@ -47,6 +47,12 @@ class Leaderboard:
     paper_rows: str | None = None  # the policy used for a board of our results
     expected_folds: list[int] | None = None
 
+    def to_frame(self):
+        """The rows as a pandas DataFrame (one line per row, mean / std / mark per metric)."""
+        from macs_bench.api import board_frame
+
+        return board_frame(self)
+
     @property
     def mixed(self) -> bool:
         """Whether paper rows and our rows share the table (then the paper rows are flagged)."""
