@@ -70,6 +70,9 @@ def _run(o: dict, call, title: str) -> None:
 
     from macs_bench.results import per_sample_path
 
+    from macs_bench.metric_sets import parse_metrics
+
+    parse_metrics(o["metrics"])  # a bad option is named before an existing file
     out = o["out"]
     if not o["overwrite"]:
         existing = [p for p in (out, per_sample_path(out)) if p.exists()]

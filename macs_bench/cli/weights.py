@@ -22,7 +22,7 @@ def weights_list() -> None:
     table.columns[0].no_wrap = True
     for row in list_weights():
         size = f"{row.size / 1e6:,.0f} MB" if row.size else "?"
-        table.add_row(row.name, "yes" if row.present else "no", row.pin, size, row.used_by)
+        table.add_row(row.name, "yes" if row.present else "no", row.pin, size, row.used_by.split(" (")[0])
     console.print(table)
 
 
