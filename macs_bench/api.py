@@ -35,8 +35,8 @@ def leaderboard(results: str | os.PathLike | Iterable[Any], dataset: str, *, fol
                 radar: bool = False):
     """Aggregate score results (a folder / file of result JSON, or ScoreResult objects) over folds beside the
     paper's rows; writes leaderboard.md/.csv/.json (and radar.png) into ``out`` when given. Returns the
-    :class:`~macs_bench.leaderboard.Leaderboard` (``.to_frame()`` for a DataFrame)."""
-    from macs_bench.leaderboard import build_leaderboard, load_results, write_leaderboard
+    :class:`~macs_bench.boards.Leaderboard` (``.to_frame()`` for a DataFrame)."""
+    from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
 
     if isinstance(results, (str, os.PathLike)):
         results = load_results(results)

@@ -65,7 +65,7 @@ def leaderboard_build(
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Aggregate score results over folds into a leaderboard, beside the paper's numbers."""
-    from macs_bench.leaderboard import build_leaderboard, load_results, write_leaderboard
+    from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
 
     _refuse_existing([out / name for name in BOARD_FILES], overwrite)
     board = build_leaderboard(load_results(results), dataset, folds=parse_folds(folds),
@@ -82,7 +82,7 @@ def leaderboard_paper(
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Render one of the paper's Tables 1-4 alone, marked by the leaderboard's rules."""
-    from macs_bench.leaderboard import paper_leaderboard, write_leaderboard
+    from macs_bench.boards import paper_leaderboard, write_leaderboard
 
     _refuse_existing([out / name for name in BOARD_FILES], overwrite)
     board = paper_leaderboard(int(table.value))

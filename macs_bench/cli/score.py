@@ -54,7 +54,7 @@ def score_options(
 
 
 def _config(o: dict):
-    from macs_bench.score import ScoreConfig
+    from macs_bench.scoring import ScoreConfig
 
     weights = {name: str(o[f"{name}_weights"]) for name in ("inception", "clip", "wav2clip", "clip_l336", "dinov2")
                if o[f"{name}_weights"]}
@@ -64,7 +64,7 @@ def _config(o: dict):
                        metrics=o["metrics"], bootstrap=o["bootstrap"], bootstrap_seed=o["bootstrap_seed"])
 
 
-def _run(o: dict, call, title: str) -> None:
+def _run(o: dict, call, title: str, suffix: str = "") -> None:
     """Refuse an existing result unless --overwrite, run ``call`` with a progress bar, print the table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -89,12 +89,12 @@ def _run(o: dict, call, title: str) -> None:
         result = call(_config(o), progress)
     if result is None:  # a non-main process of 'accelerate launch'
         return
-    print_result(result, title)
+    print_result(result, title, suffix)
     console.print(f"wrote {out} and {per_sample_path(out)}")
 
 
-def print_result(result, title: str) -> None:
-    table = Table("metric", "value", "better", title=f"{title}: {result['n']} samples")
+def print_result(result, title: str, suffix: str = "") -> None:
+    table = Table("metric", "value", "better", title=f"{title}: {result['n']} samples{suffix}")
     intervals = result.get("intervals", {}).get("metrics", {})
     if intervals:
         table.add_column("95% interval")
@@ -123,11 +123,11 @@ def register(app: typer.Typer) -> None:
                       **o) -> None:
         """Score generated images with FID, CLIP-FID, KID, AIS/AIS-z and IIS/IIS-z (one encoder pass per file),
         and opt-in extras (--metrics)."""
-        from macs_bench.score import score
+        from macs_bench.scoring import score
 
         _run(o, lambda config, progress: score(manifest, pred, media, model_name=o["model_name"], fold=fold,
                                                split=split, out=o["out"], config=config, progress=progress),
-             o["model_name"] + (f", fold {fold}" if fold is not None else ""))
+             o["model_name"], f", fold {fold}" if fold is not None else "")
 
     own = [
         _param("manifest", Path, typer.Option(..., "--manifest", help=MANIFEST_HELP)),
@@ -145,7 +145,7 @@ def register(app: typer.Typer) -> None:
     def score_folders_command(pred: Path, ref: Path, audio: Optional[Path], **o) -> None:
         """Score the images of PRED against those of REF, paired by file name, without a manifest (AIS needs
         --audio)."""
-        from macs_bench.score import score_folders
+        from macs_bench.scoring import score_folders
 
         _run(o, lambda config, progress: score_folders(pred, ref, audio, model_name=o["model_name"], out=o["out"],
                                                        config=config, progress=progress), o["model_name"])

@@ -17,7 +17,7 @@ from macs_bench.metrics import frechet_distance
 from macs_bench.metrics.cmmd import cmmd, unit_rows
 from macs_bench.metrics.coverage import class_text_embeddings, source_coverage
 from macs_bench.metrics.prdc import prdc
-from macs_bench.score import ScoreConfig, score
+from macs_bench.scoring import ScoreConfig, score
 
 PAPER_KEYS = ["fid", "clip_fid", "kid", "kid_std", "ais", "ais_z", "iis", "iis_z"]
 

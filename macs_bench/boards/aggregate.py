@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from macs_bench.errors import MacsError
-from macs_bench.leaderboard.intervals import fold_intervals
-from macs_bench.leaderboard.paper import TABLE_PROTOCOL, reference_rows
-from macs_bench.leaderboard.rows import PAPER_MARK, Leaderboard, Row, fold_list, mark
+from macs_bench.boards.intervals import fold_intervals
+from macs_bench.boards.paper import TABLE_PROTOCOL, reference_rows
+from macs_bench.boards.rows import PAPER_MARK, Leaderboard, Row, fold_list, mark
 from macs_bench.metric_spec import PAPER_METRICS as METRICS
 from macs_bench.results import ScoreResult
 

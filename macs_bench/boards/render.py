@@ -12,9 +12,9 @@ from typing import Any
 from macs_bench import __version__
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json
-from macs_bench.leaderboard.intervals import interval_suffix
-from macs_bench.leaderboard.paper import REFERENCE_CSV, reference_csv_bytes
-from macs_bench.leaderboard.rows import REF_MARK, Leaderboard, Row, display_name, fmt_value, fold_list
+from macs_bench.boards.intervals import interval_suffix
+from macs_bench.boards.paper import REFERENCE_CSV, reference_csv_bytes
+from macs_bench.boards.rows import REF_MARK, Leaderboard, Row, display_name, fmt_value, fold_list
 from macs_bench.metric_spec import ARROWS, DIRECTIONS, LABELS, PAPER_METRICS as METRICS
 
 GENERATOR = "macs-bench leaderboard"  # marks the JSON this module writes

@@ -5,12 +5,12 @@ best and second best per metric, and render Markdown / CSV / JSON and a radar ch
 :mod:`.render` (Markdown, CSV, JSON, writing); the radar chart is :mod:`macs_bench.plots.radar`.
 """
 
-from macs_bench.leaderboard.aggregate import PAPER_ROWS, aggregate, build_leaderboard
-from macs_bench.leaderboard.paper import (MAIN_TABLE, PAPER_DATASETS, REFERENCE_CSV, TABLE_CAPTIONS, paper_leaderboard,
+from macs_bench.boards.aggregate import PAPER_ROWS, aggregate, build_leaderboard
+from macs_bench.boards.paper import (MAIN_TABLE, PAPER_DATASETS, REFERENCE_CSV, TABLE_CAPTIONS, paper_leaderboard,
                                           paper_table, reference_csv_bytes, reference_rows)
-from macs_bench.leaderboard.render import (GENERATOR, board_dict, to_csv, to_json, to_markdown,
+from macs_bench.boards.render import (GENERATOR, board_dict, to_csv, to_json, to_markdown,
                                            write_leaderboard)
-from macs_bench.leaderboard.rows import PAPER_MARK, REF_MARK, Leaderboard, Row, display_name, mark
+from macs_bench.boards.rows import PAPER_MARK, REF_MARK, Leaderboard, Row, display_name, mark
 from macs_bench.metric_spec import DIRECTIONS, LABELS, PAPER_METRICS as METRICS
 from macs_bench.plots.radar import radar_png, radar_values
 from macs_bench.results import ScoreResult

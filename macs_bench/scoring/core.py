@@ -20,7 +20,7 @@ import numpy as np
 from macs_bench import __version__
 from macs_bench.datasets.manifest import manifest_dataset
 from macs_bench.device import resolve_device
-from macs_bench.distributed import finish, process_group
+from macs_bench.scoring.distributed import finish, process_group
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
 from macs_bench.features.encoders import PAPER_ENCODERS, Encoder, build_encoders
@@ -31,15 +31,14 @@ from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_pr
 from macs_bench.metric_spec import DIRECTIONS, METRIC_VERSION, VERSIONS
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
 from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
-from macs_bench.pairing import Pairing, manifest_csv, pair_files, pair_folders
+from macs_bench.scoring.pairing import Pairing, manifest_csv, pair_files, pair_folders
 from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
 from macs_bench.results import ScoreResult, per_sample_frame, per_sample_path
-from macs_bench.score_checks import check_config, check_out, feature_notes, wide_image_warnings
-from macs_bench.score_provenance import (default_cache_dir, encoders_preset, missing_weights, published_weights,
+from macs_bench.scoring.checks import check_config, check_out, feature_notes, wide_image_warnings
+from macs_bench.scoring.provenance import (default_cache_dir, encoders_preset, missing_weights, published_weights,
                                          scope_warnings)
 
-__all__ = ["ScoreConfig", "score", "score_folders", "compute_metrics", "resolve_device", "per_sample_path",
-           "published_weights", "encoders_preset"]
+__all__ = ["ScoreConfig", "score", "score_folders", "compute_metrics"]
 
 Progress = Callable[[str, int], Callable[[int], None]]
 

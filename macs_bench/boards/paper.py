@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from macs_bench.errors import MacsError
-from macs_bench.leaderboard.rows import Leaderboard, Row, mark
+from macs_bench.boards.rows import Leaderboard, Row, mark
 from macs_bench.metric_spec import LABELS, PAPER_METRICS as METRICS
 
 # the paper's dataset names -> macs names, and the paper's main comparison table per dataset
