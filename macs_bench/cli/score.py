@@ -153,8 +153,8 @@ def register(app: typer.Typer) -> None:
     own = [
         _param("pred", Path, typer.Argument(..., metavar="PRED", help="Folder of generated images (png or jpg).",
                                             show_default=False)),
-        _param("ref", Path, typer.Argument(..., metavar="REF", help="Folder of reference images with the same file stems.",
-                                           show_default=False)),
+        _param("ref", Path, typer.Argument(..., metavar="REF", help="Folder of reference images with the same "
+                                           "file stems.", show_default=False)),
         _param("audio", Optional[Path], typer.Option(None, "--audio", help="Folder of the audio clips (wav, "
                                                      "flac, ogg) with the same stems; needed for AIS.")),
     ]

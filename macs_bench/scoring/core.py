@@ -33,7 +33,7 @@ from macs_bench.metrics import frechet_distance, kernel_inception_distance, pair
 from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
 from macs_bench.scoring.pairing import Pairing, manifest_csv, pair_files, pair_folders
 from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
-from macs_bench.results import ScoreResult, per_sample_frame, per_sample_path
+from macs_bench.results import ScoreResult, per_sample_frame
 from macs_bench.scoring.checks import check_config, check_out, feature_notes, wide_image_warnings
 from macs_bench.scoring.provenance import (default_cache_dir, encoders_preset, missing_weights, published_weights,
                                          scope_warnings)
