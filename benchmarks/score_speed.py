@@ -25,7 +25,7 @@ from PIL import Image
 from macs_bench.datasets.manifest import COLUMNS
 from macs_bench.features.encoders import build_encoders
 from macs_bench.metrics import paired_scores
-from macs_bench.score import ScoreConfig, score
+from macs_bench.scoring import ScoreConfig, score
 
 
 def make_case(root: Path, n: int) -> tuple[Path, Path, Path, list[str]]:

@@ -9,34 +9,14 @@ file each, cached like every other feature.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from macs_bench.errors import MacsError
+from macs_bench.metric_spec import EXTRAS, PRDC_KEYS
 
 
-@dataclass(frozen=True)
-class MetricSet:
-    """One opt-in group: the encoders it needs beyond the paper's and the result keys it adds (with direction)."""
-
-    encoders: tuple[str, ...]
-    keys: dict[str, str]
-
-
-PRDC_KEYS = ("precision", "recall", "density", "coverage")
-EXTRAS: dict[str, MetricSet] = {
-    "coverage": MetricSet((), {"source_coverage": "higher", "source_coverage_gt": "higher",
-                               "source_coverage_rel": "higher", "aic": "higher", "aic_gt": "higher"}),
-    "cmmd": MetricSet(("clip_l336",), {"cmmd": "lower"}),
-    "fd_dinov2": MetricSet(("dinov2",), {"fd_dinov2": "lower"}),
-    "prdc_inception": MetricSet((), {f"{k}_inception": "higher" for k in PRDC_KEYS}),
-    "prdc_dinov2": MetricSet(("dinov2",), {f"{k}_dinov2": "higher" for k in PRDC_KEYS}),
-}
-# the version of each group's definition, recorded in the result beside the paper's metric_version
-VERSIONS = {"coverage": "coverage-v1", "cmmd": "cmmd-rbf10-x1000-biased-v1", "fd_dinov2": "fd-dinov2-cls-v1",
-            "prdc_inception": "prdc-k5-v1", "prdc_dinov2": "prdc-k5-v1"}
 # the Frechet distances and the features whose dimension their N should exceed
 FEATURE_DIMS = {"fid": "gen_inception", "clip_fid": "gen_clip", "fd_dinov2": "gen_dinov2"}
 

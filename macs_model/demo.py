@@ -64,9 +64,9 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, plan: DemoPlan | None = No
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary also written to ``out/summary.json``."""
     from macs_bench.datasets.synthetic import write_synthetic
-    from macs_bench.grid import sample_grid
-    from macs_bench.leaderboard import build_leaderboard, load_results, write_leaderboard
-    from macs_bench.score import ScoreConfig, score
+    from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
+    from macs_bench.plots.grid import sample_grid
+    from macs_bench.scoring import ScoreConfig, score
     from macs_model.stage1 import train_separator
     from macs_model.stage2 import generate, train_generator
 

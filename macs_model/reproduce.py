@@ -70,8 +70,8 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
     reads release-shaped miniatures onto the tiny random SD and scores with the tiny encoders.
     """
     from macs_bench.datasets.manifest import manifest_dataset
-    from macs_bench.leaderboard import build_leaderboard, load_results, write_leaderboard
-    from macs_bench.score import ScoreConfig, score
+    from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
+    from macs_bench.scoring import ScoreConfig, score
     from macs_model.stage2 import generate, import_release_generator
 
     release_dir, manifest, media, out = Path(release_dir), Path(manifest), Path(media), Path(out)

@@ -145,3 +145,68 @@ def test_dataset_choices_are_the_registry():
     from macs_bench.datasets import DATASETS
 
     assert [d.value for d in DatasetName] == list(DATASETS)
+
+
+def _leaf_commands(group, path=()):
+    for name, command in group.commands.items():
+        if getattr(command, "commands", None):
+            yield from _leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def _macs_bench_commands():
+    from typer.main import get_command
+
+    from macs_bench.cli import app
+
+    return sorted(_leaf_commands(get_command(app)))
+
+
+@pytest.mark.parametrize("path", _macs_bench_commands(), ids=" ".join)
+def test_every_macs_bench_help_is_whole_at_80_columns(path):
+    """Every macs-bench command: help within 80 columns, every option name whole, plain flags."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from macs_bench.cli import app
+
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert "…" not in result.output
+    command = get_command(app)
+    for name in path:
+        command = command.commands[name]
+    words = result.output.replace("│", " ").split()
+    for param in command.params:
+        for name in [*param.opts, *param.secondary_opts]:
+            if name.startswith("-"):
+                assert name in words, name
+    assert not [p for p in command.params if p.secondary_opts], "use plain flags, not --x/--no-x pairs"
+
+
+def test_score_leaderboard_and_weights_share_one_vocabulary():
+    """--media / --manifest / --device / --overwrite / --folds are spelled alike wherever they appear."""
+    from typer.main import get_command
+
+    from macs_bench.cli import app
+
+    root = get_command(app)
+    options = {}
+    for path in _macs_bench_commands():
+        command = root
+        for name in path:
+            command = command.commands[name]
+        options[" ".join(path)] = {o for p in command.params for o in p.opts}
+    for banned in ("--root", "--data", "--force", "--restart", "--cpu", "--radar"):
+        assert not [c for c, opts in options.items() if banned in opts], banned
+    assert {"--device", "--overwrite"} <= options["score"] and {"--device", "--overwrite"} <= options["score-folders"]
+    assert "--overwrite" in options["leaderboard build"] and "--no-radar" in options["leaderboard build"]
+    assert "--all" in options["weights fetch"] and "--overwrite" in options["weights fetch"]
+    from typer.testing import CliRunner
+
+    for path, choices in ((["score"], "paper|random|tiny"), (["leaderboard", "build"], "auto|always|never"),
+                          (["leaderboard", "paper"], "1|2|3|4")):
+        shown = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"}).output
+        assert choices in shown, path  # choices are enums, listed in the help

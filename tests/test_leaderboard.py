@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from macs_bench import leaderboard as lb
+from macs_bench import boards as lb
 from macs_bench.errors import MacsError
-from macs_bench.grid import grid_size, sample_grid
+from macs_bench.plots.grid import grid_size, sample_grid
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -27,7 +27,7 @@ PUBLISHED = {"inception": "sha256:" + "a" * 64, "clip": "sha256:" + "b" * 64, "w
 
 def make_result(model="ours", fold=0, *, dataset="llp-multi", metrics=None, metric_version="macs-metrics-v1",
                 weights=None, preset="paper", comparable=True, split=None, n=100):
-    """A dict shaped like the JSON macs_bench.score.score() writes."""
+    """A dict shaped like the JSON macs_bench.scoring.score() writes."""
     weights = {**PUBLISHED, **(weights or {})}
     base = {"fid": 100.0, "clip_fid": 30.0, "kid": 0.02, "ais": 0.07, "ais_z": 1.0, "iis": 0.55, "iis_z": 1.2}
     return {
@@ -79,11 +79,21 @@ def test_reference_copies_are_identical_and_pinned():
         assert SHARED_CSV.read_bytes() == shipped
 
 
-def test_directions_match_the_scorer():
-    tree = ast.parse((REPO / "macs_bench" / "score.py").read_text())
-    scorer = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-                  and any(getattr(t, "id", None) == "DIRECTIONS" for t in node.targets))
-    assert scorer == lb.DIRECTIONS and tuple(scorer) == lb.METRICS
+def test_metric_names_and_directions_are_defined_once():
+    """The scorer, the leaderboard and the grid read macs_bench.metric_spec; no module keeps its own copy."""
+    from macs_bench import metric_spec, scoring as score
+
+    assert score.DIRECTIONS is lb.DIRECTIONS is metric_spec.DIRECTIONS
+    assert lb.METRICS == metric_spec.PAPER_METRICS == tuple(lb.DIRECTIONS)
+    spec_names = {"DIRECTIONS", "LABELS", "IMAGE_SUFFIXES", "METRICS", "PAPER_METRICS", "DECIMALS", "EXTRAS"}
+    copies = []
+    for path in (REPO / "macs_bench").rglob("*.py"):
+        if path.name == "metric_spec.py" or "datasets" in path.parts:  # datasets: class labels, not metrics
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign):
+                copies += [f"{path.name}:{t.id}" for t in node.targets if getattr(t, "id", None) in spec_names]
+    assert copies == []
 
 
 def test_paper_tables_and_reference_rows():
@@ -475,13 +485,13 @@ def test_cli_build_paper_and_grid(tmp_path, grid_inputs):
     (["leaderboard", "build", "--results", "good", "--dataset", "landscape", "--out", "o"],
      "a result for dataset 'llp-multi', not 'landscape'"),
     (["leaderboard", "build", "--results", "good", "--dataset", "llp-multi", "--out", "o", "--paper-rows", "x"],
-     "paper_rows must be one of"),
+     "Invalid value for '--paper-rows'"),
     (["leaderboard", "build", "--results", "good", "--dataset", "llp-multi", "--out", "o", "--folds", "a,b"],
      "--folds must be comma-separated integers"),
     (["leaderboard", "build", "--results", "good", "--dataset", "llp-multi", "--out", "afile"],
      "afile: exists and is not a folder"),
     (["leaderboard", "build", "--dataset", "llp-multi", "--out", "o"], "Missing option '--results'"),
-    (["leaderboard", "paper", "--table", "7", "--out", "o"], "the paper has Tables 1-4, not 7"),
+    (["leaderboard", "paper", "--table", "7", "--out", "o"], "Invalid value for '--table'"),
     (["leaderboard", "grid", "--manifest", "m", "--media", "m", "--pred", "nodir", "--out", "g.png"],
      "--pred must be NAME=DIR"),
     (["leaderboard", "grid", "--manifest", "m", "--media", "m", "--pred", "a=missing", "--out", "g.png"],

@@ -57,8 +57,16 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "home" / "weights"
 
 
+@pytest.fixture(autouse=True)
+def hub_reachable(monkeypatch):
+    """The hub counts as reachable unless a test says otherwise (the fake snapshot_download stands in for it)."""
+    real = weights.download.hub_unreachable
+    monkeypatch.setattr(weights.download, "hub_unreachable", lambda: None)
+    return real
+
+
 def register(monkeypatch, *specs):
-    monkeypatch.setattr(weights, "WEIGHTS", {spec.name: spec for spec in specs})
+    monkeypatch.setattr(weights.registry, "WEIGHTS", {spec.name: spec for spec in specs})
 
 
 def spec(url, sha256=GOOD_SHA, size=None, name="m"):
@@ -219,8 +227,8 @@ def test_verification_cache_rehashes_only_after_the_file_changes(cache, server, 
     register(monkeypatch, spec(server.url("/m.bin")))
     target = weights.fetch("m", progress=False)
     calls = []
-    real = weights.sha256_file
-    monkeypatch.setattr(weights, "sha256_file", lambda file: calls.append(file) or real(file))
+    real = weights.store.sha256_file
+    monkeypatch.setattr(weights.store, "sha256_file", lambda file: calls.append(file) or real(file))
     weights.path("m")
     weights.path("m")
     assert calls == []  # fetch remembered the hash; (size, mtime_ns) unchanged
@@ -364,6 +372,51 @@ def test_hf_hub_errors_become_one_line(cache, monkeypatch):
         weights.fetch("sd", progress=False)
     assert "\n" not in str(err.value) and "https://huggingface.co/org/sd" in str(err.value)
     assert "OSError: We couldn't connect" in str(err.value)
+
+
+@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "https://hub.invalid"}])
+def test_offline_hub_fails_at_once_without_retries(cache, monkeypatch, hub_reachable, env):
+    """Offline, the hub is never called (its client retries for about 25 s): one line at once instead."""
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(weights.download, "hub_unreachable", hub_reachable)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    register(monkeypatch, hf_spec())
+    with pytest.raises(MacsError) as err:
+        weights.fetch("sd", progress=False)
+    assert calls == [] and "\n" not in str(err.value)
+    assert "cannot fetch weights 'sd'" in str(err.value) and ("HF_HUB_OFFLINE" in str(err.value)
+                                                              or "hub.invalid is unreachable" in str(err.value))
+
+
+def test_weights_list_shows_the_cache_root_once_and_each_pin_kind(cache):
+    from typer.testing import CliRunner
+
+    from macs_bench.cli import app
+
+    result = CliRunner().invoke(app, ["weights", "list"], env={"COLUMNS": "80", "MACS_HOME": str(cache.parent)})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"cache: {cache}" and result.output.count(str(cache)) == 1
+    assert max(len(line) for line in lines[1:]) <= 80 and len(lines) <= 2 + 2 * len(weights.WEIGHTS)
+    row = {line.split()[0]: line for line in lines[2:] if line.split() and line.split()[0] in weights.WEIGHTS}
+    assert " hub 133a221b8aa7 " in row["stable-diffusion-v1-4"] and " sha256 " in row["clip-vit-b-32-openai"]
+    for name, spec in weights.WEIGHTS.items():
+        assert weights.pin_kind(spec) in row[name]
+        assert ("sha256" in row[name]) == (spec.sha256 is not None)
+
+
+def test_weights_fetch_needs_names_or_all(cache):
+    from typer.testing import CliRunner
+
+    from macs_bench.cli import app
+
+    result = CliRunner().invoke(app, ["weights", "fetch"], env={"MACS_HOME": str(cache.parent)})
+    assert result.exit_code != 0 and "--all" in str(result.exception or result.output)
+    assert not cache.exists()  # nothing was downloaded
 
 
 # -- the real registry ------------------------------------------------------------------------------------------

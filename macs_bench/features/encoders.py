@@ -300,5 +300,5 @@ def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None
         built[name] = build(path)
         if expected_weights(name) not in (None, built[name].weights):  # a full hash, beyond the size/mtime check
             raise MacsError(f"{path}: corrupt weights ({built[name].weights}, expected {expected_weights(name)}); "
-                            f"fetch them again with: macs-bench weights fetch --force {WEIGHT_NAMES[name]}")
+                            f"fetch them again with: macs-bench weights fetch --overwrite {WEIGHT_NAMES[name]}")
     return built

@@ -17,7 +17,7 @@ from macs_bench.metrics import frechet_distance
 from macs_bench.metrics.cmmd import cmmd, unit_rows
 from macs_bench.metrics.coverage import class_text_embeddings, source_coverage
 from macs_bench.metrics.prdc import prdc
-from macs_bench.score import ScoreConfig, score
+from macs_bench.scoring import ScoreConfig, score
 
 PAPER_KEYS = ["fid", "clip_fid", "kid", "kid_std", "ais", "ais_z", "iis", "iis_z"]
 
@@ -121,7 +121,7 @@ def test_text_tower_of_real_clip_is_its_encode_text():
 
 def test_encoders_passed_in_must_cover_the_extras(tmp_path, scoring_case):
     tiny = encoders.build_encoders("tiny")
-    with pytest.raises(MacsError, match="--metrics cmmd: needs the clip_l336 encoder"):
+    with pytest.raises(MacsError, match="metrics cmmd: need the clip_l336 encoder"):
         score(scoring_case.manifest, scoring_case.pred, scoring_case.media, model_name="m", encoders=tiny,
               config=ScoreConfig(cache_dir=str(tmp_path / "c"), metrics="cmmd"))
 

@@ -14,7 +14,7 @@ from macs_bench.features import encoders
 from macs_bench.features.cache import FeatureCache
 from macs_bench.features.extract import content_hash, encode_files
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
-from macs_bench.score import ScoreConfig, score
+from macs_bench.scoring import ScoreConfig, score
 
 
 def run(case, tmp_path, model="m", **kw):
@@ -26,7 +26,7 @@ def run(case, tmp_path, model="m", **kw):
 def test_result_files_and_values(tmp_path, scoring_case):
     result = run(scoring_case, tmp_path)
     saved = json.loads((tmp_path / "m.json").read_text())
-    assert saved == json.loads(json.dumps(result))
+    assert saved == json.loads(result.to_json())
     assert saved["n"] == 8 and set(saved["metrics"]) == {"fid", "clip_fid", "kid", "kid_std", "ais", "ais_z", "iis",
                                                         "iis_z"}
     assert saved["tool"]["version"] and saved["metric_version"] and saved["seeds"] == {"kid": 0}
@@ -159,7 +159,7 @@ def test_split_and_output_checked_before_encoding(tmp_path, scoring_case):
 
 
 def test_published_weights_decide_comparability(tmp_path, monkeypatch):
-    from macs_bench import score as score_module
+    from macs_bench import scoring as score_module
 
     tiny = encoders.build_encoders("tiny")
     assert score_module.published_weights(tiny) is False

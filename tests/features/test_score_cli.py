@@ -36,8 +36,9 @@ def test_paper_preset_offline_says_how_to_fetch(tmp_path):
               "--out", str(tmp_path / "r.json"), "--model-name", "m", home=tmp_path / "home")
     assert out.returncode == 2
     (line,) = out.stderr.strip().splitlines()
-    assert "inception-2015-12-05.pt: missing weights" in line
-    assert "macs-bench weights fetch inception-2015-12-05" in line
+    # every missing entry at once, in one fetch command, not only the first
+    assert "missing weights inception-2015-12-05, clip-vit-b-32-openai, wav2clip;" in line
+    assert line.endswith("macs-bench weights fetch inception-2015-12-05 clip-vit-b-32-openai wav2clip")
     assert not (tmp_path / "r.json").exists()
 
 

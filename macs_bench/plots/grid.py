@@ -14,8 +14,9 @@ from pathlib import Path
 
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes
+from macs_bench.media.layout import MediaLayout
+from macs_bench.metric_spec import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # as macs_bench.score accepts for predictions
 HEADER_H = 22
 CAPTION_H = 30  # two lines of the 12 px font
 PAD = 4
@@ -128,7 +129,7 @@ def sample_grid(manifest_dir: str | os.PathLike, media: str | os.PathLike, predi
         if not ids:
             raise MacsError(f"{manifest_dir}: no sample has an image in every prediction folder "
                             f"({', '.join(str(p) for p in predictions.values())})")
-    frames = [Path(media) / "frames" / f"{sid}.jpg" for sid in ids]
+    frames = [MediaLayout(media).frame(sid) for sid in ids]
     for frame in frames:
         if not frame.is_file():
             raise MacsError(f"{frame}: ground-truth frame missing; fetch media with 'macs-bench datasets fetch'")

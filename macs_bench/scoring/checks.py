@@ -1,4 +1,4 @@
-"""Checks that run before any encoding (device, output path, config) and the numerical notes on a result.
+"""Checks that run before any encoding (output path, config) and the numerical notes on a result.
 
 Everything here fails fast with one line naming the problem, so a mistake never costs an encoder pass, and a
 result whose numbers cannot be trusted says so instead of printing them.
@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from macs_bench.errors import MacsError
 
@@ -20,26 +19,6 @@ KID_KERNEL_LIMIT = 1e10
 # real Inception pool features lie in about [0, 10]; far beyond that they come from random weights
 FEATURE_SCALE_NOTE = 1e4
 SEED_LIMIT = 2**32
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (cuda when available), ``cpu``, ``cuda[:N]`` or ``mps``; anything else or an accelerator that
-    is not there is one error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise MacsError(f"--device {name!r}: {exc}") from None
-    available = {"cpu": lambda: True, "cuda": torch.cuda.is_available,
-                 "mps": lambda: torch.backends.mps.is_available()}
-    if device.type not in available:
-        raise MacsError(f"--device {name}: not supported; use cpu, cuda, cuda:N or mps")
-    if not available[device.type]():
-        raise MacsError(f"--device {name}: {device.type} is not available on this machine")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise MacsError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
 
 
 def check_config(config) -> None:
@@ -55,7 +34,7 @@ def check_config(config) -> None:
 def check_out(out: Path, inputs: list[Path]) -> None:
     """Fail before any encoding when the result cannot be written, or would overwrite or land among the inputs
     (the manifest, its stats, a prediction or media file or folder)."""
-    from macs_bench.score import per_sample_path
+    from macs_bench.results import per_sample_path
 
     if out.is_dir():
         raise MacsError(f"{out}: --out is a folder; give a file name such as result.json")

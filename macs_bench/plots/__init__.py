@@ -1,0 +1,1 @@
+"""Figures: the leaderboard's radar chart (:mod:`.radar`) and the qualitative sample grid (:mod:`.grid`)."""

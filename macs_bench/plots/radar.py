@@ -1,0 +1,87 @@
+"""A radar chart of leaderboard rows in the style of the paper's Fig. 1 (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+from macs_bench.errors import MacsError
+from macs_bench.io import atomic_write_bytes
+from macs_bench.boards.rows import REF_MARK, Row
+from macs_bench.metric_spec import ARROWS, DIRECTIONS, LABELS, PAPER_METRICS as METRICS
+
+RADAR_SIZE = 800  # pixels, square
+
+
+def radar_values(rows: list[Row]) -> list[list[float]]:
+    """Per row, each metric min-max normalised across the rows to [0, 1], lower-is-better metrics inverted so
+    that 1 is always the best; a metric on which every row agrees is 1; a missing value is NaN."""
+    out = [[math.nan] * len(METRICS) for _ in rows]
+    for j, m in enumerate(METRICS):
+        values = [r.mean.get(m) for r in rows]
+        present = [v for v in values if v is not None]
+        if not present:
+            continue
+        lo, hi = min(present), max(present)
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            norm = 1.0 if hi == lo else (v - lo) / (hi - lo)
+            out[i][j] = 1.0 - norm if DIRECTIONS[m] == "lower" and hi != lo else norm
+    return out
+
+
+def radar_png(rows: list[Row], path: str | os.PathLike, *, title: str | None = None,
+              names: list[str] | None = None, size: int = RADAR_SIZE) -> Path:
+    """A radar chart in the style of the paper's Fig. 1 (one axis per metric, values normalised across the rows,
+    outward is better), ``size`` x ``size`` pixels, written atomically with matplotlib's Agg backend."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not rows:
+        raise MacsError("a radar chart needs at least one row")
+    names = names or [r.name + (REF_MARK if r.reference_only else "") for r in rows]
+    values = radar_values(rows)
+    dpi = 100
+    fig = Figure(figsize=(size / dpi, size / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.15, 0.24, 0.70, 0.64), projection="polar")
+    ax.set_theta_offset(math.pi / 2)  # FID at the top, clockwise
+    ax.set_theta_direction(-1)
+    angles = [2 * math.pi * j / len(METRICS) for j in range(len(METRICS))]
+    cmap = matplotlib.colormaps["tab10" if len(rows) <= 10 else "tab20"]
+    for i, (row, name, vals) in enumerate(zip(rows, names, values)):
+        style = "--" if row.reference_only else ":" if row.paper and any(not r.paper for r in rows) else "-"
+        color = cmap(i % cmap.N)
+        ax.plot(angles + angles[:1], vals + vals[:1], style, color=color, linewidth=1.8, marker="o", markersize=3,
+                label=name)
+        if not row.reference_only:
+            ax.fill(angles + angles[:1], [0 if math.isnan(v) else v for v in vals + vals[:1]], color=color,
+                    alpha=0.06)
+    ax.set_xticks(angles)
+    ax.set_xticklabels([f"{LABELS[m]}{ARROWS[DIRECTIONS[m]]}" + (" (inv.)" if DIRECTIONS[m] == "lower" else "")
+                        for m in METRICS], fontsize=11)
+    ax.set_ylim(0, 1.05)
+    ax.set_rorigin(-0.15)
+    ax.set_yticks([0.25, 0.5, 0.75, 1.0])
+    ax.set_yticklabels([])
+    ax.tick_params(axis="x", pad=16)
+    if title:
+        fig.suptitle(title, fontsize=14, y=0.975)
+    fig.legend(loc="lower center", ncol=2 if len(rows) > 4 else 1, fontsize=10, frameon=False,
+               bbox_to_anchor=(0.5, 0.01))
+    fig.text(0.99, 0.005, "min-max normalised across rows; outward is better", ha="right", va="bottom",
+             fontsize=8, color="0.4")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    path = Path(path)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as exc:
+        raise MacsError(f"{exc.filename or path}: cannot write the radar chart ({exc.strerror})") from None
+    return path
+
+

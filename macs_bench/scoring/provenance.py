@@ -1,0 +1,69 @@
+"""What a score result says about its encoders: which preset built them, whether they run the published
+weights (only then are the numbers comparable with the paper), which weights are missing, and why a result is
+not comparable although its numbers are right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from macs_bench.errors import MacsError
+from macs_bench.features.encoders import PAPER_ENCODERS, WEIGHT_NAMES, Encoder
+
+
+def encoders_preset(encoders: dict[str, Encoder]) -> str:
+    """The preset that built ``encoders`` when a caller passes them in: tiny, random, paper, else custom."""
+    weights = [enc.weights for enc in encoders.values()]
+    if all(w.startswith("tiny-random") for w in weights):
+        return "tiny"
+    if all(w.startswith("random:") for w in weights):
+        return "random"
+    return "paper" if published_weights(encoders) else "custom"
+
+
+def published_weights(encoders: dict[str, Encoder]) -> bool:
+    """Whether every encoder runs the published weights (the registry's pinned sha256; a hash recorded on first
+    use proves nothing about where a file came from): only then are the numbers comparable with the paper's."""
+    from macs_bench.features import encoders as registry
+
+    return all(registry.published_hash(name) is not None and enc.weights == registry.published_hash(name)
+               for name, enc in encoders.items() if name in PAPER_ENCODERS)
+
+
+def missing_weights(preset: str, names: tuple[str, ...], given: dict[str, str]) -> None:
+    """Before building anything: one error listing every cache entry the ``paper`` preset needs and lacks."""
+    if preset != "paper":
+        return
+    from macs_bench.weights import local_path
+
+    missing = [WEIGHT_NAMES[n] for n in names if n not in given and n in WEIGHT_NAMES
+               and not local_path(WEIGHT_NAMES[n]).exists()]
+    if missing:
+        raise MacsError(f"{local_path(missing[0]).parent}: missing weights {', '.join(missing)}; fetch them with: "
+                        f"macs-bench weights fetch {' '.join(missing)}")
+
+
+def scope_warnings(pairing, encoders: dict[str, Encoder], benchmark: bool = True) -> list[str]:
+    """Why a result is not comparable with the paper although its numbers are right."""
+    out = []
+    if pairing.missing:
+        total = len(pairing.sample_ids) + len(pairing.missing)
+        out.append(f"scored {len(pairing.sample_ids)} of {total} samples (--allow-missing): not comparable with "
+                   "the paper, which scores every sample")
+    if not benchmark:
+        out.append("two folders paired by file stem, not a benchmark manifest: not comparable with the paper")
+        if not pairing.audio:
+            out.append("ais and ais_z are undefined: no audio folder was given")
+    from macs_bench.features.encoders import published_hash
+
+    unpinned = [name for name, enc in encoders.items()
+                if name in PAPER_ENCODERS and published_hash(name) is None and enc.weights.startswith("sha256:")]
+    if unpinned:
+        out.append(f"{', '.join(unpinned)}: no published checksum exists for these weights, so they cannot be "
+                   "verified as the paper's: not comparable with the paper")
+    return out
+
+
+def default_cache_dir() -> Path:
+    from macs_bench.weights import cache_dir
+
+    return cache_dir().parent / "features"
