@@ -204,7 +204,7 @@ def score_command(
     split: Optional[str] = typer.Option(None, "--split", help="Score only this split's samples (e.g. test)."),
     allow_missing: bool = typer.Option(False, help="Score the intersection when predictions are missing or extra."),
     preset: str = typer.Option("paper", help="Encoder weights: paper (published; comparable with the paper), "
-                               "random or tiny (random weights: smoke tests only)."),
+                               "random or tiny (random weights: smoke tests only), world (the demo world's towers)."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:1, ... (auto: cuda when available)."),
     batch_size: int = typer.Option(32, min=1, help="Files per encoder batch."),
     num_workers: int = typer.Option(0, min=0, help="DataLoader workers for decoding and resizing."),

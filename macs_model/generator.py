@@ -127,6 +127,10 @@ GENERATOR_PRESETS: dict[str, GeneratorConfig] = {
     "tiny": GeneratorConfig(base="tiny", height=32, width=32, clap_dim=512, steps=20, epochs=None, batch_size=2,
                             grad_accum=1, lr=1e-3, mixed_precision="no", checkpoint_every=10, log_every=5,
                             inference_steps=4, guidance_scale=3.0),
+    # The synthetic world's trained SD base (macs_bench.world: pass its sd/ folder as the base), 32 x 32 images.
+    "world": GeneratorConfig(base="sd", height=32, width=32, clap_dim=64, steps=300, epochs=None, batch_size=16,
+                             grad_accum=1, lr=1e-3, mixed_precision="no", checkpoint_every=100, log_every=20,
+                             inference_steps=20, guidance_scale=3.0),
 }
 
 

@@ -23,7 +23,7 @@ from macs_bench.features.inputs import AUDIO_RATE, load_audio, load_image
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-PRESETS = ("paper", "random", "tiny")
+PRESETS = ("paper", "random", "tiny", "world")
 
 
 @dataclass
@@ -242,11 +242,16 @@ BUILDERS = {"inception": inception, "clip": clip, "wav2clip": wav2clip}
 def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None, seed: int = 0) -> dict[str, Encoder]:
     """The three scoring encoders. ``paper``: published weights (explicit files in ``weights``, else the
     ``macs-bench weights`` cache); ``random``: the real architectures with random weights; ``tiny``: small
-    random networks. Only ``paper`` gives numbers comparable with the paper."""
+    random networks; ``world``: the synthetic world's trained towers (``macs_bench.world``, the demo's). Only
+    ``paper`` gives numbers comparable with the paper."""
     if preset not in PRESETS:
         raise MacsError(f"unknown encoder preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if preset == "tiny":
         return {name: tiny(name, seed) for name in BUILDERS}
+    if preset == "world":
+        from macs_bench.world.scoring import world_encoders
+
+        return world_encoders()
     if preset == "random":
         return {name: build(None, seed=seed) for name, build in BUILDERS.items()}
     from macs_bench import weights as weight_store
