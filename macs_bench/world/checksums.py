@@ -19,8 +19,14 @@ def _root_and_sums(path: Path) -> tuple[Path, Path] | None:
 
 
 def read_sums(sums: Path) -> dict[str, str]:
+    """name -> sha256 of a ``SHA256SUMS`` file; a missing or malformed one is a MacsError."""
+    try:
+        text = sums.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MacsError(f"{sums}: cannot read the world checksums ({exc.strerror}); rebuild the world with: "
+                        "python tools/train_world.py") from None
     out = {}
-    for lineno, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         digest, _, name = line.partition("  ")
         if len(digest) != 64 or not name:
             raise MacsError(f"{sums}:{lineno}: not a sha256sum line")
