@@ -259,7 +259,18 @@ def evaluate_sd(parts: dict, towers: Towers, per_set: int = 8) -> dict[str, floa
 def train_world(out: Path, *, parts: tuple[str, ...] = ("towers", "clap", "sd"), n_train: int = 1536,
                 n_held: int = 256, steps: dict[str, int] | None = None,
                 log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train the named parts into ``out`` (towers.safetensors, clap.safetensors, sd/); returns the report."""
+    """Train the named parts into ``out`` (towers.safetensors, clap.safetensors, sd/); returns the report.
+    Runs on one thread with deterministic algorithms, and restores torch's settings afterwards."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        return _train_world(Path(out), parts, n_train, n_held, steps, log)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train_world(out: Path, parts: tuple[str, ...], n_train: int, n_held: int, steps: dict[str, int] | None,
+                 log: Callable[[str], None]) -> dict[str, Any]:
     from safetensors.torch import save_file
 
     from macs_bench.world import CLAP_FILE, SD_DIR, TOWERS_FILE
