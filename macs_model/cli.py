@@ -175,7 +175,8 @@ def demo(
                                        "runs/demo, or runs/demo-quick with --quick)."),
     quick: bool = typer.Option(False, "--quick", help="The shortened form the test suite runs."),
 ) -> None:
-    """Offline end-to-end smoke demo: synthetic split, tiny separator and generator, tiny scoring, leaderboard."""
+    """Offline end-to-end demo in the synthetic world: separator, then adapter per fold on the world's shipped
+    base; scoring with the world's towers, control rows, coverage, leaderboard, radar and grid."""
     from macs_model.demo import NOTICE, DemoPlan, run_demo
 
     out = out or Path("runs/demo-quick" if quick else "runs/demo")

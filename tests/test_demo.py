@@ -59,3 +59,18 @@ def test_a_demo_folder_refuses_another_plan_before_writing(tmp_path):
     with pytest.raises(MacsError, match="holds a demo run with another plan"):
         run_demo(out, plan=DemoPlan.quick(), progress=False, log=lambda _: None)
     assert sorted(p.name for p in out.iterdir()) == ["plan.json"]
+
+
+def test_metric_checks_name_a_metric_that_cannot_tell_the_oracle_from_a_control():
+    from macs_model.demo import metric_checks
+
+    oracle = {"fid": 1.0, "clip_fid": 0.2, "kid": 0.0, "ais": 0.9, "ais_z": 2.0, "iis": 0.9, "iis_z": 2.0}
+    shuffled = {"fid": 2.0, "clip_fid": 0.5, "kid": 0.1, "ais": 0.1, "ais_z": 0.01, "iis": 0.2, "iis_z": -0.02}
+    noise = {"fid": 10.0, "clip_fid": 9.0, "kid": 1.0, "ais": 0.2, "ais_z": 0.1, "iis": 0.95, "iis_z": 0.3}
+    macs = {"fid": 2.0 + 1e-12, "clip_fid": 0.5, "kid": 0.1}
+    lines = metric_checks({"oracle": oracle, "shuffled": shuffled, "noise": noise, "MACS-world": macs})
+    assert lines[0] == "FID: orders oracle above shuffled and noise"  # lower is better
+    assert "IIS: CANNOT TELL the oracle from noise" in lines
+    assert sum("orders oracle above" in line for line in lines) == 6
+    assert any(line.startswith("FID, CLIP-FID, KID: the shuffled row equals MACS-world") for line in lines)
+    assert "IIS-z of the shuffled control: -0.020 (expected near 0)" in lines
