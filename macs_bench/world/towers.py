@@ -110,7 +110,7 @@ class Towers(nn.Module):
 
 
 class ClapPair(nn.Module):
-    """Everything in ``clap.safetensors``: the CLAP-like audio and text towers and their logit scale/bias."""
+    """Everything in ``clap.safetensors``: the CLAP-like audio and text towers."""
 
     def __init__(self):
         super().__init__()
@@ -120,8 +120,12 @@ class ClapPair(nn.Module):
 
 def state_of(module: nn.Module) -> dict[str, torch.Tensor]:
     """The module's learned tensors (the mel filterbank is rebuilt, not stored)."""
-    return {k: v.detach().contiguous() for k, v in module.state_dict().items() if not k.endswith("mel.spectrogram.window")
-            and "mel_scale.fb" not in k}
+    return {k: v.detach().contiguous() for k, v in module.state_dict().items() if not _rebuilt(k)}
+
+
+def _rebuilt(key: str) -> bool:
+    """Buffers of the mel front end: fixed functions of its settings, rebuilt on construction."""
+    return key.endswith("spectrogram.window") or "mel_scale.fb" in key
 
 
 def load_module(module: nn.Module, path: Path) -> nn.Module:
@@ -136,7 +140,7 @@ def load_module(module: nn.Module, path: Path) -> nn.Module:
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same problem
         raise MacsError(f"{path}: cannot read world weights ({type(exc).__name__}: {exc})") from None
     missing, unexpected = module.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not (k.endswith("spectrogram.window") or "mel_scale.fb" in k)]
+    missing = [k for k in missing if not _rebuilt(k)]
     if missing or unexpected:
         raise MacsError(f"{path}: world weights do not fit ({len(missing)} missing, {len(unexpected)} unexpected)")
     module.eval().requires_grad_(False)
