@@ -76,3 +76,14 @@ def test_world_clap_ranks_the_true_prompts_first_and_passes_gradients(fresh_worl
     silence = clap.embed_audio(torch.randn(3, 32000) * 1e-3)
     assert ((silence @ text.T).argmax(1) == 4).all()  # "Noise"
     assert clap.provenance()["sha256"] == verify(WORLD_DIR / CLAP_FILE)
+
+
+def test_a_run_recorded_with_the_world_clap_reopens_it_without_being_told():
+    from macs_bench.world.clap import ENCODER_NAME, WorldClap
+    from macs_model.clap import TinyClap
+    from macs_model.stage1 import separator_encoder
+
+    world = separator_encoder(None, None, None, None, recorded={"encoder": ENCODER_NAME, "sha256": "x"})
+    assert isinstance(world, WorldClap)
+    tiny = separator_encoder(None, None, None, None, recorded=TinyClap().provenance())
+    assert isinstance(tiny, TinyClap)
