@@ -75,6 +75,7 @@ def pipeline(parts: dict):
 
 
 def save(parts: dict, folder: Path) -> list[str]:
-    """``save_pretrained`` (safetensors); returns the weight files written, relative to ``folder``'s parent."""
+    """``save_pretrained`` (safetensors); returns every file written (weights, configs with the VAE's scaling
+    factor, tokenizer), relative to ``folder``'s parent."""
     pipeline(parts).save_pretrained(str(folder), safe_serialization=True)
-    return sorted(p.relative_to(folder.parent).as_posix() for p in folder.rglob("*.safetensors"))
+    return sorted(p.relative_to(folder.parent).as_posix() for p in folder.rglob("*") if p.is_file())

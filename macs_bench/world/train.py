@@ -306,7 +306,9 @@ def _train_world(out: Path, parts: tuple[str, ...], n_train: int, n_held: int, s
         report["vae_loss"] = train_vae(sd_parts, train["images"], steps["vae"], log)
         report["unet_loss"] = train_sd(sd_parts, train, steps["unet"], log)
         files += save(sd_parts, out / SD_DIR)
-        report["sd"] = evaluate_sd(sd_parts, towers or load_towers(out / TOWERS_FILE))
+        if towers is None:  # the towers trained beside it, else the shipped ones
+            towers = load_towers(out / TOWERS_FILE) if (out / TOWERS_FILE).is_file() else load_towers()
+        report["sd"] = evaluate_sd(sd_parts, towers)
         log(f"[world] sd {report['sd']} ({time.perf_counter() - started:.0f} s)")
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["files"] = files
