@@ -38,8 +38,10 @@ def write_oracle(labels: Mapping[str, Sequence[str]], out: Path, *, size: int = 
 
 
 def write_noise(ids: Sequence[str], out: Path, *, size: int = 32, seed: int = 11) -> None:
-    from PIL import Image
+    """Uniform noise images (seeded per id)."""
     import zlib
+
+    from PIL import Image
 
     for sid in ids:
         rng = np.random.default_rng([seed, zlib.crc32(sid.encode())])

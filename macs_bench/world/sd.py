@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-from macs_bench.datasets.synthetic import CLASSES
 
 SIZE = 32
 TEXT_WIDTH = 64
