@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-
 SIZE = 32
 TEXT_WIDTH = 64
 MAX_TOKENS = 32
