@@ -87,3 +87,17 @@ def test_a_run_recorded_with_the_world_clap_reopens_it_without_being_told():
     assert isinstance(world, WorldClap)
     tiny = separator_encoder(None, None, None, None, recorded=TinyClap().provenance())
     assert isinstance(tiny, TinyClap)
+
+
+def test_the_cli_world_preset_trains_on_the_shipped_world_base(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import macs_model.stage2 as stage2
+    from macs_bench.world import SD_DIR, WORLD_DIR
+    from macs_model.cli import app
+
+    seen = {}
+    monkeypatch.setattr(stage2, "train_generator", lambda *a, **k: seen.update(k) or {"step": 0})
+    CliRunner().invoke(app, ["train", "generator", "--manifest", str(tmp_path), "--media", str(tmp_path), "--out",
+                             str(tmp_path / "run"), "--preset", "world", "--no-separation", "--clap", "world"])
+    assert seen["preset"] == "world" and seen["base"] == str(WORLD_DIR / SD_DIR)
