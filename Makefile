@@ -11,7 +11,7 @@ env:
 test: env
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-## make main: the main job, the offline end-to-end demo into runs/demo (synthetic data, tiny models; no GPU,
+## make main: the main job, the offline end-to-end demo into runs/demo (synthetic world, shipped world models; no GPU,
 ## weights or network needed)
 main: env
 	$(VENV)/bin/macs-model demo --out runs/demo

@@ -95,7 +95,8 @@ def train_generator(
                                        "as one token (no separator)."),
     base: Optional[str] = typer.Option(None, "--base", help="Stable Diffusion v1.x folder or hub id (default: "
                                        "'macs-bench weights fetch stable-diffusion-v1-4')."),
-    preset: str = typer.Option("paper", "--preset", help="paper | tiny (tiny: a small random SD, for smoke tests)."),
+    preset: str = typer.Option("paper", "--preset", help="paper | tiny (tiny: a small random SD, for smoke tests) "
+                               "| world (the synthetic world's SD base; --base defaults to it)."),
     no_decoupled: bool = typer.Option(False, "--no-decoupled", help="Ablation: audio tokens appended to the text "
                                       "tokens through the frozen text k/v."),
     prompt: str = typer.Option("", "--prompt", help="Text prompt beside the audio (default: empty)."),
@@ -111,6 +112,10 @@ def train_generator(
     """Train the stage-2 audio adapter on a frozen Stable Diffusion (decoupled cross-attention)."""
     from macs_model.stage2 import train_generator as train
 
+    if preset == "world" and base is None:
+        from macs_bench.world import SD_DIR, WORLD_DIR
+
+        base = str(WORLD_DIR / SD_DIR)
     summary = train(manifest, media, out, fold=fold, separator=separator, base=base, preset=preset,
                     no_separation=no_separation, decoupled=not no_decoupled, prompt=prompt, clap=clap,
                     tokenizer=tokenizer, steps=steps, token_order=token_order, resume=not restart,
@@ -220,7 +225,7 @@ def demo(
                                        "runs/demo, or runs/demo-quick with --quick)."),
     quick: bool = typer.Option(False, "--quick", help="The shortened form the test suite runs."),
 ) -> None:
-    """Offline end-to-end smoke demo: synthetic split, tiny separator and generator, tiny scoring, leaderboard."""
+    """Offline end-to-end demo in the synthetic world, with its shipped models and control rows."""
     from macs_model.demo import NOTICE, DemoPlan, run_demo
 
     out = out or Path("runs/demo-quick" if quick else "runs/demo")

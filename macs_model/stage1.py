@@ -26,6 +26,7 @@ from macs_model.separator import build_separator
 
 KINDS = {"stft-unet": "", "waveform": "-waveform"}  # separator kind -> suffix of its preset name
 TINY_CLAP = "tiny"  # --clap value for the random stand-in encoder (tests and smoke runs only)
+WORLD_CLAP = "world"  # --clap value for the synthetic world's trained CLAP-like pair (the demo's)
 SEPARATION_JSON = "separation.json"
 
 
@@ -37,11 +38,16 @@ def separator_preset(preset: str, kind: str = "stft-unet") -> SeparatorConfig:
 
 
 def open_encoder(clap: str | os.PathLike | None, tokenizer: str | os.PathLike | None, sample_rate: int):
-    """The CLAP for stage 1: the registry's (None), a local laion-clap checkpoint, or ``"tiny"`` (random)."""
+    """The CLAP for stage 1: the registry's (None), a local laion-clap checkpoint, ``"tiny"`` (random) or
+    ``"world"`` (the synthetic world's, ``macs_bench.world``)."""
     from macs_model.clap import TinyClap, load_clap
 
     if clap is not None and str(clap) == TINY_CLAP:
         return TinyClap(input_rate=sample_rate)
+    if clap is not None and str(clap) == WORLD_CLAP:
+        from macs_bench.world.clap import WorldClap
+
+        return WorldClap(input_rate=sample_rate)
     return load_clap(clap, tokenizer, input_rate=sample_rate)
 
 
@@ -121,7 +127,7 @@ def separator_encoder(loaded: "LoadedSeparator", separator: str | os.PathLike | 
     if clap is None:
         recorded = recorded or (_recorded_clap(Path(separator)) if separator is not None else None)
         if recorded and "not CLAP" in str(recorded.get("encoder", "")):
-            clap = TINY_CLAP
+            clap = WORLD_CLAP if str(recorded.get("encoder", "")).startswith("world") else TINY_CLAP
     rate = loaded.config.sample_rate if loaded is not None else sample_rate
     return open_encoder(clap, tokenizer, rate)
 

@@ -155,8 +155,11 @@ def to_csv(board: Leaderboard) -> str:
     return buf.getvalue()
 
 
-def write_leaderboard(out_dir: str | os.PathLike, board: Leaderboard, *, radar: bool = False) -> dict[str, Path]:
-    """Write ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.json`` (and ``radar.png``) atomically."""
+def write_leaderboard(out_dir: str | os.PathLike, board: Leaderboard, *, radar: bool = False,
+                      radar_ranges: dict[str, tuple[float, float]] | None = None,
+                      radar_note: str | None = None) -> dict[str, Path]:
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.json`` (and ``radar.png``, on fixed axes
+    when ``radar_ranges`` gives metric -> (worst, best)) atomically."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise MacsError(f"{out}: exists and is not a folder")
@@ -171,5 +174,6 @@ def write_leaderboard(out_dir: str | os.PathLike, board: Leaderboard, *, radar: 
         from macs_bench.plots.radar import radar_png
 
         paths["radar"] = radar_png(board.rows, out / "radar.png", title=board.title,
-                                   names=[display_name(r, board) for r in board.rows])
+                                   names=[display_name(r, board) for r in board.rows], ranges=radar_ranges,
+                                   scale_note=radar_note)
     return paths

@@ -15,10 +15,11 @@ class Preset(str, Enum):
     paper = "paper"
     random = "random"
     tiny = "tiny"
+    world = "world"
 
 
-PRESET_HELP = ("Encoder weights: paper (published; comparable with the paper), or random / tiny (random "
-               "weights: smoke tests only).")
+PRESET_HELP = ("Encoder weights: paper (published; comparable with the paper), random / tiny (random "
+               "weights: smoke tests only), or world (the demo world's towers).")
 METRICS_HELP = ("paper (the seven), all, or extras to add, comma-separated: coverage, cmmd, fd_dinov2, "
                 "prdc_inception, prdc_dinov2.")
 

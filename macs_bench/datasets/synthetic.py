@@ -72,6 +72,17 @@ def _motif(draw: ImageDraw.ImageDraw, name: str, box: tuple[int, int, int, int])
         draw.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=(235, 205, 30))
 
 
+def draw_frame(names: list[str] | tuple[str, ...], rng: np.random.Generator, image_size: int = 64) -> Image.Image:
+    """A frame showing the classes' motifs at random places and sizes on the grey ground."""
+    image = Image.new("RGB", (image_size, image_size), (128, 128, 128))
+    draw = ImageDraw.Draw(image)
+    for name in names:
+        size = int(rng.integers(image_size // 4, image_size // 2))
+        x, y = (int(v) for v in rng.integers(0, image_size - size, size=2))
+        _motif(draw, name, (x, y, x + size, y + size))
+    return image
+
+
 def _wav_bytes(audio: np.ndarray) -> bytes:
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
     buffer = io.BytesIO()
@@ -100,12 +111,7 @@ def write_synthetic(root: str | Path, *, n_clips: int = 80, seconds: float = 2.0
         names = [CLASSES[c] for c in chosen]
         mix = sum(rng.uniform(0.4, 1.0) * _sound(n, samples, rng) for n in names)
         mix = 0.8 * mix / max(1e-6, float(np.max(np.abs(mix))))
-        image = Image.new("RGB", (image_size, image_size), (128, 128, 128))
-        draw = ImageDraw.Draw(image)
-        for name in names:
-            size = int(rng.integers(image_size // 4, image_size // 2))
-            x, y = (int(v) for v in rng.integers(0, image_size - size, size=2))
-            _motif(draw, name, (x, y, x + size, y + size))
+        image = draw_frame(names, rng, image_size)
         sid = f"{prefix}{i:04d}"
         atomic_write_bytes(media.audio(sid), _wav_bytes(mix))
         buffer = io.BytesIO()

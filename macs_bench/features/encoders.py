@@ -23,7 +23,7 @@ from macs_bench.features.inputs import AUDIO_RATE, load_audio, load_image
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-PRESETS = ("paper", "random", "tiny")
+PRESETS = ("paper", "random", "tiny", "world")
 
 
 @dataclass
@@ -273,7 +273,9 @@ def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None
                    names: tuple[str, ...] | list[str] | None = None) -> dict[str, Encoder]:
     """The scoring encoders ``names`` (default: the paper's three). ``paper``: published weights (explicit files
     in ``weights``, else the ``macs-bench weights`` cache); ``random``: the real architectures with random
-    weights; ``tiny``: small random networks. Only ``paper`` gives numbers comparable with the paper."""
+    weights; ``tiny``: small random networks; ``world``: the synthetic world's trained towers
+    (``macs_bench.world``, the demo's; the paper's three only). Only ``paper`` gives numbers comparable with the
+    paper."""
     if preset not in PRESETS:
         raise MacsError(f"unknown encoder preset {preset!r}; choose one of {', '.join(PRESETS)}")
     builders = _builders()
@@ -285,6 +287,14 @@ def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None
         from macs_bench.features.encoders_extra import tiny_extra
 
         return {name: tiny(name, seed) if name in BUILDERS else tiny_extra(name, seed) for name in names}
+    if preset == "world":
+        from macs_bench.world.scoring import world_encoders
+
+        missing = [n for n in names if n not in BUILDERS]
+        if missing:
+            raise MacsError(f"the world preset has no {missing[0]!r} encoder; it stands in for "
+                            f"{', '.join(BUILDERS)} only")
+        return {name: encoder for name, encoder in world_encoders().items() if name in names}
     if preset == "random":
         return {name: builders[name](None, seed=seed) for name in names}
     from macs_bench import weights as weight_store

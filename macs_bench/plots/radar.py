@@ -15,14 +15,21 @@ from macs_bench.metric_spec import ARROWS, DIRECTIONS, LABELS, PAPER_METRICS as 
 RADAR_SIZE = 800  # pixels, square
 
 
-def radar_values(rows: list[Row]) -> list[list[float]]:
-    """Per row, each metric min-max normalised across the rows to [0, 1], lower-is-better metrics inverted so
-    that 1 is always the best; a metric on which every row agrees is 1; a missing value is NaN."""
+def radar_values(rows: list[Row], ranges: dict[str, tuple[float, float]] | None = None) -> list[list[float]]:
+    """Per row, each metric on [0, 1] with 1 the best. With ``ranges`` (metric -> (worst, best)), a fixed axis:
+    (v - worst) / (best - worst), clipped to [0, 1]. Without, min-max normalised across the rows, lower-is-better
+    metrics inverted; a metric on which every row agrees is 1. A missing value is NaN."""
     out = [[math.nan] * len(METRICS) for _ in rows]
     for j, m in enumerate(METRICS):
         values = [r.mean.get(m) for r in rows]
         present = [v for v in values if v is not None]
         if not present:
+            continue
+        if ranges is not None and m in ranges:
+            worst, best = ranges[m]
+            for i, v in enumerate(values):
+                if v is not None:
+                    out[i][j] = min(1.0, max(0.0, (v - worst) / (best - worst))) if best != worst else math.nan
             continue
         lo, hi = min(present), max(present)
         for i, v in enumerate(values):
@@ -34,7 +41,8 @@ def radar_values(rows: list[Row]) -> list[list[float]]:
 
 
 def radar_png(rows: list[Row], path: str | os.PathLike, *, title: str | None = None,
-              names: list[str] | None = None, size: int = RADAR_SIZE) -> Path:
+              names: list[str] | None = None, size: int = RADAR_SIZE,
+              ranges: dict[str, tuple[float, float]] | None = None, scale_note: str | None = None) -> Path:
     """A radar chart in the style of the paper's Fig. 1 (one axis per metric, values normalised across the rows,
     outward is better), ``size`` x ``size`` pixels, written atomically with matplotlib's Agg backend."""
     import matplotlib
@@ -44,7 +52,7 @@ def radar_png(rows: list[Row], path: str | os.PathLike, *, title: str | None = N
     if not rows:
         raise MacsError("a radar chart needs at least one row")
     names = names or [r.name + (REF_MARK if r.reference_only else "") for r in rows]
-    values = radar_values(rows)
+    values = radar_values(rows, ranges)
     dpi = 100
     fig = Figure(figsize=(size / dpi, size / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -73,7 +81,8 @@ def radar_png(rows: list[Row], path: str | os.PathLike, *, title: str | None = N
         fig.suptitle(title, fontsize=14, y=0.975)
     fig.legend(loc="lower center", ncol=2 if len(rows) > 4 else 1, fontsize=10, frameon=False,
                bbox_to_anchor=(0.5, 0.01))
-    fig.text(0.99, 0.005, "min-max normalised across rows; outward is better", ha="right", va="bottom",
+    note = scale_note or ("fixed axis ranges" if ranges else "min-max normalised across rows")
+    fig.text(0.99, 0.005, f"{note}; outward is better", ha="right", va="bottom",
              fontsize=8, color="0.4")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
