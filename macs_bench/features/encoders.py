@@ -149,24 +149,30 @@ def inception(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
                    net, lambda m, x: m((x - 128.0) / 128.0))
 
 
-def clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
-    """CLIP ViT-B/32 image tower through open_clip (OpenAI weights), 512-d unnormalised embeddings."""
+def openai_clip(arch: str, weights_file: Path | None, seed: int | None, label: str) -> tuple[torch.nn.Module, str]:
+    """(eval-mode model, weights id) of an OpenAI CLIP through open_clip: random weights of open_clip's ``arch``
+    when ``weights_file`` is None, else OpenAI's file. ``label`` names the model in the error for a wrong file."""
     import open_clip
 
     if weights_file is None:
         torch.manual_seed(seed or 0)
-        # OpenAI's CLIP was trained with QuickGELU; open_clip's 'ViT-B-32' config must be told so
-        model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True)
+        # OpenAI's CLIP was trained with QuickGELU; open_clip's configs must be told so
+        model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=True)
         weights = f"random:{seed or 0}"
     else:
-        # OpenAI ships ViT-B-32.pt as a TorchScript archive: open_clip reads its state dict (torch.jit.load,
-        # no pickled code) and rebuilds the network; a plain state-dict file works too
+        # OpenAI ships its CLIPs as TorchScript archives: open_clip reads the state dict (torch.jit.load, no
+        # pickled code) and rebuilds the network; a plain state-dict file works too
         try:
             model = open_clip.load_openai_model(str(weights_file), precision="fp32", device="cpu")
         except Exception as exc:  # open_clip raises RuntimeError/KeyError for a wrong file
-            raise MacsError(f"{weights_file}: not OpenAI CLIP ViT-B/32 weights ({exc})") from None
+            raise MacsError(f"{weights_file}: not OpenAI {label} weights ({exc})") from None
         weights = _file_weights(weights_file)
-    model.eval()
+    return model.eval(), weights
+
+
+def clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+    """CLIP ViT-B/32 image tower through open_clip (OpenAI weights), 512-d unnormalised embeddings."""
+    model, weights = openai_clip("ViT-B-32", weights_file, seed, "CLIP ViT-B/32")
     return Encoder("clip", "image", 512, weights, "cleanfid-clip-224-v1", clip_input, model,
                    lambda m, x: m.encode_image(x))
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from macs_bench.errors import MacsError
-from macs_bench.features.encoders import OPENAI_MEAN, OPENAI_STD, Encoder, _file_weights, tiny_image_input
+from macs_bench.features.encoders import OPENAI_MEAN, OPENAI_STD, Encoder, _file_weights, openai_clip, tiny_image_input
 from macs_bench.features.inputs import load_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -55,22 +55,11 @@ def dinov2_input(path: Path) -> torch.Tensor:
 
 def clip_l336(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
     """OpenAI CLIP ViT-L/14 at 336 px (``ViT-L-14-336px.pt``) through open_clip, 768-d image embeddings."""
-    import open_clip
-
-    if weights_file is None:
-        torch.manual_seed(seed or 0)
-        model = open_clip.create_model("ViT-L-14-336", pretrained=None, force_quick_gelu=True)
-        weights = f"random:{seed or 0}"
-    else:
-        try:
-            model = open_clip.load_openai_model(str(weights_file), precision="fp32", device="cpu")
-        except Exception as exc:  # open_clip raises RuntimeError/KeyError for a wrong file
-            raise MacsError(f"{weights_file}: not OpenAI CLIP weights ({exc})") from None
-        if model.visual.image_size != (336, 336) or model.visual.output_dim != CLIP_L336_DIM:
-            raise MacsError(f"{weights_file}: not CLIP ViT-L/14 at 336 px (input {model.visual.image_size}, "
-                            f"{model.visual.output_dim}-d)")
-        weights = _file_weights(weights_file)
-    model.eval()
+    model, weights = openai_clip("ViT-L-14-336", weights_file, seed, "CLIP")
+    if weights_file is not None and (model.visual.image_size != (336, 336) or
+                                     model.visual.output_dim != CLIP_L336_DIM):
+        raise MacsError(f"{weights_file}: not CLIP ViT-L/14 at 336 px (input {model.visual.image_size}, "
+                        f"{model.visual.output_dim}-d)")
     return Encoder("clip_l336", "image", CLIP_L336_DIM, weights, "cmmd-crop-336-v1", cmmd_input, model,
                    lambda m, x: m.encode_image(x))
 
