@@ -233,7 +233,7 @@ def demo(
     console.print(f"[bold]{NOTICE}[/bold]")
     console.print(f"done in {summary['total_seconds']:.0f} s: {summary['leaderboard']}, {summary['radar']}, "
                   f"{summary['grid']}")
-    console.print(Path(summary["leaderboard"]).read_text(encoding="utf-8"))
+    console.print(Path(summary["leaderboard"]).read_text(encoding="utf-8"), markup=False, highlight=False)
 
 
 def main() -> None:
