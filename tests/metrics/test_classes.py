@@ -63,7 +63,7 @@ def test_cmmd_class_equals_the_function(rng):
 
 
 WORKER = """
-import json, sys
+import json, pathlib, sys
 import numpy as np, torch, torch.distributed as dist
 from macs_bench.metrics.classes import PairedSimilarity
 dist.init_process_group("gloo")
@@ -74,7 +74,8 @@ rows = slice(0, 11) if rank == 0 else slice(11, 21)  # unequal shards
 metric = PairedSimilarity()
 metric.update(torch.from_numpy(q[rows]), torch.from_numpy(g[rows]))
 got = metric.compute()
-print("RESULT", json.dumps([rank, float(got["mean"]), float(got["z_mean"])]))
+# one file per process: two processes printing at once can interleave their lines on a shared stdout
+pathlib.Path(sys.argv[1], f"result{rank}.json").write_text(json.dumps([rank, float(got["mean"]), float(got["z_mean"])]))
 dist.destroy_process_group()
 """
 
@@ -91,10 +92,10 @@ def test_distributed_sync_gathers_every_process(tmp_path):
     (tmp_path / "worker.py").write_text(WORKER)
     torchrun = Path(sys.executable).parent / "torchrun"
     done = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29641",
-                           str(tmp_path / "worker.py")], capture_output=True, text=True, timeout=180,
+                           str(tmp_path / "worker.py"), str(tmp_path)], capture_output=True, text=True, timeout=180,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
-    results = [json.loads(line.split("RESULT", 1)[1]) for line in done.stdout.splitlines() if "RESULT" in line]
+    results = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("result*.json"))]
     data = np.random.default_rng(7)
     expected = paired_scores(data.normal(size=(21, 6)), data.normal(size=(21, 6)))
     assert sorted(r[0] for r in results) == [0, 1]
