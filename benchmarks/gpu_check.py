@@ -103,7 +103,7 @@ def main() -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     setting = "small" if args.small else "full"
     s = SETTINGS[setting]
-    from macs_model.training import run_versions
+    from macs_model.run_folder import run_versions
 
     report: dict[str, Any] = {
         "check": "macs gpu_check", "setting": setting, "config": s, "device": str(device),

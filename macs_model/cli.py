@@ -51,7 +51,7 @@ def train_separator(
     cpu: bool = typer.Option(False, "--cpu", help="Train on the CPU even where a GPU is present."),
 ) -> None:
     """Train the stage-1 separator (MixIT + CLAP contrastive + ranking); multi-GPU under 'accelerate launch'."""
-    from macs_model.stage1 import train_separator as train
+    from macs_model.separation.api import train_separator as train
 
     summary = train(data, media, out, preset=preset, kind=kind, contrastive=not no_contrastive,
                     ranking=not no_rank_loss, clap=clap, tokenizer=tokenizer, steps=steps, epochs=epochs,
@@ -75,7 +75,7 @@ def separate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs that already have their stems."),
 ) -> None:
     """Split audio into M stems ordered by significance (CLAP similarity to the input, in separation.json)."""
-    from macs_model.stage1 import separate as run_separate
+    from macs_model.separation.api import separate as run_separate
 
     records = run_separate(audio, checkpoint, out, clap=clap, tokenizer=tokenizer, device=device,
                            overwrite=overwrite)
@@ -110,7 +110,7 @@ def train_generator(
                                          "instead of caching its VAE latents in OUT/latents."),
 ) -> None:
     """Train the stage-2 audio adapter on a frozen Stable Diffusion (decoupled cross-attention)."""
-    from macs_model.stage2 import train_generator as train
+    from macs_model.generation.api import train_generator as train
 
     if preset == "world" and base is None:
         from macs_bench.world import SD_DIR, WORLD_DIR
@@ -150,7 +150,7 @@ def generate(
 ) -> None:
     """Generate one image per test sample with the stock StableDiffusionPipeline (existing images are kept)."""
     from macs_bench.errors import MacsError
-    from macs_model.stage2 import generate as run_generate
+    from macs_model.generation.api import generate as run_generate
 
     pair = None
     if alpha and not interpolate:
@@ -177,7 +177,7 @@ def import_release(
                                        "(default: the registry copy)."),
 ) -> None:
     """Import the authors' stage-2 checkpoint as a generator run folder (checked key by key)."""
-    from macs_model.stage2 import import_release_generator
+    from macs_model.generation.release_import import import_release_generator
 
     folder = import_release_generator(mlp, unet, separator, out, base=base)
     console.print(f"imported into {folder}; generate with: macs-model generate --adapter {folder} ...")

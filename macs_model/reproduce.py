@@ -69,10 +69,11 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
     ``preset`` "paper" is the release's model on SD v1.4, scored with the published encoders; "tiny" (tests)
     reads release-shaped miniatures onto the tiny random SD and scores with the tiny encoders.
     """
-    from macs_bench.datasets.manifest import manifest_dataset
     from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
+    from macs_bench.datasets.manifest import manifest_dataset
     from macs_bench.scoring import ScoreConfig, score
-    from macs_model.stage2 import generate, import_release_generator
+    from macs_model.generation.api import generate
+    from macs_model.generation.release_import import import_release_generator
 
     release_dir, manifest, media, out = Path(release_dir), Path(manifest), Path(media), Path(out)
     score_preset = score_preset or ("paper" if preset == "paper" else "tiny")

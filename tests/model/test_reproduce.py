@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from release_helpers import write_tiny_release
+from stage2_helpers import write_toy
 
 from macs_bench.errors import MacsError
 from macs_model.reproduce import MODEL_NAME, reproduce
-from release_helpers import write_tiny_release
-from stage2_helpers import write_toy
 
 pytest.importorskip("diffusers")
 
