@@ -62,7 +62,7 @@ def missing_weights(names: Sequence[str]) -> list[str]:
 def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.PathLike, media: str | os.PathLike,
               out: str | os.PathLike, *, folds: Sequence[int | None], preset: str = "paper",
               score_preset: str | None = None, clap: str | None = None, base: str | os.PathLike | None = None,
-              device: str | None = None, batch_size: int = 4, allow_missing: bool = False,
+              device: str = "auto", batch_size: int = 4, allow_missing: bool = False,
               progress: bool = True) -> dict[str, Any]:
     """Run the four steps for ``folds`` (None: the manifest's test split); returns what ``reproduce.json`` holds.
 
@@ -71,9 +71,12 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
     """
     from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
     from macs_bench.datasets.manifest import manifest_dataset
+    from macs_bench.device import resolve_device
     from macs_bench.scoring import ScoreConfig, score
     from macs_model.generation.api import generate
     from macs_model.generation.release_import import import_release_generator
+
+    resolve_device(device)  # a device this machine lacks is refused before any work
 
     release_dir, manifest, media, out = Path(release_dir), Path(manifest), Path(media), Path(out)
     score_preset = score_preset or ("paper" if preset == "paper" else "tiny")
@@ -106,7 +109,7 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
         scored = _scored(result_file, record, score_preset)
         if not scored:
             config = ScoreConfig(preset=score_preset, allow_missing=allow_missing,
-                                 **({"device": device} if device else {}))
+                                 device=device)
             result = score(manifest, images, media, model_name=MODEL_NAME, fold=fold,
                            split=None if fold is not None else "test", out=result_file, config=config)
             _stamp(result_file, result, record, score_preset)

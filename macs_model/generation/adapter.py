@@ -2,7 +2,7 @@
 
 Decoupled (the paper): every cross-attention layer (``attn2``) gets diffusers' ``IPAdapterAttnProcessor2_0`` with M
 audio tokens; its new ``to_k_ip`` / ``to_v_ip`` start as copies of the layer's text ``to_k`` / ``to_v`` and the
-outputs add (H = H_text + H_audio, scale 1). The audio tokens (:class:`~macs_model.generation.tokens.AudioTokens`) sit in
+outputs add (H = H_text + H_audio, scale 1). The audio tokens (:class:`~.tokens.AudioTokens`) sit in
 ``unet.encoder_hid_proj`` as the single projection of a ``MultiIPAdapterImageProjection``, so the UNet and the
 stock ``StableDiffusionPipeline`` take the sources' CLAP embeddings as ``image_embeds`` / ``ip_adapter_image_embeds``.
 Not decoupled (the "w/o DC" row): the tokens are appended to the text tokens and go through the frozen text

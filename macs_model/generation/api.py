@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from macs_bench.datasets.manifest import read_manifest
+from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, dumps_json
 from macs_model.generation.conditioning import EMBEDDINGS, Conditioner, training_windows
@@ -55,7 +56,7 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
                     decoupled: bool = True, prompt: str = "", clap: str | None = None,
                     tokenizer: str | os.PathLike | None = None, steps: int | None = None,
                     token_order: str | None = None, resume: bool = True, progress: bool = True,
-                    cache_latents: bool = True) -> dict[str, Any]:
+                    cache_latents: bool = True, device: str = "auto") -> dict[str, Any]:
     """Train the audio adapter on the training samples of ``fold``; the run folder holds ``adapter/``.
 
     Under ``accelerate launch`` the main process computes the missing clip embeddings on its device while the
@@ -63,7 +64,8 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     """
     from macs_model.generation.components import load_components
     from macs_model.generation.config import GeneratorConfig
-    from macs_model.generation.training import TrainItem, make_accelerator, train_adapter
+    from macs_model.generation.training import TrainItem, train_adapter
+    from macs_model.run_loop import make_accelerator
 
     if no_separation and separator is not None:
         raise MacsError("--no-separation conditions on the mixture alone: drop --separator")
@@ -74,7 +76,7 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
         raise MacsError(f"{media}: none of the {len(train_ids)} training samples has both audio and a frame; "
                         f"run 'macs-bench datasets fetch --manifest {manifest} --media {media}'")
     preset_config = GeneratorConfig.preset(preset, **({} if token_order is None else {"token_order": token_order}))
-    accelerator = make_accelerator(preset_config)
+    accelerator = make_accelerator(preset_config.mixed_precision, device)
     conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer, no_separation=no_separation,
                               device=accelerator.device, window_seconds=preset_config.audio_seconds,
                               token_order=preset_config.token_order)
@@ -121,7 +123,7 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
              top_k: int | None = None, batch_size: int = 4, seed: int = 0, clap: str | None = None,
              tokenizer: str | os.PathLike | None = None, overwrite: bool = False,
              interpolate: tuple[str | os.PathLike, str | os.PathLike] | None = None,
-             alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), device: str | None = None,
+             alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), device: str = "auto",
              allow_partial: bool = False, token_order: str | None = None, progress: bool = True
              ) -> dict[str, Any]:
     """Write ``<sample_id>.png`` for the test samples of ``fold`` (ready for ``macs-bench score``), or, with
@@ -137,6 +139,7 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
     from macs_model.generation.pipeline import generate_images, load_trained
     from macs_model.run_folder import run_versions
 
+    device = resolve_device(device)
     adapter, out = Path(adapter), Path(out)
     info, saved_config = _run_info(adapter)
     if interpolate is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes
 
@@ -30,11 +31,11 @@ class Conditioner:
 
     def __init__(self, separator: str | os.PathLike | None, *, clap: str | None = None,
                  tokenizer: str | os.PathLike | None = None, no_separation: bool = False,
-                 device: str | torch.device | None = None, recorded_clap: dict[str, Any] | None = None,
+                 device: str | torch.device = "auto", recorded_clap: dict[str, Any] | None = None,
                  window_seconds: float | None = None, token_order: str = "slot"):
         from macs_model.separation.api import clap_identity, load_separator, separator_encoder
 
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.no_separation = no_separation
         if separator is None and not no_separation:
             raise MacsError("stage 2 needs --separator RUN (a stage-1 run) or --no-separation")

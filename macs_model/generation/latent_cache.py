@@ -2,7 +2,7 @@
 
 Stage 2 trains on VAE latents of the clips' frames. The VAE is frozen and its encoder deterministic, so a frame
 gives one diagonal Gaussian (mean, log-variance) per view of the frame: a bucket view (height, width, horizontal
-flip) or the centre crop (``macs_model.generation.image_buckets``). Encoding it at every step repeats the same work; this
+flip) or the centre crop (``image_buckets``). Encoding it at every step repeats the same work; this
 cache keeps those moments on disk, one safetensors file per (sample id, view) under ``<folder>/<key>/``. The key hashes the VAE's weights, the dtype it runs
 in and the preprocessing version, so another VAE (or precision) reads and writes elsewhere; an entry is used only
 while the frame file's sha256 is the one it was made from, else it is computed again.

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes
 from macs_model.generation.adapter import ADAPTER_CONFIG, ADAPTER_FILE, load_adapter_state, read_adapter
@@ -92,7 +93,7 @@ def pipeline(components: Components):
 @torch.no_grad()
 def generate_images(components: Components, config: GeneratorConfig, tokens: AudioTokens,
                     items: Sequence[tuple[str, torch.Tensor]], out_dir: str | os.PathLike, *, top_k: int | None = None,
-                    batch_size: int = 4, seed: int = 0, device: str | torch.device | None = None,
+                    batch_size: int = 4, seed: int = 0, device: str | torch.device = "auto",
                     overwrite: bool = False, progress: bool = True) -> list[Path]:
     """Write ``<sample_id>.png`` for each (sample_id, audio embeddings [K, clap_dim] in token order); returns the
     files written.
@@ -102,7 +103,7 @@ def generate_images(components: Components, config: GeneratorConfig, tokens: Aud
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     dtype = torch.float16 if device.type == "cuda" and config.mixed_precision == "fp16" else torch.float32
     pipe = pipeline(components).to(device) if dtype == torch.float32 else pipeline(components).to(device, dtype)
     tokens.to(device, dtype)

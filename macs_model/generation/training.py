@@ -8,10 +8,8 @@ scheduler states and the RNG states; rerunning resumes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,22 +18,14 @@ from typing import Any
 import torch
 
 from macs_bench.errors import MacsError
-from macs_bench.io import atomic_write_text, dumps_json
+from macs_bench.io import dumps_json
 from macs_model.generation.adapter import load_adapter_state, read_adapter, save_adapter, unet_inputs
 from macs_model.generation.components import Components, build_adapter, encode_prompt
 from macs_model.generation.config import RESUME_KEYS, GeneratorConfig
 from macs_model.generation.image_buckets import bucket_sizes, epoch_views, image_size, nearest_bucket
 from macs_model.generation.latent_cache import LatentCache, frame_latents
-from macs_model.run_folder import (
-    METRICS,
-    latest_checkpoint,
-    read_trainer_state,
-    restore_states,
-    run_versions,
-    start_run,
-    write_checkpoint,
-)
-from macs_model.run_loop import cosine_with_warmup, epoch_order, progress_bar, release_lr
+from macs_model.run_folder import run_versions, write_checkpoint
+from macs_model.run_loop import check_resume, epoch_order, fit, make_accelerator, make_scheduler, open_run
 
 
 @dataclass(frozen=True)
@@ -48,25 +38,19 @@ class TrainItem:
     embeddings: torch.Tensor
 
 
-def make_accelerator(config: GeneratorConfig):
-    """accelerate's Accelerator for stage 2: the config's mixed precision on GPU, full precision on CPU."""
-    from accelerate import Accelerator
-
-    gpu = torch.cuda.is_available()
-    return Accelerator(mixed_precision=config.mixed_precision if gpu else "no", cpu=not gpu)
-
-
 def train_adapter(components: Components, items: Sequence[TrainItem], config: GeneratorConfig,
                   out_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
                   stop_at_step: int | None = None, run_info: Mapping[str, Any] | None = None,
-                  accelerator: Any = None, latent_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+                  accelerator: Any = None, latent_dir: str | os.PathLike | None = None,
+                  device: str = "auto") -> dict[str, Any]:
     """Train the adapter on ``items``; the run folder gets checkpoints, ``metrics.jsonl`` and ``adapter/``.
 
-    With ``latent_dir`` the frames' VAE latents are cached there (``macs_model.generation.latent_cache``), not re-encoded."""
+    With ``latent_dir`` the frames' VAE latents are cached there (``macs_model.generation.latent_cache``), not
+    re-encoded. ``accelerator``: None makes one for ``device``. The loop is :func:`macs_model.run_loop.fit`."""
     if not items:
         raise MacsError("train generator: no training items")
     out_dir = Path(out_dir)
-    accelerator = accelerator or make_accelerator(config)
+    accelerator = accelerator or make_accelerator(config.mixed_precision, device)
     device, nproc, rank, main = (accelerator.device, accelerator.num_processes, accelerator.process_index,
                                  accelerator.is_main_process)
     per_step = config.batch_size * config.grad_accum * nproc
@@ -87,42 +71,30 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
         p.data = p.data.to(weight_dtype)
     params = [p for p in trainable.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.lr_schedule == "release":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: release_lr(s, total, config.grad_accum))
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: cosine_with_warmup(s, total, config.warmup_steps, config.min_lr_ratio))
+    scheduler = make_scheduler(optimizer, config.lr_schedule, total, config.grad_accum, config.warmup_steps,
+                               config.min_lr_ratio)
     buckets = ([nearest_bucket(*image_size(item.image), bucket_sizes(config.height)) for item in items]
                if config.image_mode == "buckets" else None)
     run_info = json.loads(dumps_json(dict(run_info or {})))
     adapter_config = {"generator_config": config.to_dict(), "base": components.source,
                       "cross_attention_dim": unet.config.cross_attention_dim, "run_info": run_info,
                       "versions": run_versions()}
-    step = 0
-    checkpoint = latest_checkpoint(out_dir) if resume else None
-    if checkpoint is not None:
-        state = read_trainer_state(checkpoint)
-        if state.get("generator_config") != config.to_dict():
-            raise MacsError(f"{checkpoint}: cannot resume: the checkpoint's generator config differs from this "
-                            "run's; use a new --out or --restart")
-        saved_run = state.get("run_info") or {}
-        differ = sorted(k for k in RESUME_KEYS if saved_run.get(k) != run_info.get(k))
-        if differ:
-            raise MacsError(f"{checkpoint}: cannot resume: the checkpoint was trained with another "
-                            f"{', '.join(differ)}; use a new --out or --restart")
+
+    def check(state: Mapping[str, Any], checkpoint: Path) -> None:
+        check_resume(checkpoint, state, {"generator_config": config.to_dict()}, run_info, RESUME_KEYS)
+
+    def load(checkpoint: Path) -> None:
         adapter_state, _ = read_adapter(checkpoint)
         load_adapter_state(unet, adapter_state, str(checkpoint), tokens=tokens, decoupled=config.decoupled)
-        step = restore_states(checkpoint, state, optimizer, scheduler, accelerator, out_dir, rng_required=True)
-    else:
-        start_run(out_dir, config.seed, rank, main)
-    if main:
-        atomic_write_text(out_dir / "config.json", dumps_json({"generator_config": config.to_dict(),
-                                                               "base": components.source, "run_info": run_info,
-                                                               "versions": run_versions()}))
-    module = unet if config.decoupled else tokens
-    module, optimizer = accelerator.prepare(module, optimizer)
+
+    step = open_run(accelerator, out_dir, resume=resume, seed=config.seed, optimizer=optimizer, scheduler=scheduler,
+                    check=check, load=load, record={"generator_config": config.to_dict(), "base": components.source,
+                                                    "run_info": run_info, "versions": run_versions()})
+    # the trainable module goes through accelerate, so that several processes average its gradients
+    trained, optimizer = accelerator.prepare(trainable, optimizer)
+    unet_in_use, tokens_in_use = (trained, tokens) if config.decoupled else (unet, trained)
     text = encode_prompt(components, config.prompt, device)
-    noise_scheduler = components.scheduler
+    plan: dict[str, Any] = {}
 
     def save(at: int) -> None:
         write_checkpoint(accelerator, out_dir, at, optimizer, scheduler,
@@ -130,49 +102,28 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
                          lambda folder: save_adapter(folder, unet, adapter_config, tokens=tokens,
                                                      decoupled=config.decoupled))
 
-    stop = total if stop_at_step is None else min(total, stop_at_step)
-    started, last = time.perf_counter(), {}
-    order_epoch, order, views = -1, None, None
-    module.train()
-    with progress_bar(progress and main) as bar:
-        task = bar.add_task("stage-2 training", total=total, completed=step) if bar is not None else None
-        while step < stop:
-            epoch = step // per_epoch
-            if epoch != order_epoch:
-                (order, views), order_epoch = _epoch_plan(len(items), buckets, config, epoch), epoch
-            loss_sum = 0.0
-            for micro in range(config.grad_accum):
-                index = (step % per_epoch) * config.grad_accum + micro
-                first = index * config.batch_size * nproc + rank * config.batch_size
-                positions = range(first, first + config.batch_size)
-                batch = [items[int(order[i])] for i in positions]
-                # through the prepared module, so that several processes average their gradients
-                loss = _diffusion_loss(components, module if config.decoupled else unet,
-                                       tokens if config.decoupled else module, batch, [views[i] for i in positions],
-                                       epoch, text, noise_scheduler, config, device, weight_dtype, latent_cache)
-                sync = micro == config.grad_accum - 1
-                with contextlib.nullcontext() if sync or nproc == 1 else accelerator.no_sync(module):
-                    accelerator.backward(loss / config.grad_accum)
-                loss_sum += float(loss.detach()) / config.grad_accum
-            if config.grad_clip is not None and config.grad_clip_mode == "value":
-                accelerator.clip_grad_value_(params, config.grad_clip)
-            elif config.grad_clip is not None:
-                accelerator.clip_grad_norm_(params, config.grad_clip)
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            if bar is not None:
-                bar.update(task, completed=step)
-            if step % config.log_every == 0 or step == total:
-                last = {"step": step, "epoch": epoch, "loss": loss_sum, "lr": lr,
-                        "seconds": round(time.perf_counter() - started, 3)}
-                if main:
-                    with open(out_dir / METRICS, "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(last) + "\n")
-            if step % config.checkpoint_every == 0 or step == total:
-                save(step)
+    def start_epoch(epoch: int) -> None:
+        plan["order"], plan["views"] = _epoch_plan(len(items), buckets, config, epoch)
+
+    def micro(step: int, epoch: int, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        first = ((step % per_epoch) * config.grad_accum + index) * config.batch_size * nproc + rank * config.batch_size
+        positions = range(first, first + config.batch_size)
+        batch = [items[int(plan["order"][i])] for i in positions]
+        loss = _diffusion_loss(components, unet_in_use, tokens_in_use, batch, [plan["views"][i] for i in positions],
+                               epoch, text, components.scheduler, config, device, weight_dtype, latent_cache)
+        return loss, {"loss": torch.tensor(float(loss.detach()), dtype=torch.float64)}
+
+    def before_update() -> None:
+        if config.grad_clip is not None and config.grad_clip_mode == "value":
+            accelerator.clip_grad_value_(params, config.grad_clip)
+        elif config.grad_clip is not None:
+            accelerator.clip_grad_norm_(params, config.grad_clip)
+
+    step, last = fit(accelerator, trained, optimizer, scheduler, out_dir=out_dir, step=step, total=total,
+                     per_epoch=per_epoch, grad_accum=config.grad_accum, log_every=config.log_every,
+                     checkpoint_every=config.checkpoint_every, micro=micro, save=save, start_epoch=start_epoch,
+                     before_update=before_update, stop_at_step=stop_at_step, progress=progress,
+                     description="stage-2 training")
     if main and step == total:
         save_adapter(out_dir / "adapter", unet, adapter_config, tokens=tokens, decoupled=config.decoupled)
     accelerator.wait_for_everyone()

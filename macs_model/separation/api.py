@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from macs_bench import __version__
+from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, atomic_write_text, dumps_json, sha256_file
 from macs_model.separation.config import SeparatorConfig
@@ -55,7 +56,7 @@ def train_separator(data: str, media: str | os.PathLike, out: str | os.PathLike,
                     kind: str = "stft-unet", contrastive: bool = True, ranking: bool = True,
                     clap: str | os.PathLike | None = None, tokenizer: str | os.PathLike | None = None,
                     steps: int | None = None, epochs: int | None = None, seed: int | None = None,
-                    checkpoint_every: int | None = None, resume: bool = True, cpu: bool = False,
+                    checkpoint_every: int | None = None, resume: bool = True, device: str = "auto",
                     progress: bool = True) -> dict[str, Any]:
     """Train a stage-1 separator; returns ``training.train``'s summary plus the number of clips used.
 
@@ -101,7 +102,7 @@ def train_separator(data: str, media: str | os.PathLike, out: str | os.PathLike,
         },
         "clap": alignment.encoder.provenance() if alignment is not None else None,
     }
-    summary = train(model, dataset, train_config, out, align_loss=alignment, resume=resume, cpu=cpu,
+    summary = train(model, dataset, train_config, out, align_loss=alignment, resume=resume, device=device,
                     progress=progress, extra_parameters=alignment.trainable() if alignment is not None else (),
                     after_step=alignment.after_step if alignment is not None else None, run_info=run_info)
     return {**summary, "clips": len(dataset), "missing_audio": dataset.missing}
@@ -185,7 +186,7 @@ def load_separator(checkpoint: str | os.PathLike) -> LoadedSeparator:
 
 def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, out: str | os.PathLike, *,
              clap: str | os.PathLike | None = None, tokenizer: str | os.PathLike | None = None,
-             device: str | None = None, overwrite: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+             device: str = "auto", overwrite: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Separate each audio file into M stems under ``out/<file stem>/``; returns each file's record.
 
     Per input: ``source-1.wav`` ... ``source-M.wav`` (1 = highest CLAP similarity to the input) at the
@@ -196,6 +197,7 @@ def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
     """
     from macs_model.run_loop import progress_bar
 
+    device = resolve_device(device)
     if not files:
         raise MacsError("separate: no audio files given")
     files = [Path(f) for f in files]
@@ -206,7 +208,6 @@ def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise MacsError(f"separate: several inputs share the name {duplicates[0]!r}; their outputs would collide")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     loaded = load_separator(checkpoint)
     encoder = separator_encoder(loaded, checkpoint, clap, tokenizer)
     model, encoder = loaded.model.to(device), encoder.to(device)

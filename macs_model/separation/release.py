@@ -1,7 +1,7 @@
 """Import the authors' stage-1 checkpoint ``separator_FSD50K_full.pt`` (Hugging Face ``alxzzz/MACS``).
 
 The file is the state dict of the release's whole Separator: its UNet under ``model.unet.*`` (our
-:class:`~macs_model.separation.separator.StftMaskSeparator` at the ``paper`` preset), the learnable contrastive temperature
+:class:`~.separator.StftMaskSeparator` at the ``paper`` preset), the learnable contrastive temperature
 ``model.tau2``, STFT windows, the 16 -> 48 kHz resampling kernel, and laion-clap's CLAP twice (``clap.model.*``
 and ``model.clap.model.*``). Everything is checked before anything is used: an unknown or missing key, a wrong
 shape, two CLAP copies that differ, or windows / kernel that are not what our STFT and resampler compute are one

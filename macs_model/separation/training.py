@@ -10,10 +10,7 @@ The run folder's layout is :mod:`macs_model.run_folder`'s.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,28 +19,15 @@ import torch
 from torch import nn
 
 from macs_bench.errors import MacsError
-from macs_bench.io import atomic_write_bytes, atomic_write_text, dumps_json
-from macs_model.run_folder import (
-    CONFIG,
-    METRICS,
-    MODEL_FILE,
-    latest_checkpoint,
-    load_model_weights,
-    read_trainer_state,
-    restore_states,
-    run_versions,
-    start_run,
-    write_checkpoint,
-)
-from macs_model.run_loop import cosine_with_warmup, epoch_order, progress_bar, release_lr
+from macs_bench.io import atomic_write_bytes
+from macs_model.run_folder import MODEL_FILE, latest_checkpoint, load_model_weights, run_versions, write_checkpoint
+from macs_model.run_loop import check_resume, epoch_order, fit, make_accelerator, make_scheduler, open_run
 from macs_model.separation.config import SeparatorConfig
 from macs_model.separation.losses import mixit_loss, ramp_weights, total_loss
 from macs_model.separation.train_config import TrainConfig
 
 AlignLoss = Callable[[torch.Tensor, Mapping[str, Any]], tuple[torch.Tensor, torch.Tensor]]
 EXTRA_FILE = "extra_parameters.safetensors"
-# Fields that only change how a run is observed, not its trajectory: they may differ on resume.
-CADENCE_FIELDS = ("checkpoint_every", "log_every")
 # run_info entries that change the trajectory (the losses and the CLAP weights behind them): equal to resume.
 RESUME_KEYS = ("alignment",)
 
@@ -83,28 +67,6 @@ def _separator_config(model: nn.Module) -> SeparatorConfig:
     return config
 
 
-def _check_resume(state: Mapping[str, Any], path: Path, config: TrainConfig, sep: SeparatorConfig,
-                  run_info: Mapping[str, Any] | None = None) -> None:
-    saved_sep = state.get("separator_config")
-    if saved_sep != sep.to_dict():
-        diff = sorted(k for k in set(sep.to_dict()) | set(saved_sep or {})
-                      if (saved_sep or {}).get(k) != sep.to_dict().get(k))
-        raise MacsError(f"{path}: cannot resume: the checkpoint's separator config differs from this run's "
-                        f"(fields: {', '.join(diff)}); use a new out_dir or resume=False")
-    saved_train = dict(state.get("train_config") or {})
-    ours = config.to_dict()
-    diff = sorted(k for k in set(ours) | set(saved_train)
-                  if k not in CADENCE_FIELDS and saved_train.get(k) != ours.get(k))
-    if diff:
-        raise MacsError(f"{path}: cannot resume: the checkpoint's train config differs from this run's "
-                        f"(fields: {', '.join(diff)}); use a new out_dir or resume=False")
-    saved_run, ours_run = dict(state.get("run_info") or {}), json.loads(dumps_json(dict(run_info or {})))
-    diff = sorted(k for k in RESUME_KEYS if saved_run.get(k) != ours_run.get(k))
-    if diff:
-        raise MacsError(f"{path}: cannot resume: the checkpoint was trained with other {', '.join(diff)} "
-                        f"settings; use a new out_dir or resume=False")
-
-
 def train(
     model: nn.Module,
     dataset: Sequence[Any],
@@ -115,7 +77,7 @@ def train(
     *,
     resume: bool = True,
     stop_at_step: int | None = None,
-    cpu: bool = False,
+    device: str = "auto",
     progress: bool = True,
     extra_parameters: Sequence[nn.Parameter] = (),
     after_step: Callable[[], None] | None = None,
@@ -132,21 +94,19 @@ def train(
 
     ``resume``: continue from ``out_dir/latest`` when it exists (the config must match); ``resume=False`` starts
     over, dropping the ``latest`` pointer and the metrics log (old checkpoint directories are replaced as the new
-    run reaches them). ``stop_at_step``: return
-    after that many optimiser steps (the schedule still follows the full length; for interrupting a run).
-    ``accelerator``: an ``accelerate.Accelerator``; None makes ``Accelerator(cpu=cpu)``. An ``align_loss`` that is
-    an ``nn.Module`` is moved to the accelerator's device. ``run_info`` (JSON-able: data, losses, weights used) is
-    recorded in ``config.json`` and every checkpoint; its ``RESUME_KEYS`` entries must match to resume.
+    run reaches them). ``stop_at_step``: return after that many optimiser steps (the schedule still follows the
+    full length; for interrupting a run). ``accelerator``: an ``accelerate.Accelerator``; None makes one for
+    ``device`` (:func:`macs_bench.device.resolve_device`'s names). An ``align_loss`` that is an ``nn.Module`` is
+    moved to the accelerator's device. ``run_info`` (JSON-able: data, losses, weights used) is recorded in
+    ``config.json`` and every checkpoint; its ``RESUME_KEYS`` entries must match to resume. The loop is
+    :func:`macs_model.run_loop.fit`.
     """
-    from accelerate import Accelerator
     from safetensors.torch import save as safetensors_save
 
     if not isinstance(config, TrainConfig):
         raise MacsError(f"train: config must be a TrainConfig, got {type(config).__name__}")
     sep_config = _separator_config(model)
-    gpu = torch.cuda.is_available() and not cpu
-    accelerator = accelerator if accelerator is not None else Accelerator(
-        cpu=cpu, mixed_precision=config.mixed_precision if gpu else "no")
+    accelerator = accelerator if accelerator is not None else make_accelerator(config.mixed_precision, device)
     out_dir = Path(out_dir)
     nproc, rank = accelerator.num_processes, accelerator.process_index
     num_clips = len(dataset)
@@ -154,41 +114,25 @@ def train(
     total = config.total_steps(num_clips, nproc)
     epochs = config.total_epochs(num_clips, nproc)
     warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total)
-    main = accelerator.is_main_process
 
     parameters = [p for p in model.parameters() if p.requires_grad] + list(extra_parameters)
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, betas=config.betas, eps=config.eps,
                                   weight_decay=config.weight_decay)
-    if config.lr_schedule == "release":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: release_lr(s, total, config.grad_accum))
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: cosine_with_warmup(s, total, warmup, config.min_lr_ratio))
+    scheduler = make_scheduler(optimizer, config.lr_schedule, total, config.grad_accum, warmup, config.min_lr_ratio)
 
-    step = 0
-    checkpoint = latest_checkpoint(out_dir) if resume else None
-    if checkpoint is not None:
-        state = read_trainer_state(checkpoint)
-        _check_resume(state, checkpoint, config, sep_config, run_info)
+    def check(state: Mapping[str, Any], checkpoint: Path) -> None:
+        check_resume(checkpoint, state, {"separator_config": sep_config.to_dict(),
+                                         "train_config": config.to_dict()}, run_info or {}, RESUME_KEYS)
+
+    def load(checkpoint: Path) -> None:
         load_model_weights(model, checkpoint)
         if extra_parameters:
-            from safetensors.torch import load_file
+            _load_extra(checkpoint, extra_parameters)
 
-            extra = load_file(str(checkpoint / EXTRA_FILE))
-            if set(extra) != {f"extra.{i}" for i in range(len(extra_parameters))}:
-                raise MacsError(f"{checkpoint / EXTRA_FILE}: holds {len(extra)} extra parameters, "
-                                f"this run has {len(extra_parameters)}")
-            with torch.no_grad():
-                for i, param in enumerate(extra_parameters):
-                    param.copy_(extra[f"extra.{i}"])
-        step = restore_states(checkpoint, state, optimizer, scheduler, accelerator, out_dir, rng_required=False)
-    else:
-        start_run(out_dir, config.seed, rank, main)
-    if main:
-        atomic_write_text(out_dir / CONFIG, dumps_json(
-            {"train_config": config.to_dict(), "separator_config": sep_config.to_dict(),
-             "run_info": dict(run_info or {}), "versions": run_versions()}))
-    accelerator.wait_for_everyone()
+    step = open_run(accelerator, out_dir, resume=resume, seed=config.seed, optimizer=optimizer, scheduler=scheduler,
+                    check=check, load=load, record={"train_config": config.to_dict(),
+                                                    "separator_config": sep_config.to_dict(),
+                                                    "run_info": dict(run_info or {}), "versions": run_versions()})
 
     # Scheduler is stepped by hand once per optimiser step (accelerate's wrapper would step it once per process).
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -210,72 +154,66 @@ def train(
             "separator_config": sep_config.to_dict(), "num_processes": nproc, "run_info": dict(run_info or {}),
             "versions": run_versions()}, write_weights)
 
-    stop = total if stop_at_step is None else min(total, stop_at_step)
-    micro_per_epoch = per_epoch * config.grad_accum
-    order_epoch, order = -1, None
-    model.train()
-    started = time.perf_counter()
-    last: dict[str, Any] = {}
-    with progress_bar(enabled=progress and main) as bar:
-        task = bar.add_task("stage-1 training", total=total, completed=step) if bar is not None else None
-        while step < stop:
-            epoch = step // per_epoch
-            if epoch != order_epoch:
-                order, order_epoch = epoch_order(num_clips, config.seed, epoch), epoch
-            if align_loss is not None and config.ramp:
-                w_rec, w_align = ramp_weights(epoch, epochs)
-                lam, mu, gam = config.lambda_ * w_rec, config.mu * w_align, config.gamma * w_align
-            else:
-                w_rec, w_align = 1.0, (1.0 if align_loss is not None else 0.0)
-                lam, mu, gam = config.lambda_, config.mu, config.gamma
-            sums = {"loss": 0.0, "rec": 0.0, "cl": 0.0, "rank": 0.0}
-            for micro in range(config.grad_accum):
-                index = (step % per_epoch) * config.grad_accum + micro
-                assert index < micro_per_epoch
-                global_batch = config.batch_size * nproc
-                chosen = order[index * global_batch:(index + 1) * global_batch]
-                chosen = chosen[rank * config.batch_size:(rank + 1) * config.batch_size]
-                batch = collate([dataset[int(i)] for i in chosen])
-                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-                mixture, mix1, mix2 = make_mixture_of_mixtures(batch["audio"])
-                batch.update(mixture=mixture, mix1=mix1, mix2=mix2)
-                sync = micro == config.grad_accum - 1
-                with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-                    sources = model(mixture)
-                    rec, _ = mixit_loss(sources, mix1, mix2)
-                    if align_loss is not None:
-                        l_cl, l_rank = align_loss(sources, batch)
-                    else:
-                        l_cl = l_rank = torch.zeros((), device=device)
-                    loss = total_loss(rec, l_cl, l_rank, lam, mu, gam)
-                    accelerator.backward(loss / config.grad_accum)
-                for key, value in (("loss", loss), ("rec", rec), ("cl", l_cl), ("rank", l_rank)):
-                    sums[key] += value.detach().float() / config.grad_accum
-            if nproc > 1:  # DDP averages the model's gradients; the extra parameters are outside it
-                for param in extra_parameters:
-                    if param.grad is not None:
-                        param.grad = accelerator.reduce(param.grad, reduction="mean")
-            if config.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if after_step is not None:
-                after_step()
-            step += 1
-            if bar is not None:
-                bar.update(task, completed=step)
-            if step % config.log_every == 0 or step == total:
-                values = {k: accelerator.reduce(v.reshape(1), reduction="mean").item() for k, v in sums.items()}
-                last = {"step": step, "epoch": epoch, **values, "w_rec": lam, "w_cl": mu if align_loss else 0.0,
-                        "w_rank": gam if align_loss else 0.0, "lr": lr,
-                        "seconds": round(time.perf_counter() - started, 3)}
-                if main:
-                    with open(out_dir / METRICS, "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(last) + "\n")
-            if step % config.checkpoint_every == 0 or step == total:
-                save_checkpoint(step)
-    accelerator.wait_for_everyone()
+    def loss_weights(epoch: int) -> tuple[float, float, float]:
+        if align_loss is not None and config.ramp:
+            w_rec, w_align = ramp_weights(epoch, epochs)
+            return config.lambda_ * w_rec, config.mu * w_align, config.gamma * w_align
+        return config.lambda_, config.mu, config.gamma
+
+    plan: dict[str, torch.Tensor] = {}
+
+    def start_epoch(epoch: int) -> None:
+        plan["order"] = epoch_order(num_clips, config.seed, epoch)
+
+    def micro(step: int, epoch: int, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        global_batch = config.batch_size * nproc
+        position = (step % per_epoch) * config.grad_accum + index
+        chosen = plan["order"][position * global_batch:(position + 1) * global_batch]
+        chosen = chosen[rank * config.batch_size:(rank + 1) * config.batch_size]
+        batch = collate([dataset[int(i)] for i in chosen])
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        mixture, mix1, mix2 = make_mixture_of_mixtures(batch["audio"])
+        batch.update(mixture=mixture, mix1=mix1, mix2=mix2)
+        sources = model(mixture)
+        rec, _ = mixit_loss(sources, mix1, mix2)
+        if align_loss is not None:
+            l_cl, l_rank = align_loss(sources, batch)
+        else:
+            l_cl = l_rank = torch.zeros((), device=device)
+        loss = total_loss(rec, l_cl, l_rank, *loss_weights(epoch))
+        return loss, {key: value.detach().float()
+                      for key, value in (("loss", loss), ("rec", rec), ("cl", l_cl), ("rank", l_rank))}
+
+    def before_update() -> None:
+        if nproc > 1:  # DDP averages the model's gradients; the extra parameters are outside it
+            for param in extra_parameters:
+                if param.grad is not None:
+                    param.grad = accelerator.reduce(param.grad, reduction="mean")
+        if config.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
+
+    def log_fields(epoch: int) -> dict[str, float]:
+        lam, mu, gam = loss_weights(epoch)
+        return {"w_rec": lam, "w_cl": mu if align_loss else 0.0, "w_rank": gam if align_loss else 0.0}
+
+    step, last = fit(accelerator, model, optimizer, scheduler, out_dir=out_dir, step=step, total=total,
+                     per_epoch=per_epoch, grad_accum=config.grad_accum, log_every=config.log_every,
+                     checkpoint_every=config.checkpoint_every, micro=micro, save=save_checkpoint,
+                     start_epoch=start_epoch, before_update=before_update, after_update=after_step,
+                     log_fields=log_fields, stop_at_step=stop_at_step, progress=progress,
+                     description="stage-1 training")
     return {"step": step, "total_steps": total, "epochs": epochs, "steps_per_epoch": per_epoch,
-            "last_metrics": last, "checkpoint": str(latest_checkpoint(out_dir)) if main else None}
+            "last_metrics": last, "checkpoint": str(latest_checkpoint(out_dir)) if accelerator.is_main_process
+            else None}
+
+
+def _load_extra(checkpoint: Path, extra_parameters: Sequence[nn.Parameter]) -> None:
+    from safetensors.torch import load_file
+
+    extra = load_file(str(checkpoint / EXTRA_FILE))
+    if set(extra) != {f"extra.{i}" for i in range(len(extra_parameters))}:
+        raise MacsError(f"{checkpoint / EXTRA_FILE}: holds {len(extra)} extra parameters, "
+                        f"this run has {len(extra_parameters)}")
+    with torch.no_grad():
+        for i, param in enumerate(extra_parameters):
+            param.copy_(extra[f"extra.{i}"])

@@ -90,7 +90,7 @@ def test_cli_reproduce(data, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "MACS_HOME": str(tmp_path / "home")}
     args = [str(BIN / "macs-model"), "reproduce", "--release-dir", str(release), "--dataset", "llp-multi",
-            "--manifest", str(manifest), "--media", str(media), "--fold", "2", "--out", str(out),
+            "--manifest", str(manifest), "--media", str(media), "--folds", "2", "--out", str(out),
             "--preset", "tiny", "--clap", "tiny"]
     result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-"""Stage 2's generator API (macs_model.generator) on the tiny random SD: train_adapter, save / load_trained,
+"""Stage 2's generator API (generation.*) on the tiny random SD: train_adapter, save / load_trained,
 generate_images (seeds, skipping, top-k), the --no-decoupled ablation, exact resume, CFG dropout, and errors.
 Hand-made TrainItems: seeded 40 x 40 JPEG frames and random [6, 32] ranked embeddings."""
 
@@ -377,9 +377,8 @@ def test_generated_images_are_not_constant_across_embeddings(loaded, tmp_path):
 def test_release_recipe_trains_on_bucketed_views_and_windowed_embeddings(tmp_path, monkeypatch):
     """The paper's recipe at the tiny size: aspect-ratio buckets (one bucket per batch, flips), one embedding window
     per epoch, the release schedule, per-batch CFG drop, clipping by value."""
-    import macs_model.generation.training as generator
-
     import macs_model.generation.image_buckets as image_buckets
+    import macs_model.generation.training as generator
     from macs_model.run_loop import release_lr
 
     sizes = [(40, 40), (40, 72), (72, 40), (40, 64), (44, 40), (40, 80)]

@@ -1,4 +1,4 @@
-"""The stage-2 latent cache (macs_model.generation.latent_cache) on the tiny random SD: training losses equal to the uncached
+"""The stage-2 latent cache (generation.latent_cache) on the tiny random SD: training losses equal to the uncached
 run's (centre crop and the release's buckets with flips), moments equal to the VAE's per view (bucket size and
 flip, or the centre crop), keys that follow the VAE and the frame file."""
 

@@ -1,4 +1,4 @@
-"""Stage 2 for users (macs_model.stage2 and the macs-model CLI): folds, the per-clip embedding cache, and
+"""Stage 2 for users (generation.api and the macs-model CLI): folds, the per-clip embedding cache, and
 train_generator + generate end to end on a toy manifest + MEDIA with a tiny stage-1 run (TinyClap) and the tiny
 random SD. The stage-1 run and one stage-2 run are built once per module; tests that write copy or use tmp_path."""
 

@@ -1,4 +1,4 @@
-"""Stage-1 CLAP alignment (macs_model.separation.alignment): labels of mixtures of mixtures, prompts, CLAP passes, values,
+"""Stage-1 CLAP alignment (separation.alignment): labels of mixtures of mixtures, prompts, CLAP passes, values,
 gradients and the learnable temperature. Uses TinyClap (a fast random stand-in), never the real CLAP."""
 
 import math

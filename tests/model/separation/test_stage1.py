@@ -1,4 +1,4 @@
-"""Stage 1 for users (macs_model.separation.api and the macs-model CLI): train_separator on a toy manifest + MEDIA, resume,
+"""Stage 1 for users (separation.api and the macs-model CLI): train_separator on a toy manifest + MEDIA, resume,
 exact resume with the CLAP alignment, separate() and load_separator. TinyClap ("--clap tiny") throughout."""
 
 import hashlib
@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 
 from macs_bench.datasets import Manifest, Sample
 from macs_bench.errors import MacsError
+from macs_model.run_folder import TIMING_FIELDS, latest_checkpoint
 from macs_model.separation import api as stage1
 from macs_model.separation import training
-from macs_model.run_folder import TIMING_FIELDS, latest_checkpoint
 from macs_model.separation.alignment import LOGIT_SCALE_INIT, ClapAlignment
 from macs_model.separation.api import load_separator, separate, train_separator
 from macs_model.separation.clap import TinyClap
@@ -275,7 +275,7 @@ def test_exact_resume_with_alignment(toy, tmp_path):
         align = ClapAlignment(TinyClap(input_rate=SR), sep.num_sources)
         torch.manual_seed(model_seed)
         model = build_separator(sep)
-        summary = train(model, dataset, config, out, align_loss=align, cpu=True, progress=False,
+        summary = train(model, dataset, config, out, align_loss=align, device="cpu", progress=False,
                         extra_parameters=align.trainable(), after_step=align.after_step,
                         run_info={"alignment": {"contrastive": True, "ranking": True}}, **kwargs)
         return model, align, summary
@@ -422,7 +422,7 @@ def _cli(*args, cwd=None):
 def test_cli_train_then_separate(toy, input_wav, tmp_path):
     manifest, media = toy
     out = tmp_path / "run"
-    result = _cli("train", "separator", "--data", manifest, "--media", media, "--out", out, "--preset", "tiny",
+    result = _cli("train", "separator", "--manifest", manifest, "--media", media, "--out", out, "--preset", "tiny",
                   "--clap", "tiny", "--steps", 2)
     assert result.returncode == 0, result.stderr
     assert f"checkpoint: {out / 'checkpoint-2'}" in result.stdout
@@ -436,12 +436,12 @@ def test_cli_train_then_separate(toy, input_wav, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--data", "/nonexistent"], "/nonexistent: neither 'fsd50k' nor a folder"),
-    (["--kind", "conv"], "unknown separator kind 'conv'"),
+    (["--manifest", "/nonexistent"], "/nonexistent: neither 'fsd50k' nor a folder"),
+    (["--kind", "conv"], "'conv' is not one of 'stft-unet', 'waveform'"),
 ])
 def test_cli_train_errors_are_one_line(toy, tmp_path, args, message):
     manifest, media = toy
-    base = {"--data": manifest, "--media": media, "--out": tmp_path / "run", "--preset": "tiny", "--clap": "tiny",
+    base = {"--manifest": manifest, "--media": media, "--out": tmp_path / "run", "--preset": "tiny", "--clap": "tiny",
             "--steps": 1}
     base.update(dict(zip(args[::2], args[1::2])))
     result = _cli("train", "separator", *[x for pair in base.items() for x in pair])

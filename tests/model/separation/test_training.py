@@ -53,7 +53,7 @@ def straight_run(tmp_path_factory):
     """6 optimiser steps in one call (16 clips, batch 2 x accum 2: 4 steps per epoch, so it crosses an epoch)."""
     out = tmp_path_factory.mktemp("straight")
     model = _model()
-    summary = train(model, _noise_dataset(), _config(), out, cpu=True, progress=False)
+    summary = train(model, _noise_dataset(), _config(), out, device="cpu", progress=False)
     return model, out, summary
 
 
@@ -87,11 +87,11 @@ def test_mixture_of_mixtures_is_cyclic_shift():
 def test_exact_resume_matches_straight_run(straight_run, tmp_path):
     model, out, summary = straight_run
     assert summary["step"] == 6 and summary["steps_per_epoch"] == 4
-    first = train(_model(), _noise_dataset(), _config(), tmp_path, cpu=True, progress=False, stop_at_step=3)
+    first = train(_model(), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False, stop_at_step=3)
     assert first["step"] == 3
     assert latest_checkpoint(tmp_path).name == "checkpoint-3"
     resumed_model = _model(seed=123)  # a different init: everything must come from the checkpoint
-    second = train(resumed_model, _noise_dataset(), _config(), tmp_path, cpu=True, progress=False)
+    second = train(resumed_model, _noise_dataset(), _config(), tmp_path, device="cpu", progress=False)
     assert second["step"] == 6
     _assert_same_weights(model, resumed_model)
     straight, resumed = _metrics(out), _metrics(tmp_path)
@@ -120,7 +120,7 @@ def test_checkpoint_files_are_safe_formats(straight_run):
 
 def test_partial_checkpoint_without_pointer_is_ignored(straight_run, tmp_path):
     model, _, _ = straight_run
-    train(_model(), _noise_dataset(), _config(), tmp_path, cpu=True, progress=False, stop_at_step=3)
+    train(_model(), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False, stop_at_step=3)
     # a crash while writing checkpoint-6: the directory exists (garbage) but `latest` still names checkpoint-3
     broken = tmp_path / "checkpoint-6"
     broken.mkdir()
@@ -128,21 +128,21 @@ def test_partial_checkpoint_without_pointer_is_ignored(straight_run, tmp_path):
     (broken / "trainer_state.json").write_text('{"step": 6')
     (tmp_path / ".checkpoint-6.tmp").mkdir()
     resumed_model = _model(seed=5)
-    assert train(resumed_model, _noise_dataset(), _config(), tmp_path, cpu=True, progress=False)["step"] == 6
+    assert train(resumed_model, _noise_dataset(), _config(), tmp_path, device="cpu", progress=False)["step"] == 6
     _assert_same_weights(model, resumed_model)
     assert (tmp_path / LATEST).read_text().strip() == "checkpoint-6"
     assert load_file(str(tmp_path / "checkpoint-6" / "model.safetensors")).keys() == model.state_dict().keys()
 
 
 def test_resume_refuses_config_mismatch(tmp_path):
-    train(_model(), _noise_dataset(), _config(), tmp_path, cpu=True, progress=False, stop_at_step=3)
+    train(_model(), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False, stop_at_step=3)
     with pytest.raises(MacsError, match="separator config differs.*num_sources"):
-        train(_model(num_sources=4), _noise_dataset(), _config(), tmp_path, cpu=True, progress=False)
+        train(_model(num_sources=4), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False)
     with pytest.raises(MacsError, match="train config differs.*lr"):
-        train(_model(), _noise_dataset(), _config(lr=2e-3), tmp_path, cpu=True, progress=False)
+        train(_model(), _noise_dataset(), _config(lr=2e-3), tmp_path, device="cpu", progress=False)
     # cadence fields may change; resume=False starts over
-    train(_model(), _noise_dataset(), _config(log_every=2), tmp_path, cpu=True, progress=False, stop_at_step=4)
-    summary = train(_model(), _noise_dataset(), _config(), tmp_path, cpu=True, progress=False, resume=False,
+    train(_model(), _noise_dataset(), _config(log_every=2), tmp_path, device="cpu", progress=False, stop_at_step=4)
+    summary = train(_model(), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False, resume=False,
                     stop_at_step=1)
     assert summary["step"] == 1 and latest_checkpoint(tmp_path) is None  # the old run's pointer is dropped
 
@@ -160,7 +160,7 @@ def test_align_loss_callback_is_weighted(tmp_path):
             scale.clamp_(0.5, 2.0)
 
     summary = train(_model(), _noise_dataset(), _config(steps=2, mu=0.5, checkpoint_every=1), tmp_path,
-                    align_loss=align, cpu=True, progress=False, extra_parameters=[scale], after_step=clamp,
+                    align_loss=align, device="cpu", progress=False, extra_parameters=[scale], after_step=clamp,
                     stop_at_step=1)
     assert summary["step"] == 1 and len(calls) == 2
     assert calls[0][0] == (2, 6, CLIP)
@@ -173,7 +173,7 @@ def test_align_loss_callback_is_weighted(tmp_path):
         scale.fill_(1.0)  # a fresh process: the extra parameter comes back from the checkpoint
     calls.clear()
     train(_model(), _noise_dataset(), _config(steps=2, mu=0.5, checkpoint_every=1), tmp_path,
-          align_loss=align, cpu=True, progress=False, extra_parameters=[scale], after_step=clamp)
+          align_loss=align, device="cpu", progress=False, extra_parameters=[scale], after_step=clamp)
     assert len(calls) == 2 and calls[0][2] == trained  # step 2 starts from the checkpointed value
     last = _metrics(tmp_path)[-1]
     assert last["step"] == 2
@@ -230,7 +230,7 @@ def test_tiny_separator_learns_to_separate(tmp_path):
     data = _tone_clips(256, seed=1)
     started = time.perf_counter()
     config = TrainConfig.preset("tiny", checkpoint_every=1000)
-    summary = train(model, data, config, tmp_path, cpu=True, progress=False)
+    summary = train(model, data, config, tmp_path, device="cpu", progress=False)
     seconds = time.perf_counter() - started
     after = _heldout_sdr(model, heldout)
     print(f"held-out SI-SDR {before:.2f} dB -> {after:.2f} dB (+{after - before:.2f}) in {summary['step']} "
