@@ -239,7 +239,7 @@ def reproduce(
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Score the samples that have images."),
 ) -> None:
     """Import the authors' files, generate the held-out fold(s), score, and write the leaderboard row."""
-    from macs_model.reproduce import reproduce as run_reproduce
+    from macs_model.reproduction import reproduce as run_reproduce
 
     chosen = parse_folds(folds) or [None]
     summary = run_reproduce(release_dir, dataset.value, manifest, media, out, folds=chosen, preset=preset.value,

@@ -14,7 +14,7 @@ from release_helpers import write_tiny_release
 from stage2_helpers import write_toy
 
 from macs_bench.errors import MacsError
-from macs_model.reproduce import MODEL_NAME, reproduce
+from macs_model.reproduction import MODEL_NAME, reproduce
 
 pytest.importorskip("diffusers")
 

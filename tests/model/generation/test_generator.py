@@ -270,9 +270,27 @@ def test_resume_matches_an_uninterrupted_run(items, tmp_path):
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     assert second["last_metrics"]["loss"] == pytest.approx(
         json.loads((tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()[-1])["loss"], abs=0)
-    with pytest.raises(MacsError, match="cannot resume"):
-        train_adapter(tiny_components(0), items, config.replace(lr=5e-4), tmp_path / "resumed", progress=False)
     assert (tmp_path / "resumed" / "latest").read_text().strip() == "checkpoint-4"
+
+
+def test_refused_resumes_name_the_differing_fields(items, tmp_path):
+    """Stage 2 refuses a resume in stage 1's words: the section and every differing field, and --restart."""
+    config = CONFIG.replace(steps=2, checkpoint_every=1)
+    run = tmp_path / "run"
+    train_adapter(tiny_components(0), items, config, run, progress=False, stop_at_step=1, run_info={"fold": 0})
+    hint = re.escape("; use another output folder, or start over (--restart; resume=False from Python)")
+    with pytest.raises(MacsError, match=r"cannot resume: the checkpoint's generator config differs from this "
+                                        r"run's \(fields: cfg_dropout, lr\)" + hint):
+        train_adapter(tiny_components(0), items, config.replace(lr=5e-4, cfg_dropout=0.2), run, progress=False,
+                      run_info={"fold": 0})
+    with pytest.raises(MacsError, match=r"cannot resume: the checkpoint's run info differs from this run's "
+                                        r"\(fields: fold\)" + hint):
+        train_adapter(tiny_components(0), items, config, run, progress=False, run_info={"fold": 1})
+    assert (run / "latest").read_text().strip() == "checkpoint-1"
+    # cadence fields only change how the run is observed: they may differ
+    summary = train_adapter(tiny_components(0), items, config.replace(log_every=2), run, progress=False,
+                            run_info={"fold": 0})
+    assert summary["step"] == 2
 
 
 @pytest.mark.parametrize("dropout", [0.9, 0.0])

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 import time
 
 import pytest
@@ -136,10 +137,17 @@ def test_partial_checkpoint_without_pointer_is_ignored(straight_run, tmp_path):
 
 def test_resume_refuses_config_mismatch(tmp_path):
     train(_model(), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False, stop_at_step=3)
-    with pytest.raises(MacsError, match="separator config differs.*num_sources"):
+    hint = re.escape("; use another output folder, or start over (--restart; resume=False from Python)")
+    with pytest.raises(MacsError, match=r"cannot resume: the checkpoint's separator config differs from this "
+                                        r"run's \(fields: num_sources\)" + hint):
         train(_model(num_sources=4), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False)
-    with pytest.raises(MacsError, match="train config differs.*lr"):
-        train(_model(), _noise_dataset(), _config(lr=2e-3), tmp_path, device="cpu", progress=False)
+    with pytest.raises(MacsError, match=r"cannot resume: the checkpoint's train config differs from this run's "
+                                        r"\(fields: lr, seed\)" + hint):
+        train(_model(), _noise_dataset(), _config(lr=2e-3, seed=5), tmp_path, device="cpu", progress=False)
+    with pytest.raises(MacsError, match=r"cannot resume: the checkpoint's run info differs from this run's "
+                                        r"\(fields: alignment\)" + hint):
+        train(_model(), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False,
+              run_info={"alignment": {"contrastive": True}})
     # cadence fields may change; resume=False starts over
     train(_model(), _noise_dataset(), _config(log_every=2), tmp_path, device="cpu", progress=False, stop_at_step=4)
     summary = train(_model(), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False, resume=False,
