@@ -1,6 +1,7 @@
 """macs_model: the reference two-stage MACS model (separation before generation).
 
-The front door: ``from macs_model import train_separator, separate, train_generator, generate, reproduce``.
+The front door: ``from macs_model import train_separator, separate, train_generator, generate,
+AudioToImagePipeline, reproduce``.
 Each name is imported on first use, so ``import macs_model`` stays light (no torch until a stage is touched).
 """
 
@@ -17,6 +18,8 @@ _ENTRY_POINTS = {
     "load_separator": "macs_model.separation.api",
     "train_generator": "macs_model.generation.api",
     "generate": "macs_model.generation.api",
+    "generate_audio": "macs_model.generation.api",
+    "AudioToImagePipeline": "macs_model.generation.audio_to_image",
     "import_release_generator": "macs_model.generation.release_import",
     "reproduce": "macs_model.reproduction",
 }

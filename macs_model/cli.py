@@ -163,6 +163,9 @@ def train_generator(
 
 @app.command("generate")
 def generate(
+    files: Optional[List[Path]] = typer.Argument(None, metavar="AUDIO...", help="With --audio: the audio files to draw from."),
+    audio: bool = typer.Option(False, "--audio", help="Draw one image per audio file given as an argument "
+                               "(OUT/<file stem>.png), with no manifest."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="The benchmark manifest folder "
                                             "(default: the adapter run's)."),
     media: Optional[Path] = typer.Option(None, "--media", help="Its MEDIA folder (default: the run's)."),
@@ -185,10 +188,24 @@ def generate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate images that already exist."),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Use an unfinished run's latest checkpoint."),
 ) -> None:
-    """Generate one image per test sample with the stock StableDiffusionPipeline (existing images are kept)."""
+    """Generate one image per test sample, or per audio file (--audio); existing images are kept."""
     from macs_bench.errors import MacsError
     from macs_model.generation.api import generate as run_generate
+    from macs_model.generation.api import generate_audio
 
+    if files and not audio:
+        raise MacsError("audio files given as arguments need --audio (generate --audio A.wav B.wav ...)")
+    if audio:
+        if not files:
+            raise MacsError("--audio needs audio files (generate --audio A.wav B.wav --adapter RUN --out DIR)")
+        if manifest or media or fold is not None or interpolate or alpha:
+            raise MacsError("--audio draws from the files given: drop --manifest, --media, --fold and "
+                            "--interpolate")
+        record = generate_audio(files, adapter, out, top_k=top_k, batch_size=batch_size, seed=seed, clap=clap,
+                                tokenizer=tokenizer, base=base, device=device, overwrite=overwrite,
+                                allow_partial=allow_partial, token_order=_value(token_order))
+        console.print(f"wrote {record['written_now']} image(s) into {out}")
+        return
     pair = None
     if alpha and not interpolate:
         raise MacsError("--alpha only applies with --interpolate A --interpolate B")

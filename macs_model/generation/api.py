@@ -135,35 +135,20 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
     fold; ``interpolation.json``). Existing images are kept only when that record names the same adapter (by
     hash), seed, top-k and settings; otherwise the call is refused unless ``overwrite``.
     """
-    from macs_model.generation.config import GeneratorConfig
-    from macs_model.generation.pipeline import generate_images, load_trained
+    from macs_model.generation.audio_to_image import AudioToImagePipeline
     from macs_model.run_folder import run_versions
 
     device = resolve_device(device)
     adapter, out = Path(adapter), Path(out)
-    info, saved_config = _run_info(adapter)
+    info, _ = _run_info(adapter)
     if interpolate is None:
         manifest, media, fold = _data_of_run(adapter, info, manifest, media, fold)
     media = Path(media) if media is not None else None
-    try:
-        gen_config = GeneratorConfig.from_dict(saved_config)
-    except MacsError as exc:
-        raise MacsError(f"{adapter}: {exc} in its config.json (made by an older macs: retrain or re-import it)"
-                        ) from None
-    if token_order is not None:  # a deliberate departure from the order the adapter trained on, recorded
-        gen_config = gen_config.replace(token_order=token_order)
-    conditioning = info["conditioning"]
-    separator = None if conditioning["no_separation"] else conditioning["separator"]["source"]
-    conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer,
-                              no_separation=conditioning["no_separation"], device=device,
-                              recorded_clap=conditioning.get("clap"), window_seconds=gen_config.audio_seconds,
-                              token_order=gen_config.token_order)
-    if info.get("embeddings_key") is not None and conditioner.key != info["embeddings_key"]:
-        raise MacsError(f"{adapter}: the separator or CLAP available now differ from the ones the adapter was "
-                        "trained with (see its config.json); pass the same --clap")
-    components, config, tokens = load_trained(adapter, base=base, allow_partial=allow_partial)
-    if top_k is not None and not 1 <= top_k <= config.num_tokens:
-        raise MacsError(f"--top-k must be between 1 and {config.num_tokens}, got {top_k}")
+    pipe = AudioToImagePipeline.from_pretrained(adapter, base=base, clap=clap, tokenizer=tokenizer, device=device,
+                                                allow_partial=allow_partial, token_order=token_order)
+    pipe.check_top_k(top_k)
+    components, config, conditioner = pipe.components, pipe.config, pipe.conditioner
+    gen_config, conditioning = pipe.generation_config, info["conditioning"]
     if interpolate is not None:
         first, second = (conditioner.embed_file(Path(p)) for p in interpolate)
         names = [f"interp-{Path(interpolate[0]).stem}-{Path(interpolate[1]).stem}-{a:.2f}" for a in alphas]
@@ -171,8 +156,8 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
         identity = _generation_identity(components, config, top_k, seed, {"interpolate": [str(p) for p in interpolate],
                                                                 "alphas": list(alphas)})
         _check_record(out / "interpolation.json", identity, overwrite)
-        written = generate_images(components, config, tokens, items, out, top_k=top_k, batch_size=batch_size,
-                                  seed=seed, device=device, overwrite=overwrite, progress=progress)
+        written = pipe.write(items, out, top_k=top_k, batch_size=batch_size, seed=seed, overwrite=overwrite,
+                             progress=progress)
         record = {**identity, "written": len(written), "images": [str(out / f"{n}.png") for n in names],
                   "conditioning": conditioning, "versions": run_versions()}
         atomic_write_bytes(out / "interpolation.json", dumps_json(record).encode())
@@ -187,15 +172,55 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
     record_file = out / (f"generation-fold{fold}.json" if fold is not None else "generation-test.json")
     _check_record(record_file, identity, overwrite)
     embeddings = conditioner.clips(ids, media, adapter / EMBEDDINGS, progress=progress)
-    written = generate_images(components, config, tokens, [(sid, embeddings[sid]) for sid in ids], out,
-                              top_k=top_k, batch_size=batch_size, seed=seed, device=device, overwrite=overwrite,
-                              progress=progress)
+    written = pipe.write([(sid, embeddings[sid]) for sid in ids], out, top_k=top_k, batch_size=batch_size,
+                         seed=seed, overwrite=overwrite, progress=progress)
     record = {**identity, "adapter_run": str(adapter), "samples": len(ids), "skipped_without_audio": skipped,
               "written_now": len(written), "conditioning": conditioning, "versions": run_versions(),
               "audio_window": {"seconds": gen_config.audio_seconds, "mode": "centre",
                                "starts": {sid: conditioner.windows.get(sid, [None])[0] for sid in ids}},
               "token_order": gen_config.token_order,
               "adapter_training": {k: info.get(k) for k in ("manifest", "fold", "imported")}}
+    atomic_write_bytes(record_file, dumps_json(record).encode())
+    return record
+
+
+def generate_audio(files: Sequence[str | os.PathLike], adapter: str | os.PathLike, out: str | os.PathLike, *,
+                   top_k: int | None = None, batch_size: int = 4, seed: int = 0, clap: str | None = None,
+                   tokenizer: str | os.PathLike | None = None, base: str | os.PathLike | None = None,
+                   device: str = "auto", overwrite: bool = False, allow_partial: bool = False,
+                   token_order: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """One ``<file stem>.png`` per audio file, no manifest needed; ``generation-audio.json`` records the inputs
+    (by sha256) and what made the images. A file's image is the one fold-wise :func:`generate` draws for the
+    sample id equal to its stem (same adapter, seed and settings)."""
+    from macs_bench.io import sha256_file
+    from macs_model.generation.audio_to_image import AudioToImagePipeline
+    from macs_model.run_folder import run_versions
+
+    device = resolve_device(device)
+    if not files:
+        raise MacsError("generate: no audio files given")
+    files = [Path(f).expanduser() for f in files]
+    for f in files:
+        if not f.is_file():
+            raise MacsError(f"{f}: audio file not found")
+    stems = [f.stem for f in files]
+    twins = sorted({s for s in stems if stems.count(s) > 1})
+    if twins:
+        raise MacsError(f"generate: several inputs share the name {twins[0]!r}; their images would collide")
+    out = Path(out).expanduser()
+    pipe = AudioToImagePipeline.from_pretrained(adapter, base=base, clap=clap, tokenizer=tokenizer, device=device,
+                                                allow_partial=allow_partial, token_order=token_order)
+    pipe.check_top_k(top_k)
+    identity = _generation_identity(pipe.components, pipe.config, top_k, seed, {
+        "audio": {str(f): sha256_file(f) for f in files}, "token_order": pipe.generation_config.token_order})
+    record_file = out / "generation-audio.json"
+    _check_record(record_file, identity, overwrite)
+    written = pipe.write(pipe.embed(files), out, top_k=top_k, batch_size=batch_size, seed=seed, overwrite=overwrite,
+                         progress=progress)
+    record = {**identity, "adapter_run": str(adapter), "written_now": len(written),
+              "images": [str(out / f"{s}.png") for s in stems], "conditioning": pipe.run_info["conditioning"],
+              "audio_window": {"seconds": pipe.generation_config.audio_seconds, "mode": "centre"},
+              "versions": run_versions()}
     atomic_write_bytes(record_file, dumps_json(record).encode())
     return record
 
@@ -250,7 +275,7 @@ def _check_record(path: Path, identity: dict[str, Any], overwrite: bool) -> None
     except (OSError, ValueError):
         return
     keys = ("adapter_sha256", "generator_config", "top_k", "seed", "manifest", "fold", "interpolate", "alphas",
-            "token_order")
+            "token_order", "audio")
     differ = [k for k in keys if k in identity and json.loads(dumps_json(identity[k])) != previous.get(k)]
     if differ:
         raise MacsError(f"{path.parent}: holds images made with another {', '.join(differ)} ({path.name}); "

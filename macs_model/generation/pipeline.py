@@ -1,8 +1,9 @@
 """Stage-2 generation: a trained adapter on diffusers' ``StableDiffusionPipeline``.
 
-Generation uses diffusers' ``StableDiffusionPipeline``
-with ``ip_adapter_image_embeds`` (the unconditional branch: zero audio through the adapter, never through the text
-k/v), DPM-Solver, and a seed derived from each sample id; images already written are skipped.
+How the audio reaches the UNet is one of two conditioning classes: :class:`DecoupledAudio` (the paper's: the
+embeddings go in as ``ip_adapter_image_embeds`` through the adapter's own k/v, zero audio for the unconditional
+branch) and :class:`AppendedAudio` (the "w/o DC" ablation: the audio tokens appended to the text tokens through
+the frozen text k/v). DPM-Solver, and a seed derived from each sample id; images already written are skipped.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -90,19 +91,38 @@ def pipeline(components: Components):
         safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False)
 
 
-@torch.no_grad()
-def generate_images(components: Components, config: GeneratorConfig, tokens: AudioTokens,
-                    items: Sequence[tuple[str, torch.Tensor]], out_dir: str | os.PathLike, *, top_k: int | None = None,
-                    batch_size: int = 4, seed: int = 0, device: str | torch.device = "auto",
-                    overwrite: bool = False, progress: bool = True) -> list[Path]:
-    """Write ``<sample_id>.png`` for each (sample_id, audio embeddings [K, clap_dim] in token order); returns the
-    files written.
+class DecoupledAudio:
+    """The paper's decoupled cross-attention: audio through the adapter's k/v, text untouched."""
 
-    Existing images are skipped (so an interrupted run resumes) unless ``overwrite``. ``top_k`` keeps the first K
-    embeddings (paper Fig. 4). Each image's noise comes from ``sample_seed(sample_id, seed)``.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    def call_kwargs(self, prompt: torch.Tensor, audio: torch.Tensor, tokens: AudioTokens,
+                    guided: bool) -> dict[str, object]:
+        embeds = torch.cat([torch.zeros_like(audio), audio]) if guided else audio
+        return {"prompt_embeds": prompt, "negative_prompt_embeds": prompt,
+                "ip_adapter_image_embeds": [embeds[:, None]]}
+
+
+class AppendedAudio:
+    """Ablation "w/o DC": the audio tokens appended to the text tokens, through the frozen text k/v."""
+
+    def call_kwargs(self, prompt: torch.Tensor, audio: torch.Tensor, tokens: AudioTokens,
+                    guided: bool) -> dict[str, object]:
+        return {"prompt_embeds": torch.cat([prompt, tokens(audio)], dim=1),
+                "negative_prompt_embeds": torch.cat([prompt, tokens(torch.zeros_like(audio))], dim=1)}
+
+
+def audio_conditioning(config: GeneratorConfig) -> DecoupledAudio | AppendedAudio:
+    """The conditioning class of an adapter's config."""
+    return DecoupledAudio() if config.decoupled else AppendedAudio()
+
+
+@torch.no_grad()
+def render(components: Components, config: GeneratorConfig, tokens: AudioTokens,
+           items: Sequence[tuple[str, torch.Tensor]], *, top_k: int | None = None, batch_size: int = 4,
+           seed: int = 0, device: str | torch.device = "auto") -> Iterator[list[tuple[str, object]]]:
+    """Batches of (sample_id, PIL image) for (sample_id, audio embeddings [K, clap_dim] in token order).
+
+    ``top_k`` keeps the first K embeddings (paper Fig. 4). Each image's noise comes from
+    ``sample_seed(sample_id, seed)``, so an image does not depend on its batch or position."""
     device = resolve_device(device)
     dtype = torch.float16 if device.type == "cuda" and config.mixed_precision == "fp16" else torch.float32
     pipe = pipeline(components).to(device) if dtype == torch.float32 else pipeline(components).to(device, dtype)
@@ -110,35 +130,44 @@ def generate_images(components: Components, config: GeneratorConfig, tokens: Aud
     pipe.set_progress_bar_config(disable=True)
     components.unet.eval()
     tokens.eval()  # no dropout in the tokens' MLP at inference
+    conditioning = audio_conditioning(config)
     guided = config.guidance_scale > 1
-    todo = [(sid, emb) for sid, emb in items if overwrite or not (out_dir / f"{sid}.png").is_file()]
     text = encode_prompt(components, config.prompt, device).to(dtype)
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        audio = torch.stack([emb[:top_k] if top_k else emb for _, emb in chunk]).to(device, dtype)
+        prompt = text.expand(len(chunk), -1, -1)
+        generators = [torch.Generator(device="cpu").manual_seed(sample_seed(sid, seed)) for sid, _ in chunk]
+        latents = torch.stack([torch.randn(pipe.unet.config.in_channels, config.height // pipe.vae_scale_factor,
+                                           config.width // pipe.vae_scale_factor, generator=g)
+                               for g in generators]).to(device, dtype)
+        images = pipe(num_inference_steps=config.inference_steps, guidance_scale=config.guidance_scale,
+                      height=config.height, width=config.width, latents=latents, output_type="pil",
+                      **conditioning.call_kwargs(prompt, audio, tokens, guided)).images
+        yield [(sid, image) for (sid, _), image in zip(chunk, images)]
+
+
+def generate_images(components: Components, config: GeneratorConfig, tokens: AudioTokens,
+                    items: Sequence[tuple[str, torch.Tensor]], out_dir: str | os.PathLike, *, top_k: int | None = None,
+                    batch_size: int = 4, seed: int = 0, device: str | torch.device = "auto",
+                    overwrite: bool = False, progress: bool = True) -> list[Path]:
+    """Write ``<sample_id>.png`` for each (sample_id, audio embeddings [K, clap_dim] in token order) as
+    :func:`render` draws them; returns the files written. Existing images are skipped (so an interrupted run
+    resumes) unless ``overwrite``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [(sid, emb) for sid, emb in items if overwrite or not (out_dir / f"{sid}.png").is_file()]
     written = []
     with progress_bar(progress) as bar:
         task = bar.add_task("generating", total=len(todo)) if bar is not None else None
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
-            audio = torch.stack([emb[:top_k] if top_k else emb for _, emb in chunk]).to(device, dtype)
-            zeros = torch.zeros_like(audio)
-            prompt = text.expand(len(chunk), -1, -1)
-            generators = [torch.Generator(device="cpu").manual_seed(sample_seed(sid, seed)) for sid, _ in chunk]
-            latents = torch.stack([torch.randn(pipe.unet.config.in_channels, config.height // pipe.vae_scale_factor,
-                                               config.width // pipe.vae_scale_factor, generator=g)
-                                   for g in generators]).to(device, dtype)
-            common = dict(num_inference_steps=config.inference_steps, guidance_scale=config.guidance_scale,
-                          height=config.height, width=config.width, latents=latents, output_type="pil")
-            if config.decoupled:
-                embeds = torch.cat([zeros, audio]) if guided else audio
-                images = pipe(prompt_embeds=prompt, negative_prompt_embeds=prompt,
-                              ip_adapter_image_embeds=[embeds[:, None]], **common).images
-            else:
-                images = pipe(prompt_embeds=torch.cat([prompt, tokens(audio)], dim=1),
-                              negative_prompt_embeds=torch.cat([prompt, tokens(zeros)], dim=1), **common).images
-            for (sid, _), image in zip(chunk, images):
+        for batch in render(components, config, tokens, todo, top_k=top_k, batch_size=batch_size, seed=seed,
+                            device=device):
+            for sid, image in batch:
                 buffer = io.BytesIO()
                 image.save(buffer, format="PNG")
                 atomic_write_bytes(out_dir / f"{sid}.png", buffer.getvalue())
                 written.append(out_dir / f"{sid}.png")
             if bar is not None:
-                bar.update(task, advance=len(chunk))
+                bar.update(task, advance=len(batch))
     return written

@@ -10,6 +10,8 @@ ENTRY_POINTS = {
     "separate": "macs_model.separation.api",
     "train_generator": "macs_model.generation.api",
     "generate": "macs_model.generation.api",
+    "generate_audio": "macs_model.generation.api",
+    "AudioToImagePipeline": "macs_model.generation.audio_to_image",
     "import_release_generator": "macs_model.generation.release_import",
     "reproduce": "macs_model.reproduction",
 }

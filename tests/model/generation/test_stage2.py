@@ -11,19 +11,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from stage2_helpers import SR, max_diff, png, write_toy
+from stage2_helpers import SR, max_diff, png
 
 from macs_bench.datasets import Manifest, Sample
 from macs_bench.errors import MacsError
 from macs_model.generation.api import LATENTS, fold_ids, generate, train_generator
 from macs_model.generation.conditioning import EMBEDDINGS, Conditioner
 from macs_model.generation.config import GeneratorConfig
-from macs_model.separation.api import train_separator
 from macs_model.separation.clap import TinyClap
 from macs_model.separation.data import load_audio
 
@@ -34,32 +32,6 @@ M = 6            # the tiny separator's sources
 D = 32           # TinyClap's embedding width
 FOLD0 = ["clip00", "clip05", "clip10"]  # fold 0 with media ("absent" is fold 0 too, without any)
 TRAIN = [f"clip{i:02d}" for i in range(15) if i % 5]
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    manifest, media, ids = write_toy(tmp_path_factory.mktemp("toy"))
-    return SimpleNamespace(manifest=manifest, media=media, ids=ids)
-
-
-@pytest.fixture(scope="module")
-def separator(toy, tmp_path_factory):
-    """A 3-step tiny stage-1 run with TinyClap, checkpointed every step (checkpoint-1 .. checkpoint-3)."""
-    out = tmp_path_factory.mktemp("stage1") / "sep"
-    train_separator(str(toy.manifest), toy.media, out, preset="tiny", clap="tiny", steps=3, checkpoint_every=1,
-                    progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def stage2(toy, separator, tmp_path_factory):
-    """train_generator (4 steps) on folds 1-4 and generate for fold 0; never modified by the tests."""
-    root = tmp_path_factory.mktemp("stage2")
-    run, pred = root / "run", root / "pred"
-    summary = train_generator(toy.manifest, toy.media, run, fold=0, separator=separator, preset="tiny", steps=4,
-                              progress=False)
-    record = generate(toy.manifest, toy.media, run, pred, fold=0, progress=False)
-    return SimpleNamespace(run=run, pred=pred, summary=summary, record=record)
 
 
 def _manifest(folder: Path, samples) -> Path:
@@ -253,7 +225,7 @@ def test_unfinished_run_needs_allow_partial(stage2, toy, tmp_path):
 
 def test_top_k_is_checked_and_recorded(stage2, toy, tmp_path):
     for bad in (0, M + 1):
-        with pytest.raises(MacsError, match=re.escape(f"--top-k must be between 1 and {M}, got {bad}")):
+        with pytest.raises(MacsError, match=re.escape(f"top_k must be between 1 and {M}, got {bad}")):
             generate(toy.manifest, toy.media, stage2.run, tmp_path / "bad", fold=0, top_k=bad, progress=False)
     assert not (tmp_path / "bad").exists()
     record = generate(toy.manifest, toy.media, stage2.run, tmp_path / "top2", fold=0, top_k=2, batch_size=1,
