@@ -27,9 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import perf_common as perf
+import torch
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "full": {"arch": "sd14", "gen_images": 8, "gen_batch": 8, "stage1_preset": "paper", "stage1_batch": 8,

@@ -168,8 +168,8 @@ def latent_times(arch: str, device: torch.device, batch_size: int, repeats: int 
 
     The part of a stage-2 step the cache replaces, timed alone in alternating rounds (``frame_latents``).
     """
-    from macs_model.generation.training import TrainItem
     from macs_model.generation.latent_cache import LatentCache, frame_latents
+    from macs_model.generation.training import TrainItem
 
     config = generator_config(arch)
     vae = components_for(arch, device).vae.to(device)

@@ -21,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from perf_common import char_tokenizer
 
 from macs_model.separation.alignment import ClapAlignment
 from macs_model.separation.clap import ClapEncoder, build_clap_model
@@ -28,7 +29,6 @@ from macs_model.separation.config import SeparatorConfig
 from macs_model.separation.losses import contrastive_loss, mixit_loss, ranking_loss
 from macs_model.separation.separator import StftMaskSeparator, mixture_consistency
 from macs_model.separation.training import make_mixture_of_mixtures
-from perf_common import char_tokenizer
 
 
 class Timer:

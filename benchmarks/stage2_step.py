@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from perf_common import latent_times, stage2_cache_times
 
 

@@ -163,7 +163,8 @@ def train_generator(
 
 @app.command("generate")
 def generate(
-    files: Optional[List[Path]] = typer.Argument(None, metavar="AUDIO...", help="With --audio: the audio files to draw from."),
+    files: Optional[List[Path]] = typer.Argument(None, metavar="AUDIO...", help="With --audio: the audio files "
+                                                 "to draw from."),
     audio: bool = typer.Option(False, "--audio", help="Draw one image per audio file given as an argument "
                                "(OUT/<file stem>.png), with no manifest."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="The benchmark manifest folder "

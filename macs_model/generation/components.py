@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from macs_bench.errors import MacsError
-from macs_model.generation.adapter import adapter_state_dict, install_adapter
+from macs_model.generation.adapter import DECOUPLED, AudioVariant, adapter_state_dict, install_adapter
 from macs_model.generation.config import GeneratorConfig
 from macs_model.generation.tokens import AudioTokens
 
@@ -104,7 +104,7 @@ def build_adapter(components: Components, config: GeneratorConfig) -> tuple[torc
     tokens = AudioTokens(config.num_tokens, config.clap_dim, token_dim=components.unet.config.cross_attention_dim)
     components.vae.requires_grad_(False)
     components.text_encoder.requires_grad_(False)
-    trainable = install_adapter(components.unet, tokens, decoupled=config.decoupled)
+    trainable = install_adapter(components.unet, tokens, config.audio_variant)
     return trainable, tokens
 
 
@@ -117,6 +117,6 @@ def encode_prompt(components: Components, prompt: str, device: torch.device) -> 
     return components.text_encoder(ids)[0]
 
 
-def adapter_parameters(components: Components, tokens: AudioTokens, decoupled: bool) -> int:
+def adapter_parameters(components: Components, tokens: AudioTokens, variant: AudioVariant = DECOUPLED) -> int:
     """Trainable adapter size (what ``adapter.safetensors`` holds)."""
-    return sum(v.numel() for v in adapter_state_dict(components.unet, tokens, decoupled=decoupled).values())
+    return sum(v.numel() for v in adapter_state_dict(components.unet, tokens, variant).values())

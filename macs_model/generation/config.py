@@ -76,6 +76,14 @@ class GeneratorConfig(NamedConfig):
 
     KIND = "generator"
 
+    @property
+    def audio_variant(self):
+        """The conditioning class ``decoupled`` names (``DecoupledAudio`` or ``AppendedAudio``, see
+        :mod:`macs_model.generation.adapter`): every variant-specific step asks it, never the flag."""
+        from macs_model.generation.adapter import audio_variant
+
+        return audio_variant(self.decoupled)
+
     def __post_init__(self) -> None:
         if self.base not in BASES:
             raise MacsError(f"generator config: base must be one of {', '.join(BASES)}, got {self.base!r}")

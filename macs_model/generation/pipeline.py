@@ -1,9 +1,10 @@
 """Stage-2 generation: a trained adapter on diffusers' ``StableDiffusionPipeline``.
 
-How the audio reaches the UNet is one of two conditioning classes: :class:`DecoupledAudio` (the paper's: the
-embeddings go in as ``ip_adapter_image_embeds`` through the adapter's own k/v, zero audio for the unconditional
-branch) and :class:`AppendedAudio` (the "w/o DC" ablation: the audio tokens appended to the text tokens through
-the frozen text k/v). DPM-Solver, and a seed derived from each sample id; images already written are skipped.
+How the audio reaches the UNet is the config's conditioning class (``GeneratorConfig.audio_variant``, from
+:mod:`macs_model.generation.adapter`): ``DecoupledAudio`` (the paper's: the embeddings go in as
+``ip_adapter_image_embeds`` through the adapter's own k/v, zero audio for the unconditional branch) or
+``AppendedAudio`` (the "w/o DC" ablation: the audio tokens appended to the text tokens through the frozen text
+k/v). DPM-Solver, and a seed derived from each sample id; images already written are skipped.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def load_trained(folder: str | os.PathLike, components: Components | None = None
         base = (saved.get("base") or {}).get("base")  # the SD the adapter was trained on or imported for
     components = components or load_components(config, base)
     _, tokens = build_adapter(components, config)
-    load_adapter_state(components.unet, state, str(folder), tokens=tokens, decoupled=config.decoupled)
+    load_adapter_state(components.unet, state, str(folder), tokens=tokens, variant=config.audio_variant)
     components.unet.eval()
     tokens.eval()
     components.source = {**components.source, "adapter": str(folder),
@@ -91,30 +92,6 @@ def pipeline(components: Components):
         safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False)
 
 
-class DecoupledAudio:
-    """The paper's decoupled cross-attention: audio through the adapter's k/v, text untouched."""
-
-    def call_kwargs(self, prompt: torch.Tensor, audio: torch.Tensor, tokens: AudioTokens,
-                    guided: bool) -> dict[str, object]:
-        embeds = torch.cat([torch.zeros_like(audio), audio]) if guided else audio
-        return {"prompt_embeds": prompt, "negative_prompt_embeds": prompt,
-                "ip_adapter_image_embeds": [embeds[:, None]]}
-
-
-class AppendedAudio:
-    """Ablation "w/o DC": the audio tokens appended to the text tokens, through the frozen text k/v."""
-
-    def call_kwargs(self, prompt: torch.Tensor, audio: torch.Tensor, tokens: AudioTokens,
-                    guided: bool) -> dict[str, object]:
-        return {"prompt_embeds": torch.cat([prompt, tokens(audio)], dim=1),
-                "negative_prompt_embeds": torch.cat([prompt, tokens(torch.zeros_like(audio))], dim=1)}
-
-
-def audio_conditioning(config: GeneratorConfig) -> DecoupledAudio | AppendedAudio:
-    """The conditioning class of an adapter's config."""
-    return DecoupledAudio() if config.decoupled else AppendedAudio()
-
-
 @torch.no_grad()
 def render(components: Components, config: GeneratorConfig, tokens: AudioTokens,
            items: Sequence[tuple[str, torch.Tensor]], *, top_k: int | None = None, batch_size: int = 4,
@@ -130,7 +107,7 @@ def render(components: Components, config: GeneratorConfig, tokens: AudioTokens,
     pipe.set_progress_bar_config(disable=True)
     components.unet.eval()
     tokens.eval()  # no dropout in the tokens' MLP at inference
-    conditioning = audio_conditioning(config)
+    variant = config.audio_variant
     guided = config.guidance_scale > 1
     text = encode_prompt(components, config.prompt, device).to(dtype)
     for start in range(0, len(items), batch_size):
@@ -143,7 +120,7 @@ def render(components: Components, config: GeneratorConfig, tokens: AudioTokens,
                                for g in generators]).to(device, dtype)
         images = pipe(num_inference_steps=config.inference_steps, guidance_scale=config.guidance_scale,
                       height=config.height, width=config.width, latents=latents, output_type="pil",
-                      **conditioning.call_kwargs(prompt, audio, tokens, guided)).images
+                      **variant.call_kwargs(prompt, audio, tokens, guided)).images
         yield [(sid, image) for (sid, _), image in zip(chunk, images)]
 
 

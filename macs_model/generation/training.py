@@ -19,7 +19,7 @@ import torch
 
 from macs_bench.errors import MacsError
 from macs_bench.io import dumps_json
-from macs_model.generation.adapter import load_adapter_state, read_adapter, save_adapter, unet_inputs
+from macs_model.generation.adapter import load_adapter_state, read_adapter, save_adapter
 from macs_model.generation.components import Components, build_adapter, encode_prompt
 from macs_model.generation.config import RESUME_KEYS, GeneratorConfig
 from macs_model.generation.image_buckets import bucket_sizes, epoch_views, image_size, nearest_bucket
@@ -85,14 +85,14 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
 
     def load(checkpoint: Path) -> None:
         adapter_state, _ = read_adapter(checkpoint)
-        load_adapter_state(unet, adapter_state, str(checkpoint), tokens=tokens, decoupled=config.decoupled)
+        load_adapter_state(unet, adapter_state, str(checkpoint), tokens=tokens, variant=config.audio_variant)
 
     step = open_run(accelerator, out_dir, resume=resume, seed=config.seed, optimizer=optimizer, scheduler=scheduler,
                     check=check, load=load, record={"generator_config": config.to_dict(), "base": components.source,
                                                     "run_info": run_info, "versions": run_versions()})
     # the trainable module goes through accelerate, so that several processes average its gradients
     trained, optimizer = accelerator.prepare(trainable, optimizer)
-    unet_in_use, tokens_in_use = (trained, tokens) if config.decoupled else (unet, trained)
+    unet_in_use, tokens_in_use = config.audio_variant.modules_in_use(unet, tokens, trained)
     text = encode_prompt(components, config.prompt, device)
     plan: dict[str, Any] = {}
 
@@ -100,7 +100,7 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
         write_checkpoint(accelerator, out_dir, at, optimizer, scheduler,
                          {"total_steps": total, "generator_config": config.to_dict(), "run_info": run_info},
                          lambda folder: save_adapter(folder, unet, adapter_config, tokens=tokens,
-                                                     decoupled=config.decoupled))
+                                                     variant=config.audio_variant))
 
     def start_epoch(epoch: int) -> None:
         plan["order"], plan["views"] = _epoch_plan(len(items), buckets, config, epoch)
@@ -125,7 +125,7 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
                      before_update=before_update, stop_at_step=stop_at_step, progress=progress,
                      description="stage-2 training")
     if main and step == total:
-        save_adapter(out_dir / "adapter", unet, adapter_config, tokens=tokens, decoupled=config.decoupled)
+        save_adapter(out_dir / "adapter", unet, adapter_config, tokens=tokens, variant=config.audio_variant)
     accelerator.wait_for_everyone()
     return {"step": step, "total_steps": total, "last_metrics": last,
             "adapter": str(out_dir / "adapter") if step == total else None}
@@ -156,8 +156,7 @@ def _diffusion_loss(components, unet, tokens, batch, views, epoch, text, noise_s
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
     target = noise if noise_scheduler.config.prediction_type == "epsilon" else \
         noise_scheduler.get_velocity(latents, noise, timesteps)
-    kwargs = unet_inputs(text.expand(len(batch), -1, -1).to(weight_dtype), audio, decoupled=config.decoupled,
-                         tokens=tokens)
+    kwargs = config.audio_variant.unet_inputs(text.expand(len(batch), -1, -1).to(weight_dtype), audio, tokens)
     with torch.autocast(device.type, dtype=weight_dtype, enabled=weight_dtype != torch.float32):
         prediction = unet(noisy.to(weight_dtype), timesteps, **kwargs).sample
     return torch.nn.functional.mse_loss(prediction.float(), target.float())

@@ -27,14 +27,16 @@ from macs_bench.errors import MacsError
 from macs_model.generation.adapter import (
     ADAPTER_CONFIG,
     ADAPTER_FILE,
+    APPENDED,
+    DECOUPLED,
     TOKENS_PREFIX,
     adapter_state_dict,
+    audio_variant,
     install_adapter,
     load_adapter_state,
     read_adapter,
     release_adapter_state,
     save_adapter,
-    unet_inputs,
 )
 from macs_model.generation.tokens import AudioTokens
 
@@ -49,12 +51,12 @@ def forward(unet, inputs, audio, *, decoupled=True, tokens=None, grad=False):
     """The UNet's noise prediction for the fixed latents/text and ``audio``."""
     with torch.set_grad_enabled(grad):
         return unet(inputs["latents"], inputs["timesteps"],
-                    **unet_inputs(inputs["text"], audio, decoupled=decoupled, tokens=tokens)).sample
+                    **audio_variant(decoupled).unet_inputs(inputs["text"], audio, tokens)).sample
 
 
 def installed(decoupled=True, unet_seed=0, tokens_seed=1):
     unet, tokens = tiny_unet(unet_seed), tiny_tokens(tokens_seed)
-    trainable = install_adapter(unet, tokens, decoupled=decoupled)
+    trainable = install_adapter(unet, tokens, audio_variant(decoupled))
     unet.eval()
     tokens.eval()
     return unet, tokens, trainable
@@ -122,7 +124,7 @@ def test_install_decoupled_processors_grads_and_one_step_touches_only_the_adapte
     before_install = clone_state(unet)
     layers = cross_attention_layers(unet)
     assert len(layers) == 7
-    trainable = install_adapter(unet, tokens, decoupled=True)
+    trainable = install_adapter(unet, tokens, DECOUPLED)
     assert trainable is unet
 
     processors = unet.attn_processors
@@ -184,7 +186,7 @@ def test_adapter_size_at_sd_v1_scale(tmp_path):
     torch.manual_seed(0)
     tokens = AudioTokens()
     with torch.device("meta"):
-        install_adapter(unet, tokens, decoupled=True)
+        install_adapter(unet, tokens, DECOUPLED)
     processors = ip_processors(unet)
     assert len(processors) == 16  # cross-attention layers of SD v1.x
     for processor in processors.values():
@@ -264,7 +266,7 @@ def test_zero_audio_still_goes_through_the_adapter_and_never_through_the_text_kv
 def test_not_decoupled_appends_tokens_to_the_text_and_trains_only_the_tokens():
     unet, tokens = tiny_unet(0), tiny_tokens(1)
     processors_before = dict(unet.attn_processors)
-    trainable = install_adapter(unet, tokens, decoupled=False)
+    trainable = install_adapter(unet, tokens, APPENDED)
     assert trainable is tokens
     after = unet.attn_processors
     assert set(after) == set(processors_before)
@@ -274,7 +276,7 @@ def test_not_decoupled_appends_tokens_to_the_text_and_trains_only_the_tokens():
     assert getattr(unet, "encoder_hid_proj", None) is None
     assert not any(p.requires_grad for p in unet.parameters())
     assert all(p.requires_grad for p in tokens.parameters())
-    assert set(adapter_state_dict(unet, tokens, decoupled=False)) == {f"tokens.{k}" for k in MLP_KEYS}
+    assert set(adapter_state_dict(unet, tokens, APPENDED)) == {f"tokens.{k}" for k in MLP_KEYS}
 
     unet.eval()
     tokens.eval()
@@ -292,7 +294,7 @@ def test_not_decoupled_appends_tokens_to_the_text_and_trains_only_the_tokens():
     assert not torch.allclose(out, forward(unet, inputs, inputs["audio2"], decoupled=False, tokens=tokens),
                               atol=1e-6)
     with pytest.raises(MacsError):
-        unet_inputs(inputs["text"], inputs["audio"], decoupled=False)
+        APPENDED.unet_inputs(inputs["text"], inputs["audio"])
 
     unet_before, tokens_before = clone_state(unet), clone_state(tokens)
     optimiser = torch.optim.AdamW(trainable.parameters(), lr=1e-3)
@@ -350,9 +352,9 @@ def test_save_read_load_round_trip_is_bit_identical(tmp_path, decoupled):
     perturb_adapter(trainable)
     out = forward(unet, inputs, inputs["audio"], decoupled=decoupled, tokens=tokens)
     folder = tmp_path / "adapter"
-    path = save_adapter(folder, unet, {"num_tokens": NUM_TOKENS}, tokens=tokens, decoupled=decoupled)
+    path = save_adapter(folder, unet, {"num_tokens": NUM_TOKENS}, tokens=tokens, variant=audio_variant(decoupled))
     assert path == folder / ADAPTER_FILE and (folder / ADAPTER_CONFIG).is_file()
-    original = adapter_state_dict(unet, tokens, decoupled=decoupled)
+    original = adapter_state_dict(unet, tokens, audio_variant(decoupled))
 
     state, config = read_adapter(folder)
     assert set(state) == set(original) and all(torch.equal(state[k], original[k]) for k in original)
@@ -368,7 +370,7 @@ def test_save_read_load_round_trip_is_bit_identical(tmp_path, decoupled):
     fresh, fresh_tokens, _ = installed(decoupled, tokens_seed=2)
     before = forward(fresh, inputs, inputs["audio"], decoupled=decoupled, tokens=fresh_tokens)
     assert not torch.allclose(before, out, atol=1e-6)  # the load has something to do
-    load_adapter_state(fresh, state, str(folder), tokens=fresh_tokens, decoupled=decoupled)
+    load_adapter_state(fresh, state, str(folder), tokens=fresh_tokens, variant=audio_variant(decoupled))
     after = forward(fresh, inputs, inputs["audio"], decoupled=decoupled, tokens=fresh_tokens)
     assert torch.equal(after, out)
     fresh_state = fresh.state_dict()
@@ -378,7 +380,7 @@ def test_save_read_load_round_trip_is_bit_identical(tmp_path, decoupled):
 @pytest.mark.parametrize("decoupled", [True, False], ids=["decoupled", "no-decoupled"])
 def test_load_rejects_missing_extra_and_misshapen_keys(tmp_path, decoupled):
     unet, tokens, _ = installed(decoupled)
-    good = adapter_state_dict(unet, tokens, decoupled=decoupled)
+    good = adapter_state_dict(unet, tokens, audio_variant(decoupled))
     pe = (TOKENS_PREFIX if decoupled else "tokens.") + "pe"
     some_key = sorted(k for k in good if k != pe)[0]
     where = str(tmp_path / "ckpt-000100")
@@ -389,15 +391,15 @@ def test_load_rejects_missing_extra_and_misshapen_keys(tmp_path, decoupled):
     before_tokens = clone_state(tokens)
     for label, state in cases.items():
         with pytest.raises(MacsError, match=re.escape(where) + ".*" + label):
-            load_adapter_state(unet, state, where, tokens=tokens, decoupled=decoupled)
+            load_adapter_state(unet, state, where, tokens=tokens, variant=audio_variant(decoupled))
     # nothing was half-loaded
     assert all(torch.equal(unet.state_dict()[k], v) for k, v in before.items())
     assert all(torch.equal(tokens.state_dict()[k], v) for k, v in before_tokens.items())
     # a state of the other variant does not fit either
     other_unet, other_tokens, _ = installed(not decoupled)
     with pytest.raises(MacsError, match=re.escape(where)):
-        load_adapter_state(unet, adapter_state_dict(other_unet, other_tokens, decoupled=not decoupled), where,
-                           tokens=tokens, decoupled=decoupled)
+        load_adapter_state(unet, adapter_state_dict(other_unet, other_tokens, audio_variant(not decoupled)), where,
+                           tokens=tokens, variant=audio_variant(decoupled))
 
 
 def test_read_adapter_rejects_folders_without_the_files(tmp_path):

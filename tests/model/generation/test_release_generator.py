@@ -7,7 +7,7 @@ import torch
 from release_helpers import release_shapes
 
 from macs_bench.errors import MacsError
-from macs_model.generation.adapter import install_adapter, is_adapter_key, read_adapter
+from macs_model.generation.adapter import DECOUPLED, install_adapter, is_adapter_key, read_adapter
 from macs_model.generation.api import _run_info
 from macs_model.generation.release_import import import_release_generator
 from macs_model.generation.tokens import AudioTokens
@@ -20,7 +20,7 @@ def sd_unet():
 
     with torch.device("meta"):
         unet = UNet2DConditionModel(cross_attention_dim=768)
-        install_adapter(unet, AudioTokens(), decoupled=True)
+        install_adapter(unet, AudioTokens(), DECOUPLED)
     return unet
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from release_helpers import write_tiny_release
 
-from macs_model.generation.adapter import unet_inputs
+from macs_model.generation.adapter import DECOUPLED
 from macs_model.generation.components import tiny_components
 from macs_model.generation.pipeline import load_trained
 from macs_model.generation.release_import import import_release_generator
@@ -87,9 +87,8 @@ def test_imported_release_generator_gives_the_release_unet_output(tmp_path):
     with torch.no_grad():
         expected = theirs(latents, timesteps, encoder_hidden_states=torch.cat(
             [text, release_tokens(mlp, audio)], dim=1)).sample
-        got = components.unet(latents, timesteps, **unet_inputs(text, audio, decoupled=True, tokens=tokens)).sample
-        plain = components.unet(latents, timesteps, **unet_inputs(text, torch.zeros_like(audio), decoupled=True,
-                                                                  tokens=tokens)).sample
+        got = components.unet(latents, timesteps, **DECOUPLED.unet_inputs(text, audio, tokens)).sample
+        plain = components.unet(latents, timesteps, **DECOUPLED.unet_inputs(text, torch.zeros_like(audio), tokens)).sample
     assert (got - plain).abs().max() > 1e-3, "the audio barely reaches the output; the comparison would say little"
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     # slot order matters to the release's network too: swapping two slots changes its output
