@@ -207,3 +207,17 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def run_records(path: Path) -> list[dict[str, Any]]:
+    """The readable ``config.json`` records of a run folder or of the run above one of its checkpoints (or of an
+    ``adapter/`` folder), nearest first; both stages find their run's record this way."""
+    records = []
+    for candidate in (path / CONFIG, path.parent / CONFIG):
+        try:
+            record = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records

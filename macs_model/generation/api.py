@@ -107,12 +107,10 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
 
 def _run_info(adapter_run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(run_info, generator_config) of a generator run folder (or of the run above a checkpoint)."""
-    for candidate in (adapter_run / "config.json", adapter_run.parent / "config.json"):
-        try:
-            saved = json.loads(candidate.read_text(encoding="utf-8"))
-            info, config = saved["run_info"], saved["generator_config"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+    from macs_model.run_folder import run_records
+
+    for saved in run_records(adapter_run):
+        info, config = saved.get("run_info"), saved.get("generator_config")
         if isinstance(info, dict) and "conditioning" in info and isinstance(config, dict):
             return info, config
     raise MacsError(f"{adapter_run}: not a 'macs-model train generator' run folder (no config.json with run_info)")

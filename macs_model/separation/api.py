@@ -136,11 +136,12 @@ def separator_encoder(loaded: "LoadedSeparator", separator: str | os.PathLike | 
 
 def _recorded_clap(run: Path) -> dict[str, Any] | None:
     """The CLAP provenance a stage-1 run folder (or one of its checkpoints) recorded."""
-    for candidate in (run / "config.json", run.parent / "config.json"):
-        try:
-            return json.loads(candidate.read_text(encoding="utf-8")).get("run_info", {}).get("clap")
-        except (OSError, ValueError, AttributeError):
-            continue
+    from macs_model.run_folder import run_records
+
+    for record in run_records(run):
+        info = record.get("run_info", {})
+        if isinstance(info, dict):
+            return info.get("clap")
     return None
 
 
