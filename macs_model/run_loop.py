@@ -91,7 +91,10 @@ def make_accelerator(mixed_precision: str, device: str = "auto"):
 
     from macs_bench.device import resolve_device
 
-    gpu = resolve_device(device).type == "cuda"
+    resolved = resolve_device(device)
+    gpu = resolved.type == "cuda"
+    if gpu and resolved.index is not None:  # cuda:N: the process's current device, which accelerate then takes
+        torch.cuda.set_device(resolved.index)
     return Accelerator(cpu=not gpu, mixed_precision=mixed_precision if gpu else "no")
 
 

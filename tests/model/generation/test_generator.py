@@ -439,3 +439,9 @@ def test_cfg_drop_per_batch_as_the_release_or_per_clip(items, tmp_path, cfg_drop
     mixed = (zeroed.any(dim=1) & ~zeroed.all(dim=1)).any()
     assert zeroed.any() and not zeroed.all()
     assert bool(mixed) == (cfg_drop == "clip")
+
+
+def test_training_refuses_a_missing_device_before_writing(items, tmp_path):
+    with pytest.raises(MacsError, match="device cuda:99"):
+        train_adapter(tiny_components(0), items, CONFIG, tmp_path / "run", progress=False, device="cuda:99")
+    assert not (tmp_path / "run").exists()

@@ -244,3 +244,9 @@ def test_tiny_separator_learns_to_separate(tmp_path):
     print(f"held-out SI-SDR {before:.2f} dB -> {after:.2f} dB (+{after - before:.2f}) in {summary['step']} "
           f"steps, {seconds:.0f} s")
     assert after - before >= 3.0
+
+
+def test_training_refuses_a_missing_device_before_writing(tmp_path):
+    with pytest.raises(MacsError, match="device cuda:99"):
+        train(_model(), _noise_dataset(), _config(), tmp_path / "run", device="cuda:99", progress=False)
+    assert not (tmp_path / "run").exists()
