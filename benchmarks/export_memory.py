@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import tempfile
 import subprocess
 import sys
+import tempfile
 import wave
 from pathlib import Path
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from perf_common import components_for, generation_rate, generator_config
 
 

@@ -27,9 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import perf_common as perf
+import torch
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "full": {"arch": "sd14", "gen_images": 8, "gen_batch": 8, "stage1_preset": "paper", "stage1_batch": 8,
@@ -103,7 +102,7 @@ def main() -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     setting = "small" if args.small else "full"
     s = SETTINGS[setting]
-    from macs_model.training import run_versions
+    from macs_model.run_folder import run_versions
 
     report: dict[str, Any] = {
         "check": "macs gpu_check", "setting": setting, "config": s, "device": str(device),

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from macs_model.losses import mixit_loss, mixit_loss_remix
-from macs_model.training import make_mixture_of_mixtures
+from macs_model.separation.losses import mixit_loss, mixit_loss_remix
+from macs_model.separation.training import make_mixture_of_mixtures
 
 
 def timed(form, estimates, mix1, mix2, repeats: int, device: torch.device):

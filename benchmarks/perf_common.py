@@ -23,7 +23,7 @@ from PIL import Image
 
 def char_tokenizer(folder: Path):
     """A character-level RoBERTa BPE tokenizer (CLAP's text side needs one; the real one is a download)."""
-    from macs_model.clap import load_tokenizer
+    from macs_model.separation.clap import load_tokenizer
 
     symbols = ["<s>", "<pad>", "</s>", "<unk>"] + [chr(b) for b in range(33, 127)] + ["Ġ", "<mask>"]
     (folder / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(symbols)}))
@@ -42,7 +42,7 @@ def sd14_components(device: torch.device, seed: int = 0):
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from macs_model.generator import Components, tiny_components
+    from macs_model.generation.components import Components, tiny_components
 
     tokenizer = tiny_components(seed).tokenizer
     torch.manual_seed(seed)
@@ -64,14 +64,14 @@ def sd14_components(device: torch.device, seed: int = 0):
 
 def components_for(arch: str, device: torch.device):
     """``tiny`` (the tests' small random SD, CPU-fast) or ``sd14`` (SD v1.4's architecture, random)."""
-    from macs_model.generator import tiny_components
+    from macs_model.generation.components import tiny_components
 
     return tiny_components(0) if arch == "tiny" else sd14_components(device)
 
 
 def generator_config(arch: str, **overrides: Any):
     """The tiny preset, or the paper preset (512², 20 DPM-Solver steps, CFG 7.5, fp16) for ``sd14``."""
-    from macs_model.generator import GeneratorConfig
+    from macs_model.generation.config import GeneratorConfig
 
     if arch == "tiny":
         return GeneratorConfig.preset("tiny", clap_dim=32, **overrides)
@@ -100,7 +100,8 @@ def unit_embeddings(n: int, k: int, dim: int, seed: int = 0) -> list[torch.Tenso
 def generation_rate(components, config, images: int, batch_size: int, device: torch.device,
                     warmup: bool = True) -> float:
     """Images per second of ``generate_images`` (PNG writing included) at ``batch_size``, after a warm-up call."""
-    from macs_model.generator import build_adapter, generate_images
+    from macs_model.generation.components import build_adapter
+    from macs_model.generation.pipeline import generate_images
 
     torch.manual_seed(0)
     _, tokens = build_adapter(components, config)
@@ -120,7 +121,7 @@ def generation_rate(components, config, images: int, batch_size: int, device: to
 def stage2_step_times(make_components: Callable[[], Any], config, frames: list[Path], work: Path,
                       latent_dir: Path | None) -> list[float]:
     """Seconds of each stage-2 optimiser step of one ``train_adapter`` run after its first."""
-    from macs_model.generator import TrainItem, train_adapter
+    from macs_model.generation.training import TrainItem, train_adapter
 
     items = [TrainItem(f"f{i:04d}", path, e)
              for i, (path, e) in enumerate(zip(frames, unit_embeddings(len(frames), config.num_tokens,
@@ -167,8 +168,8 @@ def latent_times(arch: str, device: torch.device, batch_size: int, repeats: int 
 
     The part of a stage-2 step the cache replaces, timed alone in alternating rounds (``frame_latents``).
     """
-    from macs_model.generator import TrainItem
-    from macs_model.latent_cache import LatentCache, frame_latents
+    from macs_model.generation.latent_cache import LatentCache, frame_latents
+    from macs_model.generation.training import TrainItem
 
     config = generator_config(arch)
     vae = components_for(arch, device).vae.to(device)
@@ -195,12 +196,12 @@ def stage1_step_seconds(preset: str, device: torch.device, half: bool, batch: in
                         tiny_clap: bool, warmup: bool = True) -> float:
     """Mean seconds of one stage-1 training step (separator, MixIT, CLAP contrastive + ranking, backward, AdamW),
     in fp32 or under fp16 autocast with a gradient scaler, after one warm-up step."""
-    from macs_model.alignment import ClapAlignment
-    from macs_model.clap import ClapEncoder, TinyClap, build_clap_model
-    from macs_model.config import SeparatorConfig
-    from macs_model.losses import mixit_loss
-    from macs_model.separator import build_separator
-    from macs_model.training import make_mixture_of_mixtures
+    from macs_model.separation.alignment import ClapAlignment
+    from macs_model.separation.clap import ClapEncoder, TinyClap, build_clap_model
+    from macs_model.separation.config import SeparatorConfig
+    from macs_model.separation.losses import mixit_loss
+    from macs_model.separation.separator import build_separator
+    from macs_model.separation.training import make_mixture_of_mixtures
 
     torch.manual_seed(0)
     config = SeparatorConfig.preset(preset)

@@ -21,14 +21,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-
-from macs_model.alignment import ClapAlignment
-from macs_model.clap import ClapEncoder, build_clap_model
-from macs_model.config import SeparatorConfig
-from macs_model.losses import contrastive_loss, mixit_loss, ranking_loss
-from macs_model.separator import StftMaskSeparator, mixture_consistency
-from macs_model.training import make_mixture_of_mixtures
 from perf_common import char_tokenizer
+
+from macs_model.separation.alignment import ClapAlignment
+from macs_model.separation.clap import ClapEncoder, build_clap_model
+from macs_model.separation.config import SeparatorConfig
+from macs_model.separation.losses import contrastive_loss, mixit_loss, ranking_loss
+from macs_model.separation.separator import StftMaskSeparator, mixture_consistency
+from macs_model.separation.training import make_mixture_of_mixtures
 
 
 class Timer:

@@ -1,4 +1,4 @@
-"""Stage-2 training step with and without the latent cache (``macs_model.latent_cache``), measured within one run.
+"""Stage-2 training step with and without the latent cache (``macs_model.generation.latent_cache``), measured within one run.
 
 Runs ``train_adapter`` on the same frames: once filling the cache (first epoch), then ``--rounds`` alternating
 pairs without the cache and reading it (warm); prints the median seconds per optimiser step of each and the
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from perf_common import latent_times, stage2_cache_times
 
 

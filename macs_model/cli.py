@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from macs_bench.cli import console, new_app, run
+from macs_bench.clikit import DEVICE_HELP, MEDIA_HELP, console, new_app, parse_folds, run
 
 app = new_app(
     "macs-model",
@@ -17,10 +18,42 @@ app = new_app(
 train_app = typer.Typer(help="Train a MACS stage.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
-CLAP_HELP = ("CLAP weights: a laion-clap checkpoint file (default: the verified registry copy, see 'macs-bench "
-             "weights fetch clap-630k-audioset-best'), or 'tiny' for a small random stand-in (smoke tests only).")
-TOKENIZER_HELP = ("Folder with RoBERTa's vocab.json and merges.txt (default: the registry copy, "
-                  "'macs-bench weights fetch roberta-base-tokenizer').")
+CLAP_HELP = ("CLAP weights: a laion-clap checkpoint file (default: the registry's verified "
+             "clap-630k-audioset-best), or 'tiny', a small random stand-in (smoke tests only).")
+TOKENIZER_HELP = ("Folder with RoBERTa's vocab.json and merges.txt (default: the registry's "
+                  "roberta-base-tokenizer).")
+RESTART_HELP = "Start the run over instead of resuming from OUT/latest."
+
+
+class SeparatorPreset(str, Enum):
+    paper = "paper"
+    tiny = "tiny"
+
+
+class SeparatorKind(str, Enum):
+    stft_unet = "stft-unet"
+    waveform = "waveform"
+
+
+class GeneratorPreset(str, Enum):
+    paper = "paper"
+    tiny = "tiny"
+    world = "world"
+
+
+class TokenOrder(str, Enum):
+    slot = "slot"
+    similarity = "similarity"
+
+
+class ReleaseDataset(str, Enum):
+    llp_multi = "llp-multi"
+    audioset_eval = "audioset-eval"
+    landscape = "landscape"
+
+
+def _value(choice: Enum | None) -> str | None:
+    return None if choice is None else choice.value
 
 
 @app.command("env")
@@ -33,11 +66,14 @@ def env() -> None:
 
 @train_app.command("separator")
 def train_separator(
-    data: str = typer.Option(..., "--data", help="'fsd50k' or a folder built by 'macs-bench datasets build'."),
-    media: Path = typer.Option(..., "--media", help="The MEDIA folder 'macs-bench datasets fetch' filled."),
+    manifest: str = typer.Option(..., "--manifest", help="'fsd50k' or a folder built by 'macs-bench datasets "
+                                 "build'."),
+    media: Path = typer.Option(..., "--media", help=MEDIA_HELP),
     out: Path = typer.Option(..., "--out", help="Run folder (config, metrics.jsonl, checkpoints); reruns resume."),
-    preset: str = typer.Option("paper", "--preset", help="paper | tiny (separator size and training length)."),
-    kind: str = typer.Option("stft-unet", "--kind", help="stft-unet (the paper) | waveform (Table 4 ablation)."),
+    preset: SeparatorPreset = typer.Option("paper", "--preset", help="Separator size and training length (tiny: "
+                                           "smoke tests)."),
+    kind: SeparatorKind = typer.Option("stft-unet", "--kind", help="stft-unet (the paper) or waveform (Table 4 "
+                                       "ablation)."),
     no_rank_loss: bool = typer.Option(False, "--no-rank-loss", help="Ablation: drop the ranking loss."),
     no_contrastive: bool = typer.Option(False, "--no-contrastive", help="Ablation: drop the contrastive loss."),
     clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
@@ -47,15 +83,15 @@ def train_separator(
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed (overrides the preset's 0)."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=1,
                                                    help="Optimiser steps between checkpoints (default: preset's)."),
-    restart: bool = typer.Option(False, "--restart", help="Start over instead of resuming from OUT/latest."),
-    cpu: bool = typer.Option(False, "--cpu", help="Train on the CPU even where a GPU is present."),
+    restart: bool = typer.Option(False, "--restart", help=RESTART_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Train the stage-1 separator (MixIT + CLAP contrastive + ranking); multi-GPU under 'accelerate launch'."""
-    from macs_model.stage1 import train_separator as train
+    from macs_model.separation.api import train_separator as train
 
-    summary = train(data, media, out, preset=preset, kind=kind, contrastive=not no_contrastive,
+    summary = train(manifest, media, out, preset=preset.value, kind=kind.value, contrastive=not no_contrastive,
                     ranking=not no_rank_loss, clap=clap, tokenizer=tokenizer, steps=steps, epochs=epochs,
-                    seed=seed, checkpoint_every=checkpoint_every, resume=not restart, cpu=cpu)
+                    seed=seed, checkpoint_every=checkpoint_every, resume=not restart, device=device)
     if summary.get("checkpoint"):
         missing = f" ({summary['missing_audio']} manifest samples without audio skipped)" \
             if summary["missing_audio"] else ""
@@ -71,11 +107,11 @@ def separate(
     out: Path = typer.Option(..., "--out", help="Output folder: OUT/<file>/source-<rank>.wav + separation.json."),
     clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP + " A release checkpoint brings its own."),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs that already have their stems."),
 ) -> None:
     """Split audio into M stems ordered by significance (CLAP similarity to the input, in separation.json)."""
-    from macs_model.stage1 import separate as run_separate
+    from macs_model.separation.api import separate as run_separate
 
     records = run_separate(audio, checkpoint, out, clap=clap, tokenizer=tokenizer, device=device,
                            overwrite=overwrite)
@@ -85,7 +121,7 @@ def separate(
 @train_app.command("generator")
 def train_generator(
     manifest: Path = typer.Option(..., "--manifest", help="A folder built by 'macs-bench datasets build'."),
-    media: Path = typer.Option(..., "--media", help="Its MEDIA folder (audio and frames)."),
+    media: Path = typer.Option(..., "--media", help=MEDIA_HELP),
     out: Path = typer.Option(..., "--out", help="Run folder (adapter/, checkpoints, embeddings); reruns resume."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Hold out fold K (train on the others); "
                                        "without it the manifest's train split trains."),
@@ -95,37 +131,42 @@ def train_generator(
                                        "as one token (no separator)."),
     base: Optional[str] = typer.Option(None, "--base", help="Stable Diffusion v1.x folder or hub id (default: "
                                        "'macs-bench weights fetch stable-diffusion-v1-4')."),
-    preset: str = typer.Option("paper", "--preset", help="paper | tiny (tiny: a small random SD, for smoke tests) "
-                               "| world (the synthetic world's SD base; --base defaults to it)."),
+    preset: GeneratorPreset = typer.Option("paper", "--preset", help="tiny: a small random SD, for smoke tests; "
+                                           "world: the synthetic world's SD base (--base defaults to it)."),
     no_decoupled: bool = typer.Option(False, "--no-decoupled", help="Ablation: audio tokens appended to the text "
                                       "tokens through the frozen text k/v."),
     prompt: str = typer.Option("", "--prompt", help="Text prompt beside the audio (default: empty)."),
     clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimiser steps (overrides the preset)."),
-    token_order: Optional[str] = typer.Option(None, "--token-order", help="slot (the release's, default) | "
-                                              "similarity (re-sorted by CLAP similarity to the mixture)."),
-    restart: bool = typer.Option(False, "--restart", help="Start over instead of resuming."),
+    token_order: Optional[TokenOrder] = typer.Option(None, "--token-order", help="slot (the release's, default) "
+                                                     "or similarity (re-sorted by CLAP similarity to the mixture)."),
+    restart: bool = typer.Option(False, "--restart", help=RESTART_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     no_latent_cache: bool = typer.Option(False, "--no-latent-cache", help="Encode every frame at every step "
                                          "instead of caching its VAE latents in OUT/latents."),
 ) -> None:
     """Train the stage-2 audio adapter on a frozen Stable Diffusion (decoupled cross-attention)."""
-    from macs_model.stage2 import train_generator as train
+    from macs_model.generation.api import train_generator as train
 
-    if preset == "world" and base is None:
+    if preset is GeneratorPreset.world and base is None:
         from macs_bench.world import SD_DIR, WORLD_DIR
 
         base = str(WORLD_DIR / SD_DIR)
-    summary = train(manifest, media, out, fold=fold, separator=separator, base=base, preset=preset,
+    summary = train(manifest, media, out, fold=fold, separator=separator, base=base, preset=preset.value,
                     no_separation=no_separation, decoupled=not no_decoupled, prompt=prompt, clap=clap,
-                    tokenizer=tokenizer, steps=steps, token_order=token_order, resume=not restart,
-                    cache_latents=not no_latent_cache)
+                    tokenizer=tokenizer, steps=steps, token_order=_value(token_order), resume=not restart,
+                    cache_latents=not no_latent_cache, device=device)
     console.print(f"trained {summary['step']}/{summary['total_steps']} steps on {summary['train_samples']} samples; "
                   f"adapter: {summary['adapter']}")
 
 
 @app.command("generate")
 def generate(
+    files: Optional[List[Path]] = typer.Argument(None, metavar="AUDIO...", help="With --audio: the audio files "
+                                                 "to draw from."),
+    audio: bool = typer.Option(False, "--audio", help="Draw one image per audio file given as an argument "
+                               "(OUT/<file stem>.png), with no manifest."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="The benchmark manifest folder "
                                             "(default: the adapter run's)."),
     media: Optional[Path] = typer.Option(None, "--media", help="Its MEDIA folder (default: the run's)."),
@@ -134,8 +175,8 @@ def generate(
     fold: Optional[int] = typer.Option(None, "--fold", help="Generate fold K (default: the fold the adapter "
                                        "held out, or the test split); a fold it trained on is refused."),
     base: Optional[str] = typer.Option(None, "--base", help="Override the Stable Diffusion the adapter names."),
-    token_order: Optional[str] = typer.Option(None, "--token-order", help="slot | similarity (default: the "
-                                              "adapter's; recorded)."),
+    token_order: Optional[TokenOrder] = typer.Option(None, "--token-order", help="Default: the adapter's; "
+                                                     "recorded."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Use only the first K source slots."),
     interpolate: Optional[List[Path]] = typer.Option(None, "--interpolate", help="Two audio files A B: one image "
                                                      "per --alpha of (1 - alpha) A + alpha B."),
@@ -144,14 +185,28 @@ def generate(
     seed: int = typer.Option(0, "--seed", min=0, help="Mixed with each sample id into its noise seed."),
     clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if present)."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate images that already exist."),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Use an unfinished run's latest checkpoint."),
 ) -> None:
-    """Generate one image per test sample with the stock StableDiffusionPipeline (existing images are kept)."""
+    """Generate one image per test sample, or per audio file (--audio); existing images are kept."""
     from macs_bench.errors import MacsError
-    from macs_model.stage2 import generate as run_generate
+    from macs_model.generation.api import generate as run_generate
+    from macs_model.generation.api import generate_audio
 
+    if files and not audio:
+        raise MacsError("audio files given as arguments need --audio (generate --audio A.wav B.wav ...)")
+    if audio:
+        if not files:
+            raise MacsError("--audio needs audio files (generate --audio A.wav B.wav --adapter RUN --out DIR)")
+        if manifest or media or fold is not None or interpolate or alpha:
+            raise MacsError("--audio draws from the files given: drop --manifest, --media, --fold and "
+                            "--interpolate")
+        record = generate_audio(files, adapter, out, top_k=top_k, batch_size=batch_size, seed=seed, clap=clap,
+                                tokenizer=tokenizer, base=base, device=device, overwrite=overwrite,
+                                allow_partial=allow_partial, token_order=_value(token_order))
+        console.print(f"wrote {record['written_now']} image(s) into {out}")
+        return
     pair = None
     if alpha and not interpolate:
         raise MacsError("--alpha only applies with --interpolate A --interpolate B")
@@ -163,7 +218,7 @@ def generate(
     kwargs = {"alphas": tuple(alpha)} if alpha else {}
     record = run_generate(manifest, media, adapter, out, fold=fold, base=base, top_k=top_k, batch_size=batch_size,
                           seed=seed, clap=clap, tokenizer=tokenizer, overwrite=overwrite, interpolate=pair,
-                          device=device, allow_partial=allow_partial, token_order=token_order, **kwargs)
+                          device=device, allow_partial=allow_partial, token_order=_value(token_order), **kwargs)
     console.print(f"wrote {record.get('written_now', record.get('written'))} image(s) into {out}")
 
 
@@ -177,7 +232,7 @@ def import_release(
                                        "(default: the registry copy)."),
 ) -> None:
     """Import the authors' stage-2 checkpoint as a generator run folder (checked key by key)."""
-    from macs_model.stage2 import import_release_generator
+    from macs_model.generation.release_import import import_release_generator
 
     folder = import_release_generator(mlp, unet, separator, out, base=base)
     console.print(f"imported into {folder}; generate with: macs-model generate --adapter {folder} ...")
@@ -187,32 +242,26 @@ def import_release(
 def reproduce(
     release_dir: Path = typer.Option(..., "--release-dir", help="Folder with the authors' separator_FSD50K_full.pt, "
                                      "<Name>_mlp.pt and <Name>_unet.pt (Hugging Face alxzzz/MACS)."),
-    dataset: str = typer.Option(..., "--dataset", help="llp-multi | audioset-eval | landscape."),
+    dataset: ReleaseDataset = typer.Option(..., "--dataset", help="The benchmark the release files are for."),
     manifest: Path = typer.Option(..., "--manifest", help="Its manifest folder ('macs-bench datasets build')."),
-    media: Path = typer.Option(..., "--media", help="Its MEDIA folder ('macs-bench datasets fetch')."),
+    media: Path = typer.Option(..., "--media", help=MEDIA_HELP),
     out: Path = typer.Option(..., "--out", help="Run folder: import/, images/, results/, leaderboard/."),
-    fold: Optional[int] = typer.Option(None, "--fold", help="The held-out fold to generate and score."),
-    folds: Optional[str] = typer.Option(None, "--folds", help="Several folds, e.g. 0,1,2,3,4."),
-    preset: str = typer.Option("paper", "--preset", help="paper | tiny (release-shaped miniatures, tests)."),
+    folds: Optional[str] = typer.Option(None, "--folds", help="Held-out folds to generate and score, e.g. 0 or "
+                                        "0,1,2,3,4 (default: the manifest's test split)."),
+    preset: SeparatorPreset = typer.Option("paper", "--preset", help="tiny: release-shaped miniatures (tests)."),
     clap: Optional[str] = typer.Option(None, "--clap", help="CLAP: the release separator's own copy (default), "
                                        "a laion-clap checkpoint, or 'tiny' (tests)."),
     base: Optional[str] = typer.Option(None, "--base", help="A local SD v1.4 folder instead of the registry's."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if present)."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per pipeline call."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Score the samples that have images."),
 ) -> None:
     """Import the authors' files, generate the held-out fold(s), score, and write the leaderboard row."""
-    from macs_bench.errors import MacsError
-    from macs_model.reproduce import reproduce as run_reproduce
+    from macs_model.reproduction import reproduce as run_reproduce
 
-    if fold is not None and folds is not None:
-        raise MacsError("give --fold K or --folds K,L,..., not both")
-    try:
-        chosen = [int(f) for f in folds.split(",")] if folds is not None else [fold]
-    except ValueError:
-        raise MacsError(f"--folds {folds!r}: expected comma-separated integers such as 0,1,2,3,4") from None
-    summary = run_reproduce(release_dir, dataset, manifest, media, out, folds=chosen, preset=preset, clap=clap,
-                            base=base, device=device, batch_size=batch_size, allow_missing=allow_missing)
+    chosen = parse_folds(folds) or [None]
+    summary = run_reproduce(release_dir, dataset.value, manifest, media, out, folds=chosen, preset=preset.value,
+                            clap=clap, base=base, device=device, batch_size=batch_size, allow_missing=allow_missing)
     for step in summary["steps"]:
         console.print(f"fold {step['fold']}: {step['samples']} samples, {step['generated_now']} generated now, "
                       f"{'scored' if step['scored_now'] else 'score kept'}: {step['result']}")

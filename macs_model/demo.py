@@ -159,15 +159,15 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, plan: DemoPlan | None = No
 def _run_demo(out: Path, plan: DemoPlan, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
     import json
 
-    from macs_bench.datasets.synthetic import write_synthetic
     from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
+    from macs_bench.datasets.synthetic import write_synthetic
     from macs_bench.plots.grid import sample_grid
     from macs_bench.scoring import ScoreConfig, score
     from macs_bench.world import SD_DIR, WORLD_DIR
     from macs_bench.world.checksums import verify_tree
     from macs_bench.world.controls import write_noise, write_oracle, write_shuffled
-    from macs_model.stage1 import WORLD_CLAP, train_separator
-    from macs_model.stage2 import fold_ids, generate, train_generator
+    from macs_model.generation.api import fold_ids, generate, train_generator
+    from macs_model.separation.api import WORLD_CLAP, train_separator
 
     _claim(out / "plan.json", plan)
     world = verify_tree(WORLD_DIR)

@@ -163,13 +163,18 @@ def _macs_bench_commands():
     return sorted(_leaf_commands(get_command(app)))
 
 
-@pytest.mark.parametrize("path", _macs_bench_commands(), ids=" ".join)
-def test_every_macs_bench_help_is_whole_at_80_columns(path):
-    """Every macs-bench command: help within 80 columns, every option name whole, plain flags."""
+def _macs_model_commands():
+    from typer.main import get_command
+
+    from macs_model.cli import app
+
+    return sorted(_leaf_commands(get_command(app)))
+
+
+def _assert_help_is_whole(app, path):
+    """Help within 80 columns, every option name whole, plain flags."""
     from typer.main import get_command
     from typer.testing import CliRunner
-
-    from macs_bench.cli import app
 
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
     assert result.exit_code == 0, result.output
@@ -184,6 +189,63 @@ def test_every_macs_bench_help_is_whole_at_80_columns(path):
             if name.startswith("-"):
                 assert name in words, name
     assert not [p for p in command.params if p.secondary_opts], "use plain flags, not --x/--no-x pairs"
+
+
+@pytest.mark.parametrize("path", _macs_bench_commands(), ids=" ".join)
+def test_every_macs_bench_help_is_whole_at_80_columns(path):
+    """Every macs-bench command: help within 80 columns, every option name whole, plain flags."""
+    from macs_bench.cli import app
+
+    _assert_help_is_whole(app, path)
+
+
+@pytest.mark.parametrize("path", _macs_model_commands(), ids=" ".join)
+def test_every_macs_model_help_is_whole_at_80_columns(path):
+    """Every macs-model command, the same way."""
+    from macs_model.cli import app
+
+    _assert_help_is_whole(app, path)
+
+
+def test_macs_model_speaks_the_same_vocabulary():
+    """--manifest / --media / --device auto / --restart / --folds as one spelling each; choices are enums."""
+    from typer.main import get_command
+
+    from macs_model.cli import app
+
+    root = get_command(app)
+    params = {}
+    for path in _macs_model_commands():
+        command = root
+        for name in path:
+            command = command.commands[name]
+        params[" ".join(path)] = {o: p for p in command.params for o in p.opts}
+    for banned in ("--data", "--root", "--force", "--cpu", "--fold-count"):
+        assert not [c for c, opts in params.items() if banned in opts], banned
+    for command in ("train separator", "train generator", "separate", "generate", "reproduce"):
+        assert params[command]["--device"].default == "auto", command
+    for command in ("train separator", "train generator"):
+        assert {"--manifest", "--media", "--restart"} <= set(params[command]), command
+    assert "--folds" in params["reproduce"] and "--fold" not in params["reproduce"]
+    for command, option, choices in (("train separator", "--kind", ["stft-unet", "waveform"]),
+                                     ("train generator", "--preset", ["paper", "tiny", "world"]),
+                                     ("generate", "--token-order", ["slot", "similarity"]),
+                                     ("reproduce", "--dataset", ["llp-multi", "audioset-eval", "landscape"])):
+        enum = params[command][option].type_descriptor.annotation
+        assert [member.value for member in enum] == choices, (command, option)
+
+
+@pytest.mark.parametrize("command", [["separate", "x.wav", "--checkpoint", "run"],
+                                     ["generate", "--adapter", "run"],
+                                     ["reproduce", "--release-dir", "r", "--dataset", "llp-multi", "--manifest", "m",
+                                      "--media", "m"]], ids=lambda c: c[0])
+def test_macs_model_refuses_a_missing_device_in_one_line(tmp_path, command):
+    """A device this machine lacks is one line and exit 2 before any work, never a traceback."""
+    result = run("macs-model", *command, "--out", str(tmp_path / "out"), "--device", "cuda:99")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: device cuda:99"), lines
+    assert not (tmp_path / "out").exists()
 
 
 def test_score_leaderboard_and_weights_share_one_vocabulary():

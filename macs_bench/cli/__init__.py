@@ -1,7 +1,7 @@
 """``macs-bench``: a thin typer layer over :mod:`macs_bench`'s Python API, one module per command group."""
 
 from macs_bench.cli import score as _score
-from macs_bench.cli.common import console, err_console, new_app, run
+from macs_bench.clikit import console, err_console, new_app, run
 from macs_bench.cli.datasets import DatasetName, datasets_app
 from macs_bench.cli.leaderboard import leaderboard_app
 from macs_bench.cli.weights import weights_app

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from macs_bench.cli.common import MANIFEST_HELP, console, err_console
+from macs_bench.clikit import MANIFEST_HELP, console, err_console
 from macs_bench.errors import MacsError
 from macs_bench.media.layout import MediaLayout
 

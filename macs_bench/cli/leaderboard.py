@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from macs_bench.cli.common import MANIFEST_HELP, MEDIA_HELP, OVERWRITE_HELP, console, parse_folds
+from macs_bench.clikit import MANIFEST_HELP, MEDIA_HELP, OVERWRITE_HELP, console, parse_folds
 from macs_bench.errors import MacsError
 
 leaderboard_app = typer.Typer(help="Leaderboards of score results beside the paper's Tables 1-4, radar charts and "

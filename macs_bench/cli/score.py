@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from macs_bench.cli.common import DEVICE_HELP, MANIFEST_HELP, OVERWRITE_HELP, console, err_console
+from macs_bench.clikit import DEVICE_HELP, MANIFEST_HELP, OVERWRITE_HELP, console, err_console
 from macs_bench.errors import MacsError
 
 

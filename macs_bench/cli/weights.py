@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from macs_bench.cli.common import console
+from macs_bench.clikit import console
 from macs_bench.errors import MacsError
 
 weights_app = typer.Typer(help="The model weights every metric and model uses, in one verified cache "

@@ -23,7 +23,7 @@ def clap_model():
     """laion-clap's CLAP at its real architecture (HTSAT-tiny + RoBERTa-base), random weights; built once."""
     import torch
 
-    from macs_model.clap import build_clap_model
+    from macs_model.separation.clap import build_clap_model
 
     torch.manual_seed(0)
     return build_clap_model().eval()

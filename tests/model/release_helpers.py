@@ -49,10 +49,11 @@ def write_tiny_release(folder: Path, name: str = "LLP", seed: int = 3) -> Path:
 
     import torchaudio
 
-    from macs_model.config import SeparatorConfig
-    from macs_model.generator import GeneratorConfig, tiny_components
-    from macs_model.separator import StftMaskSeparator
-    from macs_model.tokens import AudioTokens
+    from macs_model.generation.components import tiny_components
+    from macs_model.generation.config import GeneratorConfig
+    from macs_model.generation.tokens import AudioTokens
+    from macs_model.separation.config import SeparatorConfig
+    from macs_model.separation.separator import StftMaskSeparator
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)

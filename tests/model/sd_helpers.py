@@ -27,7 +27,7 @@ def tiny_unet(seed: int = 0):
 
 
 def tiny_tokens(seed: int = 1):
-    from macs_model.tokens import AudioTokens
+    from macs_model.generation.tokens import AudioTokens
 
     torch.manual_seed(seed)
     return AudioTokens(num_tokens=NUM_TOKENS, clap_dim=CLAP_DIM, hidden=HIDDEN, token_dim=CROSS_DIM)
@@ -48,5 +48,5 @@ def fixed_inputs(seed: int = 10, k: int = NUM_TOKENS) -> dict[str, torch.Tensor]
 
 
 def cross_attention_layers(unet) -> dict[str, torch.nn.Module]:
-    """name -> attn2 module, found independently of macs_model.adapter."""
+    """name -> attn2 module, found independently of macs_model.generation.adapter."""
     return {name: module for name, module in unet.named_modules() if name.endswith(".attn2")}

@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from macs_model.generator import GeneratorConfig
-from macs_model.image_buckets import bucket_sizes, epoch_views, load_variant, nearest_bucket
-from macs_model.training import TrainConfig, release_lr
+from macs_model.generation.config import GeneratorConfig
+from macs_model.generation.image_buckets import bucket_sizes, epoch_views, load_variant, nearest_bucket
+from macs_model.run_loop import release_lr
+from macs_model.separation.train_config import TrainConfig
 
 
 def _release_loop_lrs(batches: int, epochs: int, accum: int) -> list[float]:
@@ -122,9 +123,9 @@ def test_load_variant_stretches_without_crop_and_flips(tmp_path):
 def test_initialisation_is_the_releases():
     """init_parameters of modules/separator.py (Kaiming-normal fan-out convs, Xavier-normal linears, zero biases,
     BatchNorm 1 / 0, positional tables N(0, 0.05)) and of modules/custom.py's MLP (Xavier-normal, zero biases)."""
-    from macs_model.config import SeparatorConfig
-    from macs_model.separator import StftMaskSeparator
-    from macs_model.tokens import AudioTokens
+    from macs_model.generation.tokens import AudioTokens
+    from macs_model.separation.config import SeparatorConfig
+    from macs_model.separation.separator import StftMaskSeparator
 
     torch.manual_seed(0)
     net = StftMaskSeparator(SeparatorConfig.preset("paper")).unet
@@ -165,8 +166,8 @@ def _release_align_loss(audio_embedding, text_embedding, tau1, tau2):
 
 
 def test_release_prompts_and_their_loss_are_the_releases():
-    from macs_model.alignment import ClapAlignment, assigned_contrastive_loss, release_prompts
-    from macs_model.clap import TinyClap
+    from macs_model.separation.alignment import ClapAlignment, assigned_contrastive_loss, release_prompts
+    from macs_model.separation.clap import TinyClap
 
     assert release_prompts(["Electric_guitar", "Speech"]) == [
         "The sound of electric guitar", "The sound of speech", "Noise", "Noise", "Noise"]
@@ -185,8 +186,8 @@ def test_release_prompts_and_their_loss_are_the_releases():
 
 
 def test_release_prompts_train_the_sources():
-    from macs_model.alignment import ClapAlignment
-    from macs_model.clap import TinyClap
+    from macs_model.separation.alignment import ClapAlignment
+    from macs_model.separation.clap import TinyClap
 
     align = ClapAlignment(TinyClap(), 6, prompts="release")
     sources = (0.1 * torch.randn(2, 6, 16000, generator=torch.Generator().manual_seed(1))).requires_grad_()

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from macs_bench.errors import MacsError
-from macs_model.reproduce import MODEL_NAME, reproduce
 from release_helpers import write_tiny_release
 from stage2_helpers import write_toy
+
+from macs_bench.errors import MacsError
+from macs_model.reproduction import MODEL_NAME, reproduce
 
 pytest.importorskip("diffusers")
 
@@ -90,7 +90,7 @@ def test_cli_reproduce(data, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "MACS_HOME": str(tmp_path / "home")}
     args = [str(BIN / "macs-model"), "reproduce", "--release-dir", str(release), "--dataset", "llp-multi",
-            "--manifest", str(manifest), "--media", str(media), "--fold", "2", "--out", str(out),
+            "--manifest", str(manifest), "--media", str(media), "--folds", "2", "--out", str(out),
             "--preset", "tiny", "--clap", "tiny"]
     result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -99,3 +99,24 @@ def test_cli_reproduce(data, tmp_path):
     bad = subprocess.run(args[:-4] + ["--folds", "0,x"], capture_output=True, text=True, env=env, timeout=600)
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and len(lines) == 1 and "--folds" in lines[0], bad.stderr
+
+
+@pytest.mark.slow
+def test_pipeline_from_the_release_files_draws_what_reproduce_draws(data, tmp_path):
+    """from_pretrained(release folder, dataset) imports the authors' files once and draws the image reproduce's
+    fold-wise generation draws for the same clip."""
+    import numpy as np
+    from stage2_helpers import png
+
+    from macs_model import AudioToImagePipeline
+
+    manifest, media, release = data
+    out = tmp_path / "run"
+    reproduce(release, "llp-multi", manifest, media, out, folds=[0], preset="tiny", clap="tiny", progress=False)
+    pipe = AudioToImagePipeline.from_pretrained(release, dataset="llp-multi", preset="tiny", clap="tiny",
+                                                import_dir=tmp_path / "import", device="cpu")
+    assert (tmp_path / "import" / "release-import.json").is_file()
+    (image,) = pipe(media / "audio" / "clip00.wav", batch_size=4)
+    assert np.array_equal(np.asarray(image.convert("RGB")).astype(np.int64), png(out / "images" / "clip00.png"))
+    with pytest.raises(MacsError, match="missing"):
+        AudioToImagePipeline.from_pretrained(tmp_path, dataset="llp-multi", preset="tiny")

@@ -80,8 +80,8 @@ def test_world_clap_ranks_the_true_prompts_first_and_passes_gradients(fresh_worl
 
 def test_a_run_recorded_with_the_world_clap_reopens_it_without_being_told():
     from macs_bench.world.clap import ENCODER_NAME, WorldClap
-    from macs_model.clap import TinyClap
-    from macs_model.stage1 import separator_encoder
+    from macs_model.separation.api import separator_encoder
+    from macs_model.separation.clap import TinyClap
 
     world = separator_encoder(None, None, None, None, recorded={"encoder": ENCODER_NAME, "sha256": "x"})
     assert isinstance(world, WorldClap)
@@ -90,9 +90,9 @@ def test_a_run_recorded_with_the_world_clap_reopens_it_without_being_told():
 
 
 def test_the_cli_world_preset_trains_on_the_shipped_world_base(monkeypatch, tmp_path):
+    import macs_model.generation.api as stage2
     from typer.testing import CliRunner
 
-    import macs_model.stage2 as stage2
     from macs_bench.world import SD_DIR, WORLD_DIR
     from macs_model.cli import app
 

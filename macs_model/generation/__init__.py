@@ -1,0 +1,1 @@
+"""Stage 2 (paper §3.3): the audio adapter on a frozen Stable Diffusion, its training, pipeline and release import."""

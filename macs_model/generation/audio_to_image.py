@@ -1,0 +1,151 @@
+"""``AudioToImagePipeline``: the whole MACS model as one diffusers-style object.
+
+``AudioToImagePipeline.from_pretrained(run)`` loads what a ``train generator`` run (or ``import-release``
+folder) names: the Stable Diffusion base, the adapter, the stage-1 separator and its CLAP; given the authors'
+release folder and a dataset it imports their files first. ``pipe(audio=[...])`` turns audio files or waveforms
+into PIL images: audio -> centred window -> separator -> CLAP embeddings -> audio tokens -> diffusion. The
+fold-wise ``generate`` and the interpolation are loops over the same object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from macs_bench.device import resolve_device
+from macs_bench.errors import MacsError
+
+AudioInput = str | os.PathLike | torch.Tensor
+
+
+class AudioToImagePipeline:
+    """A trained MACS generator ready to draw: components, adapter tokens, conditioner and settings."""
+
+    def __init__(self, components: Any, config: Any, tokens: Any, conditioner: Any, *, run: Path,
+                 run_info: dict[str, Any], device: torch.device, generation_config: Any = None):
+        self.components, self.config, self.tokens, self.conditioner = components, config, tokens, conditioner
+        self.run, self.run_info, self.device = run, run_info, device
+        # the run's config with this pipeline's choices (token order) applied; it sets the conditioning
+        self.generation_config = generation_config if generation_config is not None else config
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, dataset: str | None = None,
+                        import_dir: str | os.PathLike | None = None, base: str | os.PathLike | None = None,
+                        clap: str | None = None, tokenizer: str | os.PathLike | None = None,
+                        device: str = "auto", allow_partial: bool = False, token_order: str | None = None,
+                        preset: str = "paper") -> AudioToImagePipeline:
+        """From a generator run folder, or (with ``dataset``) from a folder of the authors' release files, which
+        are imported once into ``import_dir`` (default: ``<path>/macs-import-<dataset>``)."""
+        from macs_model.generation.api import _run_info
+        from macs_model.generation.conditioning import Conditioner
+        from macs_model.generation.config import GeneratorConfig
+        from macs_model.generation.pipeline import load_trained
+
+        device = resolve_device(device)
+        run = Path(path).expanduser()
+        if dataset is not None:
+            run = _imported_release(run, dataset, import_dir, base, preset)
+        info, saved_config = _run_info(run)
+        try:
+            gen_config = GeneratorConfig.from_dict(saved_config)
+        except MacsError as exc:
+            raise MacsError(f"{run}: {exc} in its config.json (made by an older macs: retrain or re-import it)"
+                            ) from None
+        if token_order is not None:  # a deliberate departure from the order the adapter trained on, recorded
+            gen_config = gen_config.replace(token_order=token_order)
+        conditioning = info["conditioning"]
+        separator = None if conditioning["no_separation"] else conditioning["separator"]["source"]
+        conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer,
+                                  no_separation=conditioning["no_separation"], device=device,
+                                  recorded_clap=conditioning.get("clap"), window_seconds=gen_config.audio_seconds,
+                                  token_order=gen_config.token_order)
+        if info.get("embeddings_key") is not None and conditioner.key != info["embeddings_key"]:
+            raise MacsError(f"{run}: the separator or CLAP available now differ from the ones the adapter was "
+                            "trained with (see its config.json); pass the same CLAP")
+        components, config, tokens = load_trained(run, base=base, allow_partial=allow_partial)
+        return cls(components, config, tokens, conditioner, run=run, run_info=info, device=device,
+                   generation_config=gen_config)
+
+    def check_top_k(self, top_k: int | None) -> None:
+        if top_k is not None and not 1 <= top_k <= self.config.num_tokens:
+            raise MacsError(f"top_k must be between 1 and {self.config.num_tokens}, got {top_k}")
+
+    def embed(self, audio: Sequence[AudioInput], names: Sequence[str] | None = None
+              ) -> list[tuple[str, torch.Tensor]]:
+        """(name, token-order embeddings [K, D]) per input: a file (named by its stem) or a waveform [T] at the
+        separator's rate (named by its position unless ``names`` are given)."""
+        if names is not None and len(names) != len(audio):
+            raise MacsError(f"{len(names)} names for {len(audio)} audio inputs")
+        items = []
+        for i, clip in enumerate(audio):
+            if isinstance(clip, torch.Tensor):
+                if clip.dim() != 1 or not clip.is_floating_point():
+                    raise MacsError(f"audio input {i}: expected a float waveform [samples], got "
+                                    f"{tuple(clip.shape)} {clip.dtype}")
+                name, embeddings = f"audio-{i}", self.conditioner.embed(clip.float())
+            else:
+                file = Path(clip).expanduser()
+                if not file.is_file():
+                    raise MacsError(f"{file}: audio file not found")
+                name, embeddings = file.stem, self.conditioner.embed_file(file)
+            items.append((names[i] if names is not None else name, embeddings))
+        return items
+
+    def draw(self, items: Sequence[tuple[str, torch.Tensor]], *, top_k: int | None = None, seed: int = 0,
+             steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 4) -> list[Any]:
+        """PIL images of (name, embeddings) items; each image's noise is seeded by (seed, name)."""
+        from macs_model.generation.pipeline import render
+
+        self.check_top_k(top_k)
+        config = self._sampling(steps, guidance_scale)
+        images = []
+        for batch in render(self.components, config, self.tokens, list(items), top_k=top_k, batch_size=batch_size,
+                            seed=seed, device=self.device):
+            images += [image for _, image in batch]
+        return images
+
+    def write(self, items: Sequence[tuple[str, torch.Tensor]], out: str | os.PathLike, *, top_k: int | None = None,
+              seed: int = 0, batch_size: int = 4, overwrite: bool = False, progress: bool = True) -> list[Path]:
+        """``<name>.png`` per item into ``out`` (existing images kept unless ``overwrite``); the files written."""
+        from macs_model.generation.pipeline import generate_images
+
+        self.check_top_k(top_k)
+        return generate_images(self.components, self.config, self.tokens, items, out, top_k=top_k,
+                               batch_size=batch_size, seed=seed, device=self.device, overwrite=overwrite,
+                               progress=progress)
+
+    def __call__(self, audio: AudioInput | Sequence[AudioInput], *, names: Sequence[str] | None = None,
+                 top_k: int | None = None, seed: int = 0, steps: int | None = None,
+                 guidance_scale: float | None = None, batch_size: int = 4) -> list[Any]:
+        """One PIL image per audio input (file paths or waveforms [T] at ``self.conditioner.sample_rate``).
+
+        ``top_k``: condition on the first K source slots; ``steps`` / ``guidance_scale`` override the adapter's
+        sampling settings; ``seed`` is mixed with each input's name into its noise, so a file gives the image
+        fold-wise ``generate`` gives its sample id."""
+        if isinstance(audio, (str, os.PathLike)) or (isinstance(audio, torch.Tensor) and audio.dim() == 1):
+            audio = [audio]
+        return self.draw(self.embed(list(audio), names), top_k=top_k, seed=seed, steps=steps,
+                         guidance_scale=guidance_scale, batch_size=batch_size)
+
+    def _sampling(self, steps: int | None, guidance_scale: float | None) -> Any:
+        changes = {k: v for k, v in (("inference_steps", steps), ("guidance_scale", guidance_scale)) if v is not None}
+        return self.config.replace(**changes) if changes else self.config
+
+
+def _imported_release(release_dir: Path, dataset: str, import_dir: str | os.PathLike | None,
+                      base: str | os.PathLike | None, preset: str) -> Path:
+    """The run folder of the authors' files for ``dataset``, imported on first use."""
+    from macs_bench.io import sha256_file
+    from macs_model.generation.release_import import import_release_generator
+    from macs_model.reproduction import _import_once, release_files
+
+    files = release_files(release_dir, dataset)
+    run = Path(import_dir).expanduser() if import_dir is not None else release_dir / f"macs-import-{dataset}"
+    identity = {"mlp_sha256": sha256_file(files["mlp"]), "separator_sha256": sha256_file(files["separator"]),
+                "preset": preset}
+    _import_once(run, files, identity, base, preset, import_release_generator)
+    return run
