@@ -192,19 +192,11 @@ def generate_audio(files: Sequence[str | os.PathLike], adapter: str | os.PathLik
     sample id equal to its stem (same adapter, seed and settings)."""
     from macs_bench.io import sha256_file
     from macs_model.generation.audio_to_image import AudioToImagePipeline
+    from macs_model.audio_inputs import audio_inputs
     from macs_model.run_folder import run_versions
 
     device = resolve_device(device)
-    if not files:
-        raise MacsError("generate: no audio files given")
-    files = [Path(f).expanduser() for f in files]
-    for f in files:
-        if not f.is_file():
-            raise MacsError(f"{f}: audio file not found")
-    stems = [f.stem for f in files]
-    twins = sorted({s for s in stems if stems.count(s) > 1})
-    if twins:
-        raise MacsError(f"generate: several inputs share the name {twins[0]!r}; their images would collide")
+    files = audio_inputs(files, "generate", "images")
     out = Path(out).expanduser()
     pipe = AudioToImagePipeline.from_pretrained(adapter, base=base, clap=clap, tokenizer=tokenizer, device=device,
                                                 allow_partial=allow_partial, token_order=token_order)
@@ -216,7 +208,7 @@ def generate_audio(files: Sequence[str | os.PathLike], adapter: str | os.PathLik
     written = pipe.write(pipe.embed(files), out, top_k=top_k, batch_size=batch_size, seed=seed, overwrite=overwrite,
                          progress=progress)
     record = {**identity, "adapter_run": str(adapter), "written_now": len(written),
-              "images": [str(out / f"{s}.png") for s in stems], "conditioning": pipe.run_info["conditioning"],
+              "images": [str(out / f"{f.stem}.png") for f in files], "conditioning": pipe.run_info["conditioning"],
               "audio_window": {"seconds": pipe.generation_config.audio_seconds, "mode": "centre"},
               "versions": run_versions()}
     atomic_write_bytes(record_file, dumps_json(record).encode())

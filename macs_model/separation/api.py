@@ -196,19 +196,11 @@ def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
     skipped (same CLAP too, stems all present), so an interrupted call resumes. The CLAP is
     :func:`separator_encoder`'s choice.
     """
+    from macs_model.audio_inputs import audio_inputs
     from macs_model.run_loop import progress_bar
 
     device = resolve_device(device)
-    if not files:
-        raise MacsError("separate: no audio files given")
-    files = [Path(f) for f in files]
-    for f in files:
-        if not f.is_file():
-            raise MacsError(f"{f}: audio file not found")
-    names = [f.stem for f in files]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise MacsError(f"separate: several inputs share the name {duplicates[0]!r}; their outputs would collide")
+    files = audio_inputs(files, "separate", "outputs")
     loaded = load_separator(checkpoint)
     encoder = separator_encoder(loaded, checkpoint, clap, tokenizer)
     model, encoder = loaded.model.to(device), encoder.to(device)
