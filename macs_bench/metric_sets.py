@@ -25,12 +25,12 @@ def parse_metrics(text: str) -> tuple[str, ...]:
     """``paper`` (nothing extra), ``all`` (every extra) or a comma list of extras (``paper`` may be in it)."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
-        raise MacsError("--metrics is empty; give paper, all or names such as coverage,cmmd")
+        raise MacsError("metrics: none given; give paper, all or names such as coverage,cmmd")
     if names == ["all"]:
         return tuple(EXTRAS)
     unknown = [n for n in names if n not in EXTRAS and n != "paper"]
     if unknown:
-        raise MacsError(f"--metrics: unknown {unknown[0]!r}; choose paper, all or from: {', '.join(EXTRAS)}")
+        raise MacsError(f"metrics: unknown {unknown[0]!r}; choose paper, all or from: {', '.join(EXTRAS)}")
     return tuple(dict.fromkeys(n for n in names if n != "paper"))
 
 
@@ -110,7 +110,7 @@ def small_n_warnings(n: int, features: dict[str, np.ndarray], selected: tuple[st
                        "the same N")
     if n <= kid_subset_size:
         out.append(f"kid: N = {n} is at most the subset size {kid_subset_size}, so every subset is the whole set: "
-                   "kid_std is about 0 and the seed has no effect (use --bootstrap for an interval)")
+                   "kid_std is about 0 and the seed has no effect (a bootstrap gives an interval)")
     if any(name.startswith("prdc") for name in selected) and n < prdc_min:
         out.append(f"precision/recall/density/coverage: N = {n} < {prdc_min}; k-NN radii are coarse at small N")
     return out

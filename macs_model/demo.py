@@ -60,8 +60,8 @@ def _claim(path: Path, plan: DemoPlan) -> None:
         except (OSError, ValueError):
             held = None
         if held != wanted:
-            raise MacsError(f"{path.parent}: holds a demo run with another plan ({path.name}); use another --out "
-                            "(e.g. runs/demo-quick for --quick) or delete that folder")
+            raise MacsError(f"{path.parent}: holds a demo run with another plan ({path.name}); use another output "
+                            "folder (e.g. runs/demo-quick for the quick plan) or delete that folder")
         return
     atomic_write_text(path, dumps_json(wanted))
 

@@ -35,7 +35,7 @@ SCORE_WEIGHTS = ("inception-2015-12-05", "clip-vit-b-32-openai", "wav2clip")
 def release_files(release_dir: Path, dataset: str) -> dict[str, Path]:
     """The three release files for ``dataset``; every missing one is named in one error."""
     if dataset not in RELEASE_NAMES:
-        raise MacsError(f"--dataset {dataset!r}: the release has stage-2 weights for "
+        raise MacsError(f"dataset {dataset!r}: the release has stage-2 weights for "
                         f"{', '.join(RELEASE_NAMES)} only")
     name = RELEASE_NAMES[dataset]
     files = {"separator": release_dir / SEPARATOR_FILE, "mlp": release_dir / f"{name}_mlp.pt",
@@ -83,7 +83,7 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
     files = release_files(release_dir, dataset)
     built_for = manifest_dataset((manifest / "manifest.csv") if manifest.is_dir() else manifest)
     if built_for != dataset:
-        raise MacsError(f"{manifest}: a manifest of {built_for!r}, not of --dataset {dataset!r}")
+        raise MacsError(f"{manifest}: a manifest of {built_for!r}, not of the dataset {dataset!r}")
     needed = []
     if preset == "paper" and base is None:
         needed.append("stable-diffusion-v1-4")
@@ -131,7 +131,7 @@ def _import_once(run: Path, files: dict[str, Path], identity: dict[str, Any], ba
         recorded = json.loads(marker.read_text(encoding="utf-8"))
         if recorded != identity:
             raise MacsError(f"{run}: holds an import of other release files or another preset ({marker.name}); "
-                            "use another --out")
+                            "use another output folder")
         return
     if run.exists():
         import shutil

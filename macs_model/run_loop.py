@@ -26,7 +26,7 @@ from macs_model.run_folder import CONFIG, METRICS, latest_checkpoint, read_train
 
 # Fields that only change how a run is observed, not its trajectory: they may differ on resume.
 CADENCE_FIELDS = ("checkpoint_every", "log_every")
-RESTART_HINT = "use another output folder, or start over (--restart; resume=False from Python)"
+RESTART_HINT = "use another output folder, or start over (restart)"
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> float:

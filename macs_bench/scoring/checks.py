@@ -37,13 +37,13 @@ def check_out(out: Path, inputs: list[Path]) -> None:
     from macs_bench.results import per_sample_path
 
     if out.is_dir():
-        raise MacsError(f"{out}: --out is a folder; give a file name such as result.json")
+        raise MacsError(f"{out}: the output is a folder; give a file name such as result.json")
     for target in (out, per_sample_path(out)):
         resolved = target.resolve()
         for given in inputs:
             where = given.resolve()
             if resolved == where or (given.is_dir() and where in resolved.parents):
-                raise MacsError(f"{target}: --out would write over or into an input ({given}); "
+                raise MacsError(f"{target}: the output would write over or into an input ({given}); "
                                 "choose another file name")
     parent = out.parent if str(out.parent) else Path(".")
     if parent.exists() and not parent.is_dir():

@@ -76,7 +76,7 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
     if (missing or extra) and not allow_missing:
         raise MacsError(f"{pred_dir}: predictions do not match the samples: "
                         f"{_mismatch(missing, extra, 'missing', 'not in the manifest')}; "
-                        "pass --allow-missing to score the intersection")
+                        "allow missing samples to score the intersection")
     ids = [sid for sid in wanted if sid in found]
     layout = MediaLayout(media)
     frames = [layout.frame(sid) for sid in ids]

@@ -47,7 +47,7 @@ def scope_warnings(pairing, encoders: dict[str, Encoder], benchmark: bool = True
     out = []
     if pairing.missing:
         total = len(pairing.sample_ids) + len(pairing.missing)
-        out.append(f"scored {len(pairing.sample_ids)} of {total} samples (--allow-missing): not comparable with "
+        out.append(f"scored {len(pairing.sample_ids)} of {total} samples (missing ones allowed): not comparable with "
                    "the paper, which scores every sample")
     if not benchmark:
         out.append("two folders paired by file stem, not a benchmark manifest: not comparable with the paper")

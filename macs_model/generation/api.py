@@ -37,7 +37,7 @@ def fold_ids(manifest: str | os.PathLike, fold: int | None) -> tuple[list[str], 
     train = [r["sample_id"] for r in rows if r.get("split") == "train"]
     test = [r["sample_id"] for r in rows if r.get("split") == "test"]
     if not train or not test:
-        raise MacsError(f"{manifest}: no train/test split column; pass --fold K")
+        raise MacsError(f"{manifest}: no train/test split column; choose a fold")
     return train, test
 
 
@@ -68,7 +68,7 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     from macs_model.run_loop import make_accelerator
 
     if no_separation and separator is not None:
-        raise MacsError("--no-separation conditions on the mixture alone: drop --separator")
+        raise MacsError("no-separation conditions on the mixture alone: give no separator")
     media, out = Path(media), Path(out)
     train_ids, _ = fold_ids(manifest, fold)
     ids, skipped = _present(train_ids, media, need_frames=True)
@@ -221,7 +221,7 @@ def _data_of_run(adapter: Path, info: dict[str, Any], manifest, media, fold):
     media = media if media is not None else info.get("media")
     if manifest is None or media is None:
         raise MacsError(f"{adapter}: the run records no manifest / media (an imported release run); "
-                        "pass --manifest and --media")
+                        "give the manifest and the media folder")
     if fold is None and info.get("manifest") is not None:
         fold = info.get("fold")
     return manifest, media, fold
@@ -269,4 +269,4 @@ def _check_record(path: Path, identity: dict[str, Any], overwrite: bool) -> None
     differ = [k for k in keys if k in identity and json.loads(dumps_json(identity[k])) != previous.get(k)]
     if differ:
         raise MacsError(f"{path.parent}: holds images made with another {', '.join(differ)} ({path.name}); "
-                        "use another --out, or --overwrite to replace them")
+                        "use another output folder, or overwrite to replace them")

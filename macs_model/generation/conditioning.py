@@ -38,7 +38,7 @@ class Conditioner:
         self.device = resolve_device(device)
         self.no_separation = no_separation
         if separator is None and not no_separation:
-            raise MacsError("stage 2 needs --separator RUN (a stage-1 run) or --no-separation")
+            raise MacsError("stage 2 needs a separator (a stage-1 run) or no-separation")
         self.loaded = load_separator(separator) if separator is not None else None
         self.sample_rate = self.loaded.config.sample_rate if self.loaded else 16000
         self.encoder = separator_encoder(self.loaded, separator, clap, tokenizer,

@@ -46,7 +46,7 @@ def load_trained(folder: str | os.PathLike, components: Components | None = None
                 raise MacsError(f"{folder}: no adapter ({ADAPTER_FILE}) and no checkpoint")
             if not allow_partial:
                 raise MacsError(f"{folder}: training has not finished (latest: {candidate.name}); finish it, or "
-                                "pass --allow-partial to generate with that checkpoint")
+                                "allow a partial run to generate with that checkpoint")
             folder = candidate
     state, saved = read_adapter(folder)
     try:

@@ -152,7 +152,7 @@ def test_split_and_output_checked_before_encoding(tmp_path, scoring_case):
                    config=ScoreConfig(preset="tiny", cache_dir=str(tmp_path / "c"), kid_subset_size=3))
     assert result["n"] == 3 and result["split"] == "test"
     (tmp_path / "adir").mkdir()
-    with pytest.raises(MacsError, match="adir: --out is a folder"):
+    with pytest.raises(MacsError, match="adir: the output is a folder"):
         score(scoring_case.manifest, scoring_case.pred, scoring_case.media, model_name="m", out=tmp_path / "adir",
               config=ScoreConfig(preset="tiny", cache_dir=str(tmp_path / "c")))
     assert not list(tmp_path.glob("adir*.csv"))

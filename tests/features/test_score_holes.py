@@ -35,7 +35,7 @@ def test_out_may_not_name_an_input(tmp_path, scoring_case, target):
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     out = {"manifest": scoring_case.manifest / "manifest.csv", "stats": scoring_case.manifest / "stats.json",
            "pred": scoring_case.pred / "r.json", "media": scoring_case.media / "frames" / "r.json"}[target]
-    with pytest.raises(MacsError, match="--out .* input"):
+    with pytest.raises(MacsError, match="the output .* input"):
         run(scoring_case, tmp_path, out=out)
     assert {p: p.read_bytes() for p in before} == before
 

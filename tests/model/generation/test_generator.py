@@ -278,7 +278,7 @@ def test_refused_resumes_name_the_differing_fields(items, tmp_path):
     config = CONFIG.replace(steps=2, checkpoint_every=1)
     run = tmp_path / "run"
     train_adapter(tiny_components(0), items, config, run, progress=False, stop_at_step=1, run_info={"fold": 0})
-    hint = re.escape("; use another output folder, or start over (--restart; resume=False from Python)")
+    hint = re.escape("; use another output folder, or start over (restart)")
     with pytest.raises(MacsError, match=r"cannot resume: the checkpoint's generator config differs from this "
                                         r"run's \(fields: cfg_dropout, lr\)" + hint):
         train_adapter(tiny_components(0), items, config.replace(lr=5e-4, cfg_dropout=0.2), run, progress=False,

@@ -48,7 +48,7 @@ def test_fold_k_is_held_out_and_the_others_train(tmp_path):
     assert fold_ids(manifest / "manifest.csv", 0) == (["s1", "s2", "s4", "s5", "s7", "s8"], ["s0", "s3", "s6"])
     with pytest.raises(MacsError, match=re.escape("no fold 7 (folds: 0, 1, 2)")):
         fold_ids(manifest, 7)
-    with pytest.raises(MacsError, match=re.escape("no train/test split column; pass --fold K")):
+    with pytest.raises(MacsError, match=re.escape("no train/test split column; choose a fold")):
         fold_ids(manifest, None)  # folds but no split: a fold is needed
 
 
@@ -158,7 +158,7 @@ def test_cache_key_follows_the_separator_checkpoint(separator):
     earlier = Conditioner(separator / "checkpoint-1", device="cpu").key
     plain = Conditioner(None, clap="tiny", no_separation=True, device="cpu").key
     assert len({latest, earlier, plain}) == 3
-    with pytest.raises(MacsError, match=re.escape("stage 2 needs --separator RUN (a stage-1 run) or --no-separation")):
+    with pytest.raises(MacsError, match=re.escape("stage 2 needs a separator (a stage-1 run) or no-separation")):
         Conditioner(None, clap="tiny")
 
 
@@ -351,7 +351,7 @@ def test_cli_errors_are_one_line(toy, stage2, tmp_path):
     missing = _cli("train", "generator", "--manifest", toy.manifest, "--fold", 0, "--media", toy.media,
                    "--preset", "tiny", "--steps", 1, "--out", tmp_path / "run")
     for result, message in ((one, "--interpolate takes exactly two audio files"),
-                            (missing, "stage 2 needs --separator RUN (a stage-1 run) or --no-separation")):
+                            (missing, "stage 2 needs a separator (a stage-1 run) or no-separation")):
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr

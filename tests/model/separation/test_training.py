@@ -137,7 +137,7 @@ def test_partial_checkpoint_without_pointer_is_ignored(straight_run, tmp_path):
 
 def test_resume_refuses_config_mismatch(tmp_path):
     train(_model(), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False, stop_at_step=3)
-    hint = re.escape("; use another output folder, or start over (--restart; resume=False from Python)")
+    hint = re.escape("; use another output folder, or start over (restart)")
     with pytest.raises(MacsError, match=r"cannot resume: the checkpoint's separator config differs from this "
                                         r"run's \(fields: num_sources\)" + hint):
         train(_model(num_sources=4), _noise_dataset(), _config(), tmp_path, device="cpu", progress=False)
