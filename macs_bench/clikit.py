@@ -3,6 +3,8 @@ and help texts. Neutral ground: importing it loads no command module of either C
 
 from __future__ import annotations
 
+from enum import Enum
+
 import sys
 from typing import NoReturn
 
@@ -77,3 +79,9 @@ def parse_folds(text: str | None) -> list[int] | None:
     if not folds:
         raise MacsError("--folds is empty")
     return folds
+
+
+def choice_enum(name: str, values) -> type[Enum]:
+    """A ``str`` Enum of the allowed ``values`` for a typer option, built from the library's own list of them so
+    the CLI's choices cannot drift from what the API accepts (member names: values with ``-`` as ``_``)."""
+    return Enum(name, {value.replace("-", "_"): value for value in values}, type=str)

@@ -9,7 +9,10 @@ from typing import List, Optional
 
 import typer
 
-from macs_bench.clikit import DEVICE_HELP, MEDIA_HELP, console, new_app, parse_folds, run
+from macs_bench.clikit import DEVICE_HELP, MEDIA_HELP, choice_enum, console, new_app, parse_folds, run
+from macs_model.generation.config import CHOICES, GeneratorConfig
+from macs_model.reproduction import RELEASE_NAMES
+from macs_model.separation.config import KINDS
 
 app = new_app(
     "macs-model",
@@ -25,31 +28,11 @@ TOKENIZER_HELP = ("Folder with RoBERTa's vocab.json and merges.txt (default: the
 RESTART_HELP = "Start the run over instead of resuming from OUT/latest."
 
 
-class SeparatorPreset(str, Enum):
-    paper = "paper"
-    tiny = "tiny"
-
-
-class SeparatorKind(str, Enum):
-    stft_unet = "stft-unet"
-    waveform = "waveform"
-
-
-class GeneratorPreset(str, Enum):
-    paper = "paper"
-    tiny = "tiny"
-    world = "world"
-
-
-class TokenOrder(str, Enum):
-    slot = "slot"
-    similarity = "similarity"
-
-
-class ReleaseDataset(str, Enum):
-    llp_multi = "llp-multi"
-    audioset_eval = "audioset-eval"
-    landscape = "landscape"
+SeparatorPreset = choice_enum("SeparatorPreset", ("paper", "tiny"))  # the sizes; --kind picks the network
+SeparatorKind = choice_enum("SeparatorKind", KINDS)
+GeneratorPreset = choice_enum("GeneratorPreset", GeneratorConfig.presets())
+TokenOrder = choice_enum("TokenOrder", CHOICES["token_order"])
+ReleaseDataset = choice_enum("ReleaseDataset", RELEASE_NAMES)
 
 
 def _value(choice: Enum | None) -> str | None:
