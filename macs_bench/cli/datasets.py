@@ -11,20 +11,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from macs_bench.clikit import MANIFEST_HELP, console, err_console
+from macs_bench.clikit import MANIFEST_HELP, choice_enum, console, err_console
+from macs_bench.datasets import DATASETS
 from macs_bench.errors import MacsError
 from macs_bench.media.layout import MediaLayout
 
 datasets_app = typer.Typer(help="Build benchmark splits offline from pinned metadata.", no_args_is_help=True)
 
 
-class DatasetName(str, Enum):
-    """The buildable datasets (macs_bench.datasets.DATASETS; a test keeps the two equal)."""
-
-    llp_multi = "llp-multi"
-    audioset_eval = "audioset-eval"
-    landscape = "landscape"
-    fsd50k = "fsd50k"
+DatasetName = choice_enum("DatasetName", DATASETS)  # the buildable datasets
 
 
 class FrameChoice(str, Enum):
@@ -49,8 +44,6 @@ MEDIA_HELP = "MEDIA folder: audio/, frames/, the ledger and reports."
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List the datasets macs can build."""
-    from macs_bench.datasets import DATASETS
-
     table = Table("name", "what")
     for spec in DATASETS.values():
         table.add_row(spec.name, spec.summary)
