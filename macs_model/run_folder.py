@@ -157,14 +157,14 @@ def start_run(out_dir: Path, seed: int, rank: int, main: bool) -> None:
 
 
 def restore_states(checkpoint: Path, state: Mapping[str, Any], optimizer: Any, scheduler: Any, accelerator: Any,
-                   out_dir: Path, *, rng_required: bool) -> int:
+                   out_dir: Path) -> int:
     """Resume at ``state["step"]`` (returned): optimiser, scheduler and this process's RNG states from the
-    checkpoint, and the metrics log cut back to that step (``rng_required=False``: a process the checkpoint has
-    no RNG file for keeps its own, as when resuming with more processes)."""
+    checkpoint, and the metrics log cut back to that step (a process the checkpoint has no RNG file for keeps
+    its own, as when resuming with more processes)."""
     optimizer.load_state_dict(_load_pt(checkpoint / OPTIMIZER_FILE))
     scheduler.load_state_dict(_load_pt(checkpoint / SCHEDULER_FILE))
     rng_file = checkpoint / f"rng-{accelerator.process_index}.pt"
-    if rng_required or rng_file.exists():
+    if rng_file.exists():
         _set_rng_state(_load_pt(rng_file))
     if accelerator.is_main_process:
         trim_metrics(out_dir / METRICS, state["step"])

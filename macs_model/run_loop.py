@@ -95,7 +95,7 @@ def make_accelerator(mixed_precision: str, device: str = "auto"):
     gpu = resolved.type == "cuda"
     if gpu and resolved.index is not None:  # cuda:N: the process's current device, which accelerate then takes
         torch.cuda.set_device(resolved.index)
-    return Accelerator(cpu=not gpu, mixed_precision=mixed_precision if gpu else "no")
+    return Accelerator(cpu=resolved.type == "cpu", mixed_precision=mixed_precision if gpu else "no")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total: int, accum: int, warmup: int,
@@ -139,7 +139,7 @@ def open_run(accelerator: Any, out_dir: Path, *, resume: bool, seed: int, optimi
         state = read_trainer_state(checkpoint)
         check(state, checkpoint)
         load(checkpoint)
-        step = restore_states(checkpoint, state, optimizer, scheduler, accelerator, out_dir, rng_required=False)
+        step = restore_states(checkpoint, state, optimizer, scheduler, accelerator, out_dir)
     else:
         start_run(out_dir, seed, accelerator.process_index, accelerator.is_main_process)
     if accelerator.is_main_process:

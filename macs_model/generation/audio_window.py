@@ -19,6 +19,12 @@ import torch
 
 from macs_bench.errors import MacsError
 
+
+def sample_seed(sample_id: str, seed: int = 0) -> int:
+    """A seed for one sample: a hash of (seed, sample id), so it does not depend on batching or order (generation
+    seeds, training windows)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()[:8], "big") % (2**63)
+
 MODES = ("random", "centre")
 
 
@@ -31,8 +37,7 @@ def window_start(n_samples: int, window: int, mode: str, *, seed: int = 0, epoch
         return 0
     if mode == "centre":
         return (n_samples - window) // 2
-    digest = hashlib.sha256(f"{seed}:{epoch}:{sample_id}".encode()).digest()
-    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "big") % (2**63))
+    generator = torch.Generator().manual_seed(sample_seed(f"{epoch}:{sample_id}", seed))
     # the release's random.randint(0, n - window - 1), both ends included
     return int(torch.randint(0, n_samples - window, (), generator=generator))
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from macs_bench.errors import MacsError
-from macs_model.generation.adapter import DECOUPLED, AudioVariant, adapter_state_dict, install_adapter
+from macs_model.generation.adapter import install_adapter
 from macs_model.generation.config import GeneratorConfig
 from macs_model.generation.tokens import AudioTokens
 
@@ -117,6 +117,3 @@ def encode_prompt(components: Components, prompt: str, device: torch.device) -> 
     return components.text_encoder(ids)[0]
 
 
-def adapter_parameters(components: Components, tokens: AudioTokens, variant: AudioVariant = DECOUPLED) -> int:
-    """Trainable adapter size (what ``adapter.safetensors`` holds)."""
-    return sum(v.numel() for v in adapter_state_dict(components.unet, tokens, variant).values())

@@ -9,7 +9,6 @@ k/v). DPM-Solver, and a seed derived from each sample id; images already written
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Iterator, Sequence
@@ -20,6 +19,7 @@ import torch
 from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes
+from macs_model.generation.audio_window import sample_seed
 from macs_model.generation.adapter import ADAPTER_CONFIG, ADAPTER_FILE, load_adapter_state, read_adapter
 from macs_model.generation.components import Components, build_adapter, encode_prompt, load_components
 from macs_model.generation.config import GeneratorConfig
@@ -63,11 +63,6 @@ def load_trained(folder: str | os.PathLike, components: Components | None = None
     components.source = {**components.source, "adapter": str(folder),
                          "adapter_sha256": sha256_file(folder / ADAPTER_FILE)}
     return components, config, tokens
-
-
-def sample_seed(sample_id: str, seed: int = 0) -> int:
-    """The generation seed of one sample: a hash of (seed, sample id), so it does not depend on batching or order."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()[:8], "big") % (2**63)
 
 
 def pipeline(components: Components):

@@ -50,6 +50,7 @@ def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, se
     kv, checked = release_kv(states[1], base_state, base_name, str(unet))
     state = release_adapter_state(states[0], kv, f"{mlp} + {unet}")
     num_tokens, clap_dim = (int(d) for d in state["encoder_hid_proj.image_projection_layers.0.pe"].shape)
+    cross_dim = next(int(v.shape[1]) for k, v in state.items() if ".to_k_ip." in k)  # the UNet's text width
     config = GeneratorConfig.preset(preset, num_tokens=num_tokens, clap_dim=clap_dim)
     folder = out / "adapter"
     source = {"release_mlp": str(mlp), "release_unet": str(unet), "release_mlp_sha256": sha256_file(mlp),
@@ -59,7 +60,7 @@ def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, se
     atomic_write_bytes(folder / ADAPTER_FILE, save({k: v.contiguous() for k, v in state.items()},
                                                    metadata={"decoupled": "True"}))
     atomic_write_text(folder / ADAPTER_CONFIG, dumps_json({
-        "generator_config": config.to_dict(), "base": base_info, "cross_attention_dim": 768, "decoupled": True,
+        "generator_config": config.to_dict(), "base": base_info, "cross_attention_dim": cross_dim, "decoupled": True,
         "parameters": sum(v.numel() for v in state.values()), "imported": source}))
     conditioning = {"no_separation": False, "clap": None,
                     "separator": {"source": str(separator), "sha256": sha256_file(separator)}}

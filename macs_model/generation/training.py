@@ -111,7 +111,7 @@ def train_adapter(components: Components, items: Sequence[TrainItem], config: Ge
         batch = [items[int(plan["order"][i])] for i in positions]
         loss = _diffusion_loss(components, unet_in_use, tokens_in_use, batch, [plan["views"][i] for i in positions],
                                epoch, text, components.scheduler, config, device, weight_dtype, latent_cache)
-        return loss, {"loss": torch.tensor(float(loss.detach()), dtype=torch.float64)}
+        return loss, {"loss": loss.detach().double()}
 
     def before_update() -> None:
         if config.grad_clip is not None and config.grad_clip_mode == "value":
