@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from macs_bench.errors import MacsError
 
-DEVICE_HELP = "auto (cuda when available), cpu, cuda or cuda:N."
-
 
 def resolve_device(name: str | None = "auto"):
     """A ``torch.device``: ``auto``/``None`` picks cuda when available; anything unknown, or an accelerator that

@@ -43,7 +43,3 @@ EXTRAS: dict[str, MetricSet] = {
 VERSIONS = {"coverage": "coverage-v1", "cmmd": "cmmd-rbf10-x1000-biased-v1", "fd_dinov2": "fd-dinov2-cls-v1",
             "prdc_inception": "prdc-k5-v1", "prdc_dinov2": "prdc-k5-v1"}
 
-
-def all_directions() -> dict[str, str]:
-    """The direction of every metric a result may hold: the paper's seven and every extra."""
-    return {**DIRECTIONS, **{k: v for group in EXTRAS.values() for k, v in group.keys.items()}}

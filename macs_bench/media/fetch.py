@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,9 @@ def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path
     audio_only = {item.audio_only for item in items}
     if len(audio_only) > 1:
         raise MacsError(f"{manifest}: mixes YouTube clips and audio-only samples")
-    if options.quality == "auto":
-        options.quality = QualityThresholds() if manifest_dataset(manifest) == "audioset-eval" else None
+    if options.quality == "auto":  # decided per manifest, on a copy: the caller's options may serve another
+        options = dataclasses.replace(
+            options, quality=QualityThresholds() if manifest_dataset(manifest) == "audioset-eval" else None)
     fsd50k = audio_only == {True}
     if source_dir is None and not fsd50k and downloader is None:
         downloader = YtDlpDownloader()

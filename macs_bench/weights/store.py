@@ -60,8 +60,8 @@ def verify(name: str | None = None) -> list[VerifyResult]:
     Every present file is hashed again in full (``path`` trusts a file whose size and mtime are unchanged)."""
     names = [name] if name is not None else list(registry.WEIGHTS)
     for n in names:
-        where = local_path(n)
-        _sidecar(where).unlink(missing_ok=True)
+        _sidecar(local_path(n)).unlink(missing_ok=True)
+        _digest_store(_spec(n)).unlink(missing_ok=True)  # a hub snapshot's per-blob hashes
     return [_check(_spec(n)) for n in names]
 
 
@@ -224,6 +224,11 @@ def _check_hf(spec: WeightSpec, snapshot: Path) -> VerifyResult:
     return VerifyResult(spec.name, "ok", snapshot, spec.revision, spec.revision, f"complete, every file {pinned}")
 
 
+def _digest_store(spec: WeightSpec) -> Path:
+    """Where the blob hashes of a hub snapshot are kept between checks (``verify`` deletes it to re-hash)."""
+    return cache_dir() / f"{spec.name}.verified.json"
+
+
 def _hf_problems(spec: WeightSpec, snapshot: Path) -> list[str]:
     """What is missing or wrong in a snapshot: the marker file, a component folder, a blob whose hash differs."""
     index = snapshot / spec.filename
@@ -236,7 +241,7 @@ def _hf_problems(spec: WeightSpec, snapshot: Path) -> list[str]:
             components = json.loads(index.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             return [f"unreadable {spec.filename}: {exc}"]
-        problems = [f"incomplete: no {key}/" for key, value in components.items()
+        problems += [f"incomplete: no {key}/" for key, value in components.items()
                     if not key.startswith("_") and isinstance(value, list) and value and value[0] is not None
                     and not (snapshot / key).is_dir()]
     blobs: dict[str, list[Path]] = {"sha256": [], "git-sha1": []}
@@ -252,7 +257,7 @@ def _hf_problems(spec: WeightSpec, snapshot: Path) -> list[str]:
         if algo is not None:
             blobs[algo].append(blob)
             expected[blob] = blob.name
-    store = cache_dir() / f"{spec.name}.verified.json"
+    store = _digest_store(spec)
     for algo, files in blobs.items():
         for blob, actual in zip(files, _digests(files, store, algo)):
             if actual != expected[blob]:

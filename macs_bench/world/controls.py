@@ -17,9 +17,6 @@ import numpy as np
 
 from macs_bench.io import atomic_write_bytes
 
-CONTROLS = ("oracle", "shuffled", "noise")
-
-
 def _png(image, path: Path) -> None:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
