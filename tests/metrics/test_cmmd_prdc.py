@@ -67,6 +67,16 @@ def test_prdc_equals_brute_force_nearest_neighbours(rng, monkeypatch, k):
     assert prdc(real, fake, k=k) == pytest.approx(expected, abs=1e-12)
 
 
+def test_prdc_ball_boundary_is_strict_as_in_the_reference():
+    """Integer points give exact distances: a fake point exactly at a real point's k-NN radius is outside its
+    ball (the prdc package's strict ``<``)."""
+    real = np.array([[0.0], [2.0], [4.0], [6.0], [8.0]])  # k = 1: every radius is 2
+    fake = np.array([[-2.0], [10.0], [4.0], [5.0]])  # -2 and 10 sit exactly on a ball's edge
+    expected = brute_prdc(real.tolist(), fake.tolist(), 1)
+    assert prdc(real, fake, k=1) == pytest.approx(expected, abs=1e-12)
+    assert expected["precision"] == 0.5 and expected["density"] == 0.75
+
+
 def test_prdc_bad_input(rng):
     with pytest.raises(MacsError, match="more than k = 5 samples"):
         prdc(rng.normal(size=(5, 3)), rng.normal(size=(9, 3)))

@@ -60,6 +60,11 @@ def test_ties_go_to_the_class_listed_first():
     image = np.array([[1.0, 1.0, 0.0]])  # dog and car tie
     assert source_coverage(image, np.eye(3), [[0]]).per_sample[0] == 1.0
     assert source_coverage(image, np.eye(3), [[1]]).per_sample[0] == 0.0
+    # a long row with many ties (scores 0, 1, 2), where an unstable sort would reorder tied classes
+    scores = np.random.default_rng(0).integers(0, 3, size=40).astype(float) + 1.0
+    first_listed = sorted(range(40), key=lambda c: (-scores[c], c))  # brute force: ties to the lower index
+    for k in range(1, 8):
+        assert source_coverage(scores[None], np.eye(40), [first_listed[:k]]).per_sample[0] == 1.0
 
 
 def test_report_gives_the_ground_truth_ceiling_and_relative_coverage():

@@ -19,7 +19,7 @@ from stage2_helpers import SR, max_diff, png
 
 from macs_bench.datasets import Manifest, Sample
 from macs_bench.errors import MacsError
-from macs_model.generation.api import LATENTS, fold_ids, generate, train_generator
+from macs_model.generation.api import LATENTS, check_no_leak, fold_ids, generate, train_generator
 from macs_model.generation.conditioning import EMBEDDINGS, Conditioner
 from macs_model.generation.config import GeneratorConfig
 from macs_model.separation.clap import TinyClap
@@ -255,6 +255,16 @@ def test_generate_defaults_to_the_runs_data_and_refuses_its_training_folds(stage
                                             rf".*manifest, which holds \d+ of the \d+ samples of fold {fold} of "):
             generate(None, None, stage2.run, tmp_path / f"leak{fold}", fold=fold, progress=False)
         assert not (tmp_path / f"leak{fold}").exists()
+
+
+def test_a_missing_training_manifest_still_refuses_the_training_folds(tmp_path):
+    """With the adapter's manifest gone, the leak check can only judge by fold: any fold but the held-out one is
+    refused, the held-out one passes."""
+    info = {"manifest": str(tmp_path / "moved" / "manifest.csv"), "fold": 0}
+    for fold in (1, 3):
+        with pytest.raises(MacsError, match=rf"trained on every fold but 0 of .*; refusing to generate fold {fold} "):
+            check_no_leak(tmp_path / "run", info, tmp_path / "new.csv", fold, ["clip00"])
+    check_no_leak(tmp_path / "run", info, tmp_path / "new.csv", 0, ["clip00"])
 
 
 def test_interpolate_writes_one_image_per_alpha(stage2, toy, tmp_path):
