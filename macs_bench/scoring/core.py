@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,8 +23,6 @@ from macs_bench.device import resolve_device
 from macs_bench.scoring.distributed import finish, process_group
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
-from macs_bench.features.encoders import PAPER_ENCODERS, Encoder, build_encoders
-from macs_bench.features.extract import content_hash, encode_files
 from macs_bench.io import sha256_file
 from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
                                     interval_functions, needed_encoders, parse_metrics, small_n_warnings)
@@ -37,6 +35,9 @@ from macs_bench.results import ScoreResult, per_sample_frame
 from macs_bench.scoring.checks import check_config, check_out, feature_notes, wide_image_warnings
 from macs_bench.scoring.provenance import (default_cache_dir, encoders_preset, missing_weights, published_weights,
                                          scope_warnings)
+
+if TYPE_CHECKING:  # the encoders import torch: loaded when a score runs, not when this module is imported
+    from macs_bench.features.encoders import Encoder
 
 __all__ = ["ScoreConfig", "score", "score_folders", "compute_metrics"]
 
@@ -154,6 +155,9 @@ def _check(job: _Job, inputs: list[Path]) -> None:
 
 def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | None) -> ScoreResult | None:
     """Encode every file each metric needs (cached, sharded across processes), then summarise on the main one."""
+    from macs_bench.features.encoders import PAPER_ENCODERS, build_encoders
+    from macs_bench.features.extract import content_hash, encode_files
+
     started = time.perf_counter()
     config, pairing = job.config, job.pairing
     accelerator = process_group()

@@ -5,9 +5,12 @@ not comparable although its numbers are right."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from macs_bench.errors import MacsError
-from macs_bench.features.encoders import PAPER_ENCODERS, WEIGHT_NAMES, Encoder
+
+if TYPE_CHECKING:  # the encoders import torch; the functions below import what they need when they run
+    from macs_bench.features.encoders import Encoder
 
 
 def encoders_preset(encoders: dict[str, Encoder]) -> str:
@@ -24,6 +27,7 @@ def published_weights(encoders: dict[str, Encoder]) -> bool:
     """Whether every encoder runs the published weights (the registry's pinned sha256; a hash recorded on first
     use proves nothing about where a file came from): only then are the numbers comparable with the paper's."""
     from macs_bench.features import encoders as registry
+    from macs_bench.features.encoders import PAPER_ENCODERS
 
     return all(registry.published_hash(name) is not None and enc.weights == registry.published_hash(name)
                for name, enc in encoders.items() if name in PAPER_ENCODERS)
@@ -33,6 +37,7 @@ def missing_weights(preset: str, names: tuple[str, ...], given: dict[str, str]) 
     """Before building anything: one error listing every cache entry the ``paper`` preset needs and lacks."""
     if preset != "paper":
         return
+    from macs_bench.features.encoders import WEIGHT_NAMES
     from macs_bench.weights import local_path
 
     missing = [WEIGHT_NAMES[n] for n in names if n not in given and n in WEIGHT_NAMES
@@ -53,7 +58,7 @@ def scope_warnings(pairing, encoders: dict[str, Encoder], benchmark: bool = True
         out.append("two folders paired by file stem, not a benchmark manifest: not comparable with the paper")
         if not pairing.audio:
             out.append("ais and ais_z are undefined: no audio folder was given")
-    from macs_bench.features.encoders import published_hash
+    from macs_bench.features.encoders import PAPER_ENCODERS, published_hash
 
     unpinned = [name for name, enc in encoders.items()
                 if name in PAPER_ENCODERS and published_hash(name) is None and enc.weights.startswith("sha256:")]
