@@ -9,7 +9,6 @@ from typing import Any
 
 from macs_bench.datasets.manifest import COLUMNS, LIST_SEP
 from macs_bench.datasets.manifest import read_manifest as read_rows
-from macs_bench.metric_spec import PAPER_METRICS
 
 LIST_COLUMNS = ("labels", "mids", "frame_seconds")
 INT_COLUMNS = ("n_labels", "fold")
@@ -46,16 +45,3 @@ def leaderboard(results: str | os.PathLike | Iterable[Any], dataset: str, *, fol
         write_leaderboard(Path(out).expanduser(), board, radar=radar)
     return board
 
-
-def board_frame(board):
-    """One line per leaderboard row: name, flags, folds, n, signature, then mean and std of each metric."""
-    import pandas as pd
-
-    records = []
-    for row, marks in zip(board.rows, board.marks):
-        record = {"name": row.name, "paper": row.paper, "reference_only": row.reference_only,
-                  "folds": row.folds, "missing_folds": row.missing_folds, "n": row.n, "signature": row.signature}
-        for m in PAPER_METRICS:
-            record.update({m: row.mean.get(m), f"{m}_std": row.std.get(m), f"{m}_mark": marks.get(m, "")})
-        records.append(record)
-    return pd.DataFrame.from_records(records).set_index("name")

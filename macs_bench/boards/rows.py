@@ -48,10 +48,18 @@ class Leaderboard:
     expected_folds: list[int] | None = None
 
     def to_frame(self):
-        """The rows as a pandas DataFrame (one line per row, mean / std / mark per metric)."""
-        from macs_bench.api import board_frame
+        """The rows as a pandas DataFrame indexed by name: flags, folds, n, signature, then mean / std / mark per
+        metric."""
+        import pandas as pd
 
-        return board_frame(self)
+        records = []
+        for row, marks in zip(self.rows, self.marks):
+            record = {"name": row.name, "paper": row.paper, "reference_only": row.reference_only,
+                      "folds": row.folds, "missing_folds": row.missing_folds, "n": row.n, "signature": row.signature}
+            for m in METRICS:
+                record.update({m: row.mean.get(m), f"{m}_std": row.std.get(m), f"{m}_mark": marks.get(m, "")})
+            records.append(record)
+        return pd.DataFrame.from_records(records).set_index("name")
 
     @property
     def mixed(self) -> bool:
