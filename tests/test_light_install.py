@@ -24,8 +24,8 @@ def _checker():
 
 def _python(tmp_path: Path, *code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "MACS_HOME": str(tmp_path / "home")}
-    return subprocess.run([sys.executable, "-c", "".join(textwrap.dedent(c) for c in code)], capture_output=True, text=True,
-                          cwd=tmp_path, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-c", "".join(textwrap.dedent(c) for c in code)], capture_output=True,
+                          text=True, cwd=tmp_path, env=env, timeout=120)
 
 
 def _item(name, requires=(), requested=False):
@@ -59,7 +59,8 @@ def test_checker_fails_with_the_chain_on_a_heavy_report(monkeypatch, capsys):
 
 
 def test_checker_says_in_one_line_when_pip_cannot_resolve(tmp_path, capsys):
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '0'\ndependencies = ['no such package']\n")
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\nname = 'x'\nversion = '0'\ndependencies = ['no such package']\n")
     with pytest.raises(SystemExit) as exc:
         _checker().resolve(tmp_path, [])
     assert exc.value.code == 2

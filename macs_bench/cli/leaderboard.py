@@ -77,15 +77,18 @@ def leaderboard_build(
 def leaderboard_paper(
     table: PaperTable = typer.Option(..., "--table", help="The paper's table: 1 (LLP-multi), 2 (AudioSet-Eval), "
                                      "3 (Landscape) or 4 (separators on LLP-multi)."),
-    out: Path = typer.Option(..., "--out", help=OUT_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP + " Default: print the Markdown table."),
     no_radar: bool = typer.Option(False, "--no-radar", help=NO_RADAR_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
-    """Render one of the paper's Tables 1-4 alone, marked by the leaderboard's rules."""
-    from macs_bench.boards import paper_leaderboard, write_leaderboard
+    """Show one of the paper's Tables 1-4 alone, marked by the leaderboard's rules (--out writes the files)."""
+    from macs_bench.boards import paper_leaderboard, to_markdown, write_leaderboard
 
-    _refuse_existing([out / name for name in BOARD_FILES], overwrite)
     board = paper_leaderboard(int(table.value))
+    if out is None:
+        typer.echo(to_markdown(board), nl=False)
+        return
+    _refuse_existing([out / name for name in BOARD_FILES], overwrite)
     _print_written(write_leaderboard(out, board, radar=not no_radar), board, notes=False)
 
 
