@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from macs_bench.metrics.fid import as_feature_matrix, check_same_dim
+# unit_rows is re-exported: the reference's CLIP model returns normalised embeddings, so callers normalise first
+from macs_bench.metrics.fid import as_feature_matrix, check_same_dim, unit_rows  # noqa: F401
 
 SIGMA = 10.0
 SCALE = 1000.0
 BLOCK = 2048
-
-
-def unit_rows(feats) -> np.ndarray:
-    """Rows scaled to unit L2 norm (the reference's CLIP model returns normalised embeddings)."""
-    array = as_feature_matrix(feats, "feats", min_rows=1)
-    return array / np.linalg.norm(array, axis=1, keepdims=True)
 
 
 def rbf_kernel_mean(a: np.ndarray, b: np.ndarray, sigma: float = SIGMA) -> float:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from macs_bench.errors import MacsError
-from macs_bench.metrics.fid import as_feature_matrix, check_same_dim
+from macs_bench.metrics.fid import as_feature_matrix, check_same_dim, unit_rows
 from macs_bench.metrics.similarity import cosine_matrix
 
 # CLIP-style zero-shot prompts (Radford et al. 2021 average several templates per class): each class embedding
@@ -99,9 +99,8 @@ def class_text_embeddings(encode_text: Callable[[list[str]], np.ndarray], classe
     emb = as_feature_matrix(encode_text(sentences), "text embeddings")
     if emb.shape[0] != len(sentences):
         raise MacsError(f"the text tower returned {emb.shape[0]} embeddings for {len(sentences)} prompts")
-    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    mean = emb.reshape(len(classes), len(prompts), -1).mean(axis=1)
-    return mean / np.linalg.norm(mean, axis=1, keepdims=True)
+    emb = unit_rows(emb, "text embeddings")
+    return unit_rows(emb.reshape(len(classes), len(prompts), -1).mean(axis=1), "class embeddings")
 
 
 def coverage_report(gen_emb, gt_emb, class_emb, label_sets) -> tuple[dict[str, float | None], dict,

@@ -82,3 +82,19 @@ def test_prdc_bad_input(rng):
         prdc(rng.normal(size=(5, 3)), rng.normal(size=(9, 3)))
     with pytest.raises(MacsError, match="k must be a positive integer"):
         prdc(rng.normal(size=(9, 3)), rng.normal(size=(9, 3)), k=0)
+
+
+def test_one_unit_normaliser_refuses_a_zero_row(rng):
+    """CMMD, the cosines and coverage share one unit_rows: unit norms in float64, and a zero row is an error
+    naming it (it used to become a row of NaN in CMMD's copy and an error in the cosines' copy)."""
+    from macs_bench.metrics import coverage, fid, similarity
+
+    assert cmmd_module.unit_rows is similarity.unit_rows is coverage.unit_rows is fid.unit_rows
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    unit = unit_rows(x)
+    assert unit.dtype == np.float64
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(unit, x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True), rtol=1e-12)
+    x[3] = 0
+    with pytest.raises(MacsError, match=r"gen_clip_l336: 1 zero-norm rows have no direction \(rows 3\)"):
+        unit_rows(x, "gen_clip_l336")
