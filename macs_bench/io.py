@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from macs_bench.errors import MacsError
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -18,6 +21,28 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+_SUMS_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
+
+
+def parse_sha256sums(text: str, source: str | os.PathLike, error: type[Exception] = MacsError) -> dict[str, str]:
+    """name -> sha256 of a ``sha256sum`` listing (``<hex>  <name>``, or ``<hex> *<name>``; blank lines
+    skipped); a malformed line is an ``error`` naming ``source`` and the line."""
+    sums = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        match = _SUMS_LINE.fullmatch(line.rstrip("\r"))
+        if not match:
+            raise error(f"{source}:{lineno}: expected '<sha256>  <file>', got {line[:80]!r}")
+        sums[match.group(2)] = match.group(1)
+    return sums
+
+
+def format_sha256sums(sums: dict[str, str]) -> str:
+    """The ``sha256sum -c`` listing of name -> sha256, in the mapping's order."""
+    return "".join(f"{digest}  {name}\n" for name, digest in sums.items())
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
