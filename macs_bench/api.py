@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from macs_bench.datasets.manifest import COLUMNS, LIST_SEP
+from macs_bench.datasets.manifest import COLUMNS, split_list
 from macs_bench.datasets.manifest import read_manifest as read_rows
 
 LIST_COLUMNS = ("labels", "mids", "frame_seconds")
@@ -22,7 +22,7 @@ def read_manifest(path: str | os.PathLike):
     rows = read_rows(Path(path).expanduser())
     frame = pd.DataFrame(rows, columns=list(COLUMNS) + [k for k in (rows[0] if rows else {}) if k not in COLUMNS])
     for column in LIST_COLUMNS:
-        frame[column] = [[x for x in v.split(LIST_SEP) if x] for v in frame[column]]
+        frame[column] = [split_list(v) for v in frame[column]]
     frame["frame_seconds"] = [[int(x) for x in v] for v in frame["frame_seconds"]]
     for column in INT_COLUMNS:
         frame[column] = pd.array([int(v) if v != "" else None for v in frame[column]], dtype="Int64")

@@ -25,9 +25,15 @@ from macs_bench.io import dumps_json, sha256_file
 
 COLUMNS = ("sample_id", "ytid", "start", "end", "labels", "mids", "n_labels", "frame_seconds", "fold", "split")
 LIST_SEP = ";"
+
 MANIFEST_NAME = "manifest.csv"
 STATS_NAME = "stats.json"
 DROPPED_NAME = "dropped.txt"
+
+
+def split_list(cell: str | None) -> list[str]:
+    """A ``;``-joined manifest cell (labels, mids, frame seconds, prompts) as its items; empty items dropped."""
+    return [x for x in (cell or "").split(LIST_SEP) if x]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from macs_bench.datasets.frames import whole_seconds
-from macs_bench.datasets.manifest import LIST_SEP, manifest_csv, read_manifest
+from macs_bench.datasets.manifest import manifest_csv, read_manifest, split_list
 from macs_bench.datasets.segments import is_ytid
 from macs_bench.errors import MacsError
 
@@ -56,7 +56,7 @@ def read_items(manifest_dir: Path) -> list[FetchItem]:
         if row["ytid"] and not is_ytid(row["ytid"]):
             raise MacsError(f"{path}:{lineno}: ytid {row['ytid']!r} is not a YouTube id")
         try:
-            frames = tuple(int(x) for x in row["frame_seconds"].split(LIST_SEP) if x)
+            frames = tuple(int(x) for x in split_list(row["frame_seconds"]))
             n_labels = int(row["n_labels"] or 0)
             item = FetchItem(sid, row["ytid"], row["start"], row["end"], frames, n_labels)
             if not item.audio_only:
