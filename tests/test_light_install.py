@@ -58,6 +58,7 @@ def test_checker_fails_with_the_chain_on_a_heavy_report(monkeypatch, capsys):
     assert err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_checker_says_in_one_line_when_pip_cannot_resolve(tmp_path, capsys):
     (tmp_path / "pyproject.toml").write_text(
         "[project]\nname = 'x'\nversion = '0'\ndependencies = ['no such package']\n")
