@@ -34,12 +34,12 @@ PRDC_KEYS = ("precision", "recall", "density", "coverage")
 EXTRAS: dict[str, MetricSet] = {
     "coverage": MetricSet((), {"source_coverage": "higher", "source_coverage_gt": "higher",
                                "source_coverage_rel": "higher", "aic": "higher", "aic_gt": "higher"}),
-    "cmmd": MetricSet(("clip_l336",), {"cmmd": "lower"}),
+    "cmmd": MetricSet(("clip_l336",), {"cmmd": "lower", "cmmd_unbiased": "lower"}),
     "fd_dinov2": MetricSet(("dinov2",), {"fd_dinov2": "lower"}),
     "prdc_inception": MetricSet((), {f"{k}_inception": "higher" for k in PRDC_KEYS}),
     "prdc_dinov2": MetricSet(("dinov2",), {f"{k}_dinov2": "higher" for k in PRDC_KEYS}),
 }
 # the version of each group's definition, recorded in the result beside the paper's metric_version
-VERSIONS = {"coverage": "coverage-v1", "cmmd": "cmmd-rbf10-x1000-biased-v1", "fd_dinov2": "fd-dinov2-cls-v1",
+VERSIONS = {"coverage": "coverage-v1", "cmmd": "cmmd-rbf10-x1000-biased+unbiased-v2", "fd_dinov2": "fd-dinov2-cls-v1",
             "prdc_inception": "prdc-k5-v1", "prdc_dinov2": "prdc-k5-v1"}
 
