@@ -28,7 +28,7 @@ from macs_bench.features.extract import content_hash, encode_files
 from macs_bench.io import sha256_file
 from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
                                     interval_functions, needed_encoders, parse_metrics, small_n_warnings)
-from macs_bench.metric_spec import DIRECTIONS, METRIC_VERSION, VERSIONS
+from macs_bench.metric_spec import DIRECTIONS, METRIC_VERSION, VERSIONS, definitions
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
 from macs_bench.metrics.resample import LEVEL, METHODS, resample_intervals
 from macs_bench.scoring.pairing import Pairing, manifest_csv, pair_files, pair_folders
@@ -250,6 +250,7 @@ def _summarise(job: _Job, features, encoders, encoded_now, timings, started, acc
                      *(f"{k} is undefined: every generated image is equally similar to some sample's query"
                        for k in ("ais_z", "iis_z") if metrics[k] is None and (pairing.audio or k == "iis_z"))],
     }
+    provenance["definitions"] = definitions([*metrics, *extra], provenance["encoders"], provenance["config"])
     if breakdown:
         provenance["breakdown"] = breakdown
     if "coverage" in selected:

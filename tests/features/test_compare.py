@@ -106,3 +106,18 @@ def test_score_intervals_resample_videos_and_record_the_unit(scored, tmp_path):
     assert ci["metrics"]["iis"]["method"] == "mean"
     assert ci["metrics"]["fid"]["low"] <= r.metrics["fid"] <= ci["metrics"]["fid"]["high"]
     assert list(r.per_sample["video_id"][:4]) == ["video000000", "video000000", "video000001", "video000001"]
+
+
+def test_every_metric_says_what_it_is_and_the_signature_holds_the_kid_seed(scored):
+    _, _, a, _, _ = scored
+    defs = a["definitions"]
+    assert set(defs) == set(a.metrics)
+    assert defs["kid"]["seed"] == 0 and defs["kid"]["subset_size"] == 4 and defs["kid"]["scale"] == "raw"
+    assert defs["cmmd"]["scale"] == "x1000" and "biased" in defs["cmmd"]["estimator"]
+    assert defs["cmmd_unbiased"]["estimator"].startswith("unbiased")
+    assert defs["fid"]["features"][0]["id"] == a["encoders"]["inception"]["id"]
+    assert defs["fid"]["features"][0]["input"].startswith("32 x 32")
+    data = a.to_dict()
+    other_seed = macs_bench.ScoreResult.from_dict({**data, "config": {**data["config"], "kid_seed": 1}})
+    other_version = macs_bench.ScoreResult.from_dict({**data, "extra_metric_versions": {"cmmd": "cmmd-v0"}})
+    assert len({a.signature, other_seed.signature, other_version.signature}) == 3
