@@ -8,7 +8,7 @@ file each, cached like every other feature.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,9 +21,17 @@ from macs_bench.metric_spec import EXTRAS, PRDC_KEYS
 FEATURE_DIMS = {"fid": "gen_inception", "clip_fid": "gen_clip", "fd_dinov2": "gen_dinov2"}
 
 
-def parse_metrics(text: str) -> tuple[str, ...]:
-    """``paper`` (nothing extra), ``all`` (every extra) or a comma list of extras (``paper`` may be in it)."""
-    names = [part.strip() for part in text.split(",") if part.strip()]
+def parse_metrics(value: str | Sequence[str]) -> tuple[str, ...]:
+    """The extras selected by names: ``paper`` (nothing extra), ``all`` (every extra) or extras such as
+    ``("coverage", "cmmd")`` (``paper`` may be among them). A comma string (the CLI's form) is split first."""
+    if isinstance(value, str):
+        names = [part.strip() for part in value.split(",") if part.strip()]
+    else:
+        names = list(value)
+        bad = [n for n in names if not isinstance(n, str)]
+        if bad:
+            raise MacsError(f"metrics: names must be strings, got {bad[0]!r}")
+        names = [n.strip() for n in names if n.strip()]
     if not names:
         raise MacsError("metrics: none given; give paper, all or names such as coverage,cmmd")
     if names == ["all"]:

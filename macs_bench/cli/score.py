@@ -62,7 +62,8 @@ def _config(o: dict):
     return ScoreConfig(preset=o["preset"].value, weights=weights, batch_size=o["batch_size"],
                        num_workers=o["num_workers"], device=o["device"], kid_seed=o["kid_seed"],
                        allow_missing=o["allow_missing"], cache_dir=str(o["cache_dir"]) if o["cache_dir"] else None,
-                       metrics=o["metrics"], bootstrap=o["bootstrap"], bootstrap_seed=o["bootstrap_seed"])
+                       metrics=tuple(m.strip() for m in o["metrics"].split(",")), bootstrap=o["bootstrap"],
+                       bootstrap_seed=o["bootstrap_seed"])
 
 
 def _run(o: dict, call, title: str, suffix: str = "") -> None:

@@ -55,7 +55,9 @@ class ScoreConfig:
     kid_seed: int = 0
     allow_missing: bool = False
     cache_dir: str | None = None  # default: $MACS_HOME/features
-    metrics: str = "paper"  # paper | all | comma list of extras (see macs_bench.metric_spec.EXTRAS)
+    # names: ("paper",), ("all",) or extras such as ("coverage", "cmmd") (macs_bench.metric_spec.EXTRAS); a
+    # comma string is accepted too
+    metrics: tuple[str, ...] | str = ("paper",)
     bootstrap: int = 0  # rounds of the bootstrap confidence intervals (0: none)
     bootstrap_seed: int = 0
 
@@ -164,7 +166,7 @@ def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | No
         job.config = config = replace(config, preset=encoders_preset(encoders))
         absent = [n for n in names if n not in encoders]
         if absent:
-            raise MacsError(f"metrics {config.metrics}: need the {', '.join(absent)} encoder(s), which were not "
+            raise MacsError(f"metrics {','.join(job.selected)}: need the {', '.join(absent)} encoder(s), which were not "
                             "given")
     else:
         missing_weights(config.preset, names, config.weights)
