@@ -21,7 +21,7 @@ import numpy as np
 from macs_bench.errors import MacsError
 from macs_bench.metrics.paired import Difference, difference, holm, mean_difference, set_difference
 from macs_bench.metrics.resample import LEVEL
-from macs_bench.results import ScoreResult
+from macs_bench.results import ScoreResult, per_sample_path, read_per_sample
 
 MEAN_METRICS = ("ais", "ais_z", "iis", "iis_z", "source_coverage")  # per-sample columns of the table
 ALPHA = 0.05
@@ -83,6 +83,10 @@ class Comparison:
 
 def _load(item: ScoreResult | str | os.PathLike) -> ScoreResult:
     result = item if isinstance(item, ScoreResult) else ScoreResult.from_json(item)
+    if result.per_sample is None and not result.source.startswith("<"):
+        table = per_sample_path(result.source)
+        if table.is_file():
+            result.per_sample = read_per_sample(table)
     if result.per_sample is None:
         raise MacsError(f"{result.source}: no per-sample table beside it; compare needs each sample's values")
     return result
@@ -160,12 +164,13 @@ def _available(results: list[ScoreResult], set_fns: dict, with_features: bool) -
 
 
 def compare(results: Sequence[ScoreResult | str | os.PathLike], *, metrics: Sequence[str] | None = None,
-            rounds: int = 1000, seed: int = 0, intersect: bool = False, level: float = LEVEL) -> Comparison:
+            rounds: int = 1000, seed: int = 0, intersect: bool = False, level: float = LEVEL,
+            intervals: bool = True) -> Comparison:
     """Compare the models of ``results`` (result files or :class:`ScoreResult`s, one per model and fold) on the
     same samples: per metric and pair, difference, interval, permutation p-value and Holm's correction.
 
     ``metrics``: names (default: every metric all results can recompute); results scored on different samples
-    are refused unless ``intersect``."""
+    are refused unless ``intersect``; ``intervals=False`` computes the p-values only (faster)."""
     from macs_bench.metric_sets import set_metric_functions
 
     loaded = [_load(r) for r in results]
@@ -213,7 +218,7 @@ def compare(results: Sequence[ScoreResult | str | os.PathLike], *, metrics: Sequ
                                                 feats[0][f"gt_{space}"]))
             diffs.append(difference(stats, [s[2] for s in strata], "mean" if metric in MEAN_METRICS else "set",
                                     metric=metric, a=models[i], b=models[j], rounds=rounds, seed=seed,
-                                    level=level))
+                                    level=level, with_interval=intervals))
     adjusted = holm([d.p for d in diffs])
     diffs = [Difference(**{**d.to_dict(), "p_adjusted": q}) for d, q in zip(diffs, adjusted)]
     return Comparison(models=models, metrics=list(metrics), differences=diffs, directions=directions,

@@ -122,7 +122,7 @@ def aggregate(results: Iterable[ScoreResult | dict[str, Any]], dataset: str, *, 
 
 def build_leaderboard(results: Iterable[ScoreResult | dict[str, Any]], dataset: str, *,
                       folds: Iterable[int] | None = None, separate_signatures: bool = False,
-                      paper_rows: str = "auto", significance: bool = True, rounds: int = 500,
+                      paper_rows: str = "auto", significance: bool = True, rounds: int = 300,
                       seed: int = 0) -> Leaderboard:
     """Our results for ``dataset`` (see :func:`aggregate`) with the paper's rows for it per ``paper_rows``:
     ``auto`` adds them only when every result is comparable with the paper, ``always`` / ``never``.

@@ -63,7 +63,7 @@ def leaderboard_build(
                                          "every result ran the published encoder weights), always or never."),
     no_significance: bool = typer.Option(False, "--no-significance", help="Mark best and second by value alone "
                                          "(default: only where the best's lead is significant)."),
-    rounds: int = typer.Option(500, "--rounds", min=4, help="Permutations of the significance test."),
+    rounds: int = typer.Option(300, "--rounds", min=4, help="Permutations of the significance test."),
     no_radar: bool = typer.Option(False, "--no-radar", help=NO_RADAR_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:

@@ -100,9 +100,11 @@ def permutation_p(point: float, stats: Sequence[PairedStat], strata_units: Seque
 
 
 def difference(stats: Sequence[PairedStat], units: Sequence[Sequence[Any]], kind: str, *, metric: str = "metric",
-               a: str = "a", b: str = "b", rounds: int = 1000, seed: int = 0, level: float = LEVEL) -> Difference:
+               a: str = "a", b: str = "b", rounds: int = 1000, seed: int = 0, level: float = LEVEL,
+               with_interval: bool = True) -> Difference:
     """The :class:`Difference` of paired statistics over one or more strata (``units[s]``: stratum s's unit of
-    each row), with one seeded generator for the interval and another for the permutation test."""
+    each row), with one seeded generator for the interval and another for the permutation test
+    (``with_interval=False``: the p-value only, as the leaderboard's marks need)."""
     check_options(rounds, level)
     groups = [unit_groups(u) for u in units]
     codes = [np.unique(np.asarray(u, dtype=object).astype(str), return_inverse=True)[1] for u in units]
@@ -113,7 +115,8 @@ def difference(stats: Sequence[PairedStat], units: Sequence[Sequence[Any]], kind
                           sum(map(len, groups)), 0, level)
     tag = [seed, *metric.encode()]
     ci = interval(point, [lambda rows, fn=fn: fn(rows, None) for fn in stats], groups, kind, rounds,
-                  np.random.default_rng([*tag, 1]), level)
+                  np.random.default_rng([*tag, 1]), level) if with_interval else \
+        {"low": None, "high": None, "rounds": rounds}
     p = permutation_p(point, stats, codes, rounds, np.random.default_rng([*tag, 2]))
     return Difference(metric, a, b, point, ci["low"], ci["high"], p, None, kind, sum(map(len, units)),
                       sum(map(len, groups)), ci["rounds"], level)
