@@ -149,7 +149,11 @@ def _features(result: ScoreResult, ids: list[str]) -> dict[str, np.ndarray] | No
     data = result.load_features()
     if data is None:
         return None
-    where = {s: i for i, s in enumerate(data["sample_ids"].tolist())}
+    where = {s: i for i, s in enumerate(data["sample_ids"].tolist())} if "sample_ids" in data else {}
+    absent = [s for s in ids if s not in where]
+    if absent:
+        raise MacsError(f"{result.source}: its features file lacks {len(absent)} scored samples (e.g. "
+                        f"{absent[0]}); score again to rewrite it")
     rows = np.array([where[s] for s in ids])
     return {k: v[rows] for k, v in data.items() if k != "sample_ids"}
 
