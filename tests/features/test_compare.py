@@ -121,3 +121,4 @@ def test_every_metric_says_what_it_is_and_the_signature_holds_the_kid_seed(score
     other_seed = macs_bench.ScoreResult.from_dict({**data, "config": {**data["config"], "kid_seed": 1}})
     other_version = macs_bench.ScoreResult.from_dict({**data, "extra_metric_versions": {"cmmd": "cmmd-v0"}})
     assert len({a.signature, other_seed.signature, other_version.signature}) == 3
+    assert any(w.startswith("cmmd: N = 16 < 1000") and "cmmd_unbiased" in w for w in a.warnings)
