@@ -122,3 +122,11 @@ def test_every_metric_says_what_it_is_and_the_signature_holds_the_kid_seed(score
     other_version = macs_bench.ScoreResult.from_dict({**data, "extra_metric_versions": {"cmmd": "cmmd-v0"}})
     assert len({a.signature, other_seed.signature, other_version.signature}) == 3
     assert any(w.startswith("cmmd: N = 16 < 1000") and "cmmd_unbiased" in w for w in a.warnings)
+
+
+def test_too_few_interval_rounds_fail_before_encoding(scored, tmp_path):
+    _, case, _, _, config = scored
+    with pytest.raises(MacsError, match="at least 4, got 2"):
+        score(case.manifest, case.pred, case.media, model_name="a", out=tmp_path / "r.json",
+              config=ScoreConfig(**{**config.__dict__, "bootstrap": 2, "cache_dir": str(tmp_path / "c")}))
+    assert not (tmp_path / "c").exists()
