@@ -37,6 +37,14 @@ def test_quick_demo_learns_runs_end_to_end_and_reruns_without_redoing_work(tmp_p
     assert coverage["oracle"]["coverage"] > 0.95
     assert abs(metrics["shuffled"]["ais_z"]) < 0.5
     assert any("orders oracle above shuffled and noise" in line for line in summary["metric_checks"])
+    # issue 19's acceptance: compare on two demo rows gives a difference interval and a p-value
+    import macs_bench
+
+    c = macs_bench.compare([out / "results" / "MACS-world-fold0.json", out / "results" / "noise-fold0.json"],
+                           metrics=["iis", "fid"], rounds=100)
+    for d in c.differences:
+        assert d.low <= d.value <= d.high and 0 < d.p <= d.p_adjusted <= 1
+    assert c.get("iis", "MACS-world", "noise").value > 0 and "p (Holm)" in c.table()
 
     with Image.open(out / "leaderboard" / "radar.png") as radar:
         assert radar.format == "PNG" and radar.size == (800, 800)

@@ -61,6 +61,9 @@ def leaderboard_build(
                                              "rows instead of refusing."),
     paper_rows: PaperRows = typer.Option(PaperRows.auto, "--paper-rows", help="The paper's rows: auto (only when "
                                          "every result ran the published encoder weights), always or never."),
+    no_significance: bool = typer.Option(False, "--no-significance", help="Mark best and second by value alone "
+                                         "(default: only where the best's lead is significant)."),
+    rounds: int = typer.Option(300, "--rounds", min=4, help="Permutations of the significance test."),
     no_radar: bool = typer.Option(False, "--no-radar", help=NO_RADAR_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
@@ -69,7 +72,8 @@ def leaderboard_build(
 
     _refuse_existing([out / name for name in BOARD_FILES], overwrite)
     board = build_leaderboard(load_results(results), dataset, folds=parse_folds(folds),
-                              separate_signatures=separate_signatures, paper_rows=paper_rows.value)
+                              separate_signatures=separate_signatures, paper_rows=paper_rows.value,
+                              significance=not no_significance, rounds=rounds)
     _print_written(write_leaderboard(out, board, radar=not no_radar), board)
 
 

@@ -35,8 +35,8 @@ def score_options(
     num_workers: int = typer.Option(0, "--num-workers", min=0, help="DataLoader workers for decoding."),
     kid_seed: int = typer.Option(0, "--kid-seed", help="Seed of KID's subset sampling."),
     metrics: str = typer.Option("paper", "--metrics", help=METRICS_HELP),
-    bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Bootstrap rounds for 95% intervals of every "
-                                  "metric (0: none)."),
+    bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Resampling rounds for 95% intervals of "
+                                  "every metric, by video (0: none; else at least 4)."),
     bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Feature cache (default "
                                              "$MACS_HOME/features)."),
@@ -62,21 +62,22 @@ def _config(o: dict):
     return ScoreConfig(preset=o["preset"].value, weights=weights, batch_size=o["batch_size"],
                        num_workers=o["num_workers"], device=o["device"], kid_seed=o["kid_seed"],
                        allow_missing=o["allow_missing"], cache_dir=str(o["cache_dir"]) if o["cache_dir"] else None,
-                       metrics=o["metrics"], bootstrap=o["bootstrap"], bootstrap_seed=o["bootstrap_seed"])
+                       metrics=tuple(m.strip() for m in o["metrics"].split(",")), bootstrap=o["bootstrap"],
+                       bootstrap_seed=o["bootstrap_seed"])
 
 
 def _run(o: dict, call, title: str, suffix: str = "") -> None:
     """Refuse an existing result unless --overwrite, run ``call`` with a progress bar, print the table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from macs_bench.results import per_sample_path
+    from macs_bench.results import features_path, per_sample_path
 
     from macs_bench.metric_sets import parse_metrics
 
     parse_metrics(o["metrics"])  # a bad option is named before an existing file
     out = o["out"]
     if not o["overwrite"]:
-        existing = [p for p in (out, per_sample_path(out)) if p.exists()]
+        existing = [p for p in (out, per_sample_path(out), features_path(out)) if p.exists()]
         if existing:
             raise MacsError(f"{existing[0]}: exists; pass --overwrite to replace it")
     bar = Progress(TextColumn("{task.description:>15}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -91,7 +92,7 @@ def _run(o: dict, call, title: str, suffix: str = "") -> None:
     if result is None:  # a non-main process of 'accelerate launch'
         return
     print_result(result, title, suffix)
-    console.print(f"wrote {out} and {per_sample_path(out)}")
+    console.print(f"wrote {out}, {per_sample_path(out)} and {features_path(out)}")
 
 
 def print_result(result, title: str, suffix: str = "") -> None:

@@ -26,9 +26,9 @@ from macs_bench.features.cache import FeatureCache
 from macs_bench.io import sha256_file
 from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
                                     interval_functions, needed_encoders, parse_metrics, small_n_warnings)
-from macs_bench.metric_spec import DIRECTIONS, METRIC_VERSION, VERSIONS
+from macs_bench.metric_spec import DIRECTIONS, METRIC_VERSION, VERSIONS, definitions
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
-from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
+from macs_bench.metrics.resample import LEVEL, METHODS, resample_intervals
 from macs_bench.scoring.pairing import Pairing, manifest_csv, pair_files, pair_folders
 from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
 from macs_bench.results import ScoreResult, per_sample_frame
@@ -56,7 +56,9 @@ class ScoreConfig:
     kid_seed: int = 0
     allow_missing: bool = False
     cache_dir: str | None = None  # default: $MACS_HOME/features
-    metrics: str = "paper"  # paper | all | comma list of extras (see macs_bench.metric_spec.EXTRAS)
+    # names: ("paper",), ("all",) or extras such as ("coverage", "cmmd") (macs_bench.metric_spec.EXTRAS); a
+    # comma string is accepted too
+    metrics: tuple[str, ...] | str = ("paper",)
     bootstrap: int = 0  # rounds of the bootstrap confidence intervals (0: none)
     bootstrap_seed: int = 0
 
@@ -168,7 +170,7 @@ def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | No
         job.config = config = replace(config, preset=encoders_preset(encoders))
         absent = [n for n in names if n not in encoders]
         if absent:
-            raise MacsError(f"metrics {config.metrics}: need the {', '.join(absent)} encoder(s), which were not "
+            raise MacsError(f"metrics {','.join(job.selected)}: need the {', '.join(absent)} encoder(s), which were not "
                             "given")
     else:
         missing_weights(config.preset, names, config.weights)
@@ -225,7 +227,7 @@ def _summarise(job: _Job, features, encoders, encoded_now, timings, started, acc
                                        metrics["kid"] is not None)
         if not pairing.audio:
             functions = {k: fn for k, fn in functions.items() if k not in ("ais", "ais_z")}
-        intervals = bootstrap_intervals(functions, len(pairing.sample_ids), config.bootstrap, config.bootstrap_seed)
+        intervals = resample_intervals(functions, pairing.videos, config.bootstrap, config.bootstrap_seed)
     timings["metrics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
     comparable = job.benchmark and published_weights(encoders) and not pairing.missing
@@ -254,14 +256,21 @@ def _summarise(job: _Job, features, encoders, encoded_now, timings, started, acc
                      *(f"{k} is undefined: every generated image is equally similar to some sample's query"
                        for k in ("ais_z", "iis_z") if metrics[k] is None and (pairing.audio or k == "iis_z"))],
     }
+    provenance["definitions"] = definitions([*metrics, *extra], provenance["encoders"], provenance["config"])
     if breakdown:
         provenance["breakdown"] = breakdown
     if "coverage" in selected:
         provenance["coverage"] = coverage_provenance(pairing.classes, encoders["clip"])
     if intervals is not None:
-        provenance["intervals"] = {"method": "percentile bootstrap over samples", "level": LEVEL,
-                                   "rounds": config.bootstrap, "seed": config.bootstrap_seed, "metrics": intervals}
+        provenance["intervals"] = {"methods": METHODS, "unit": _unit(pairing), "n_units": len(set(pairing.videos)),
+                                   "level": LEVEL, "rounds": config.bootstrap, "seed": config.bootstrap_seed,
+                                   "metrics": intervals}
     shown = {k: v for k, v in extra_per_sample.items() if k == "source_coverage"}
-    table = per_sample_frame(pairing.sample_ids, {**per_sample, **shown, **file_hashes})
+    table = per_sample_frame(pairing.sample_ids, {**per_sample, **shown, **file_hashes, "video_id": pairing.videos})
     return ScoreResult(**job.identity, n=len(pairing.sample_ids), metrics={**metrics, **extra},
-                       directions={**DIRECTIONS, **directions(selected)}, provenance=provenance, per_sample=table)
+                       directions={**DIRECTIONS, **directions(selected)}, provenance=provenance, per_sample=table,
+                       features={k: v for k, v in features.items() if k.startswith(("gen_", "gt_"))})
+
+
+def _unit(pairing: Pairing) -> str:
+    return "video (the manifest's ytid)" if pairing.unit == "video" else "sample (no manifest: each file its own)"

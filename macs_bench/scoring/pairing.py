@@ -25,6 +25,8 @@ class Pairing:
     extra: list[str]
     labels: list[list[str]] = field(default_factory=list)  # each scored sample's label names
     classes: list[str] = field(default_factory=list)  # V: every label in the whole manifest, sorted
+    videos: list[str] = field(default_factory=list)  # each sample's resampling unit (manifest ytid, else itself)
+    unit: str = "sample"  # what ``videos`` holds: "video" (the manifest's ytid) or "sample"
 
 
 def find_files(folder: Path, suffixes: tuple[str, ...], what: str) -> dict[str, Path]:
@@ -58,6 +60,7 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
     listing them, unless ``allow_missing`` (then the intersection is scored and the rest recorded)."""
     rows = read_manifest(manifest_dir)
     by_id = {r["sample_id"]: split_list(r["labels"]) for r in rows}
+    video_of = {r["sample_id"]: r.get("ytid") or r["sample_id"] for r in rows}
     counts = Counter(r["sample_id"] for r in rows)
     twice = [sid for sid, k in counts.items() if k > 1]
     if twice:
@@ -89,7 +92,7 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
     _enough(pred_dir, ids)
     classes = sorted({x for labels in by_id.values() for x in labels})
     return Pairing(ids, [found[sid] for sid in ids], frames, audio, missing, extra, [by_id[s] for s in ids],
-                   classes)
+                   classes, [video_of[s] for s in ids], "video")
 
 
 def pair_folders(pred: Path, ref: Path, audio: Path | None, allow_missing: bool) -> Pairing:
@@ -109,7 +112,7 @@ def pair_folders(pred: Path, ref: Path, audio: Path | None, allow_missing: bool)
     ids = sorted(common)
     _enough(pred, ids)
     return Pairing(ids, [preds[s] for s in ids], [refs[s] for s in ids],
-                   [clips[s] for s in ids] if clips is not None else [], missing, extra)
+                   [clips[s] for s in ids] if clips is not None else [], missing, extra, videos=list(ids))
 
 
 def _enough(pred_dir: Path, ids: list[str]) -> None:

@@ -88,6 +88,10 @@ def test_extras_equal_their_functions_on_independently_encoded_features(tmp_path
 def test_metric_names_are_checked_before_encoding(tmp_path, scoring_case):
     assert parse_metrics("paper") == () and parse_metrics("all") == tuple(EXTRAS)
     assert parse_metrics("cmmd, paper,cmmd") == ("cmmd",)
+    assert parse_metrics(("paper", "cmmd", "coverage")) == ("cmmd", "coverage") == parse_metrics(["cmmd", "coverage"])
+    assert parse_metrics(["all"]) == tuple(EXTRAS)
+    with pytest.raises(MacsError, match="metrics: unknown 'fdd'"):
+        parse_metrics(["cmmd", "fdd"])
     with pytest.raises(MacsError, match="metrics: unknown 'fdd'"):
         run(scoring_case, tmp_path, "m", metrics="cmmd,fdd")
     assert not (tmp_path / "cache").exists()
