@@ -57,6 +57,8 @@ def score_options(
 def _config(o: dict):
     from macs_bench.scoring import ScoreConfig
 
+    if o["preset"] is Preset.world:
+        import macs_bench.world.scoring  # noqa: F401  the world registers its encoder preset when imported
     weights = {name: str(o[f"{name}_weights"]) for name in ("inception", "clip", "wav2clip", "clip_l336", "dinov2")
                if o[f"{name}_weights"]}
     return ScoreConfig(preset=o["preset"].value, weights=weights, batch_size=o["batch_size"],

@@ -20,10 +20,10 @@ import torch
 
 from macs_bench.errors import MacsError
 from macs_bench.features.inputs import AUDIO_RATE, load_audio, load_image
+from macs_bench.features.registry import EncoderPreset, get_preset, register_preset
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-PRESETS = ("paper", "random", "tiny", "world")
 
 
 @dataclass
@@ -275,37 +275,11 @@ def _builders() -> dict[str, Callable[..., Encoder]]:
     return {**BUILDERS, **BUILDERS_EXTRA}
 
 
-def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None, seed: int = 0,
-                   names: tuple[str, ...] | list[str] | None = None) -> dict[str, Encoder]:
-    """The scoring encoders ``names`` (default: the paper's three). ``paper``: published weights (explicit files
-    in ``weights``, else the ``macs-bench weights`` cache); ``random``: the real architectures with random
-    weights; ``tiny``: small random networks; ``world``: the synthetic world's trained towers
-    (``macs_bench.world``, the demo's; the paper's three only). Only ``paper`` gives numbers comparable with the
-    paper."""
-    if preset not in PRESETS:
-        raise MacsError(f"unknown encoder preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    builders = _builders()
-    names = list(names or PAPER_ENCODERS)
-    unknown = [n for n in names if n not in builders]
-    if unknown:
-        raise MacsError(f"unknown encoder {unknown[0]!r}; known: {', '.join(builders)}")
-    if preset == "tiny":
-        from macs_bench.features.encoders_extra import tiny_extra
-
-        return {name: tiny(name, seed) if name in BUILDERS else tiny_extra(name, seed) for name in names}
-    if preset == "world":
-        from macs_bench.world.scoring import world_encoders
-
-        missing = [n for n in names if n not in BUILDERS]
-        if missing:
-            raise MacsError(f"the world preset has no {missing[0]!r} encoder; it stands in for "
-                            f"{', '.join(BUILDERS)} only")
-        return {name: encoder for name, encoder in world_encoders().items() if name in names}
-    if preset == "random":
-        return {name: builders[name](None, seed=seed) for name in names}
+def _paper(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Encoder]:
+    """Published weights: the user's own files in ``given``, else the ``macs-bench weights`` cache (verified)."""
     from macs_bench import weights as weight_store
 
-    given = weights or {}
+    builders = _builders()
     built = {}
     for name in names:
         build = builders[name]
@@ -318,3 +292,41 @@ def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None
             raise MacsError(f"{path}: corrupt weights ({built[name].weights}, expected {expected_weights(name)}); "
                             f"fetch them again with: macs-bench weights fetch --overwrite {WEIGHT_NAMES[name]}")
     return built
+
+
+def _random(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Encoder]:
+    builders = _builders()
+    return {name: builders[name](None, seed=seed) for name in names}
+
+
+def _tiny(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Encoder]:
+    from macs_bench.features.encoders_extra import tiny_extra
+
+    return {name: tiny(name, seed) if name in BUILDERS else tiny_extra(name, seed) for name in names}
+
+
+register_preset(EncoderPreset("paper", _paper, "published weights (comparable with the paper)"))
+register_preset(EncoderPreset("random", _random, "the real architectures with random weights (smoke tests)"))
+register_preset(EncoderPreset("tiny", _tiny, "small random networks (fast smoke tests)"))
+
+
+def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None, seed: int = 0,
+                   names: tuple[str, ...] | list[str] | None = None) -> dict[str, Encoder]:
+    """The scoring encoders ``names`` (default: the paper's three) from a registered preset
+    (:mod:`macs_bench.features.registry`). ``paper``: published weights (explicit files in ``weights``, else the
+    ``macs-bench weights`` cache); ``random``: the real architectures with random weights; ``tiny``: small
+    random networks; other presets are registered by the packages that bring them (the synthetic world's
+    ``world``, when ``macs_bench.world.scoring`` is imported). Only ``paper`` gives numbers comparable with the
+    paper."""
+    spec = get_preset(preset)
+    builders = _builders()
+    names = list(names or PAPER_ENCODERS)
+    unknown = [n for n in names if n not in builders]
+    if unknown:
+        raise MacsError(f"unknown encoder {unknown[0]!r}; known: {', '.join(builders)}")
+    if spec.provides is not None:
+        missing = [n for n in names if n not in spec.provides]
+        if missing:
+            raise MacsError(f"the {preset} preset has no {missing[0]!r} encoder; it stands in for "
+                            f"{', '.join(spec.provides)} only")
+    return spec.build(names, dict(weights or {}), seed)
