@@ -11,6 +11,7 @@ preset loads the published weights, and a missing file is an error that says how
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -44,10 +45,13 @@ class Encoder:
     # a text tower in this encoder's space (sentences -> embeddings) for per-source coverage; None: the
     # network's own (CLIP's encode_text), see macs_bench.features.encoders_extra.text_tower
     text: Callable[[list[str]], np.ndarray] | None = None
+    # the code that runs the weights, when it matters for the numbers (DINOv2's position interpolation)
+    implementation: str = ""
 
     @property
     def id(self) -> str:
-        return f"{self.name}/{self.weights}/{self.preprocess_version}"
+        base = f"{self.name}/{self.weights}/{self.preprocess_version}"
+        return f"{base}/{self.implementation}" if self.implementation else base
 
     def to(self, device: torch.device) -> "Encoder":
         self.model.to(device)
@@ -70,28 +74,51 @@ class Encoder:
 
 # -- preprocessing ----------------------------------------------------------------------------------------
 
-def inception_input(path: Path) -> torch.Tensor:
-    """clean-fid 'clean' mode: PIL bicubic resize to 299 in float32, no re-quantisation, values 0..255."""
+class ImageFile:
+    """An image encoder's preprocessing: decode the file (:func:`load_image`), then ``transform`` the
+    ``H x W x 3`` uint8 array. The scorer decodes each file once and hands the array to every encoder's
+    ``transform`` (see :func:`macs_bench.features.extract.encode_sets`); picklable for DataLoader workers."""
+
+    def __init__(self, transform: Callable[[np.ndarray], torch.Tensor]):
+        self.transform = transform
+
+    def __call__(self, path: Path) -> torch.Tensor:
+        return self.transform(load_image(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _cleanfid_resizer():
     from cleanfid.resize import make_resizer
 
-    resized = make_resizer("PIL", False, "bicubic", (299, 299))(load_image(path))
+    return make_resizer("PIL", False, "bicubic", (299, 299))
+
+
+def inception_transform(image: np.ndarray) -> torch.Tensor:
+    """clean-fid 'clean' mode: PIL bicubic resize to 299 in float32, no re-quantisation, values 0..255."""
+    resized = _cleanfid_resizer()(image)
     return torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+
+
+@functools.lru_cache(maxsize=None)
+def _clip_resize_pipeline():
+    from torchvision import transforms
+
+    return transforms.Compose([transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC),
+                               transforms.CenterCrop(224)])
 
 
 def clip_resize(image: np.ndarray) -> np.ndarray:
     """clean-fid's CLIP resize (``cleanfid.clip_features.img_preprocess_clip``, whose module needs OpenAI's
     ``clip`` package to import): PIL bicubic resize of the short side to 224, centre crop, uint8."""
     from PIL import Image
-    from torchvision import transforms
 
-    resize = transforms.Compose([transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC),
-                                 transforms.CenterCrop(224)])
-    return np.asarray(resize(Image.fromarray(image.astype(np.uint8)).convert("RGB"))).clip(0, 255).astype(np.uint8)
+    resized = _clip_resize_pipeline()(Image.fromarray(image.astype(np.uint8)).convert("RGB"))
+    return np.asarray(resized).clip(0, 255).astype(np.uint8)
 
 
-def clip_input(path: Path) -> torch.Tensor:
+def clip_transform(image: np.ndarray) -> torch.Tensor:
     """:func:`clip_resize`, then OpenAI's normalisation: the numbers clean-fid feeds CLIP for CLIP-FID."""
-    x = torch.from_numpy(clip_resize(load_image(path)).transpose(2, 0, 1).copy()).float() / 255.0
+    x = torch.from_numpy(clip_resize(image).transpose(2, 0, 1).copy()).float() / 255.0
     mean = torch.tensor(OPENAI_MEAN).view(3, 1, 1)
     std = torch.tensor(OPENAI_STD).view(3, 1, 1)
     return (x - mean) / std
@@ -101,11 +128,16 @@ def audio_input(path: Path) -> torch.Tensor:
     return torch.from_numpy(load_audio(path))
 
 
-def tiny_image_input(path: Path) -> torch.Tensor:
+def tiny_transform(image: np.ndarray) -> torch.Tensor:
     from PIL import Image
 
-    img = Image.fromarray(load_image(path)).resize((32, 32), Image.BICUBIC)
+    img = Image.fromarray(image).resize((32, 32), Image.BICUBIC)
     return torch.from_numpy(np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+
+
+inception_input = ImageFile(inception_transform)
+clip_input = ImageFile(clip_transform)
+tiny_image_input = ImageFile(tiny_transform)
 
 
 # -- builders ---------------------------------------------------------------------------------------------
