@@ -32,7 +32,8 @@ def score_options(
     preset: Preset = typer.Option(Preset.paper, "--preset", help=PRESET_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Files per encoder batch."),
-    num_workers: int = typer.Option(0, "--num-workers", min=0, help="DataLoader workers for decoding."),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers", min=0, help="Decoding: DataLoader worker "
+                                              "processes (default: a thread pool, a thread per core up to 8)."),
     kid_seed: int = typer.Option(0, "--kid-seed", help="Seed of KID's subset sampling."),
     metrics: str = typer.Option("paper", "--metrics", help=METRICS_HELP),
     bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Bootstrap rounds for 95% intervals of every "
@@ -135,7 +136,7 @@ def register(app: typer.Typer) -> None:
     own = [
         _param("manifest", Path, typer.Option(..., "--manifest", help=MANIFEST_HELP)),
         _param("pred", Path, typer.Option(..., "--pred", help="Folder with one generated image per sample id "
-                                          "(png or jpg).")),
+                                          "(png, jpg, webp, bmp or tif).")),
         _param("media", Path, typer.Option(..., "--media", help="MEDIA folder of 'datasets fetch' (frames/, "
                                            "audio/).")),
         _param("fold", Optional[int], typer.Option(None, "--fold", help="Score only this fold's samples.")),
@@ -154,7 +155,8 @@ def register(app: typer.Typer) -> None:
                                                        config=config, progress=progress), o["model_name"])
 
     own = [
-        _param("pred", Path, typer.Argument(..., metavar="PRED", help="Folder of generated images (png or jpg).",
+        _param("pred", Path, typer.Argument(..., metavar="PRED", help="Folder of generated images (png, jpg, webp, "
+                                            "bmp, tif).",
                                             show_default=False)),
         _param("ref", Path, typer.Argument(..., metavar="REF", help="Folder of reference images with the same "
                                            "file stems.", show_default=False)),

@@ -24,11 +24,11 @@ from macs_bench.scoring.distributed import finish, process_group
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
 from macs_bench.features.encoders import PAPER_ENCODERS, Encoder, build_encoders
-from macs_bench.features.extract import content_hash, encode_files
+from macs_bench.features.extract import content_hash, encode_sets
 from macs_bench.io import sha256_file
 from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
                                     interval_functions, needed_encoders, parse_metrics, small_n_warnings)
-from macs_bench.metric_spec import DIRECTIONS, METRIC_VERSION, VERSIONS
+from macs_bench.metric_spec import DIRECTIONS, IMAGE_SUFFIXES, METRIC_VERSION, VERSIONS
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
 from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
 from macs_bench.scoring.pairing import Pairing, manifest_csv, pair_files, pair_folders
@@ -48,7 +48,7 @@ class ScoreConfig:
     preset: str = "paper"  # encoder weights: paper | random | tiny (only paper is comparable with the paper)
     weights: dict[str, str] = field(default_factory=dict)  # explicit weight files per encoder name
     batch_size: int = 32
-    num_workers: int = 0
+    num_workers: int | None = None  # decoding: DataLoader processes; None: a thread pool (up to 8 threads)
     device: str = "auto"
     kid_subsets: int = 100
     kid_subset_size: int = 1000
@@ -182,13 +182,15 @@ def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | No
             ("gen_clip", "clip", pairing.predictions), ("gt_clip", "clip", pairing.frames),
             *([("audio_wav2clip", "wav2clip", pairing.audio)] if with_audio else []),
             *extra_jobs(job.selected, pairing.predictions, pairing.frames)]
-    for key, name, paths in jobs:
+    for role, paths, wanted in _by_file_set(jobs):  # one decode per file for all its encoders
         t = time.perf_counter()
-        tick = progress(key, len(paths)) if progress else None
-        features[key], encoded_now[key] = encode_files(
-            paths, [hashes[p] for p in paths], encoders[name], cache, device=device, batch_size=config.batch_size,
-            num_workers=config.num_workers, accelerator=accelerator, progress=tick)
-        timings[f"encode_{key}"] = time.perf_counter() - t
+        tick = progress(role, len(paths)) if progress else None
+        done = encode_sets(paths, [hashes[p] for p in paths], {key: encoders[name] for key, name in wanted},
+                           cache, device=device, batch_size=config.batch_size, num_workers=config.num_workers,
+                           accelerator=accelerator, progress=tick)
+        for key, (matrix, count) in done.items():
+            features[key], encoded_now[key] = matrix, count
+        timings[f"encode_{role}"] = time.perf_counter() - t
     if accelerator is not None and not accelerator.is_main_process:
         finish(accelerator)
         return None
@@ -200,6 +202,24 @@ def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | No
     if job.out is not None:
         result.save(job.out)
     return result
+
+
+def skipped_warnings(skipped: list[str]) -> list[str]:
+    """One warning naming every file a folder held that scoring did not read."""
+    if not skipped:
+        return []
+    return [f"{len(skipped)} file(s) skipped (not an image of {', '.join(IMAGE_SUFFIXES)} or an audio clip): "
+            + ", ".join(skipped)]
+
+
+def _by_file_set(jobs: list[tuple[str, str, list[Path]]]) -> list[tuple[str, list[Path], list[tuple[str, str]]]]:
+    """The encoder jobs grouped by the files they read (``gen_*``, ``gt_*``, ``audio_*``): ``(role, paths,
+    [(feature key, encoder name), ...])``."""
+    groups: dict[str, tuple[list[Path], list[tuple[str, str]]]] = {}
+    for key, name, paths in jobs:
+        role = key.split("_", 1)[0]
+        groups.setdefault(role, (paths, []))[1].append((key, name))
+    return [(role, paths, wanted) for role, (paths, wanted) in groups.items()]
 
 
 def _summarise(job: _Job, features, encoders, encoded_now, timings, started, accelerator, device,
@@ -241,10 +261,11 @@ def _summarise(job: _Job, features, encoders, encoded_now, timings, started, acc
                    "predictions_sha256": digest_lines(zip(pairing.sample_ids, file_hashes["pred_sha256"])),
                    "media_sha256": digest_lines(zip(pairing.sample_ids, file_hashes["frame_sha256"],
                                                     file_hashes["audio_sha256"])),
-                   "left_out_missing": pairing.missing, "left_out_extra": pairing.extra},
+                   "left_out_missing": pairing.missing, "left_out_extra": pairing.extra,
+                   "skipped_files": pairing.skipped},
         "encoded_now": encoded_now,
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        "warnings": [*notes, *scope_warnings(pairing, encoders, job.benchmark),
+        "warnings": [*notes, *skipped_warnings(pairing.skipped), *scope_warnings(pairing, encoders, job.benchmark),
                      *wide_image_warnings(pairing.predictions, pairing.frames),
                      *small_n_warnings(len(pairing.sample_ids), features, selected, config.kid_subset_size),
                      *(f"{k} is undefined: every generated image is equally similar to some sample's query"
