@@ -274,7 +274,8 @@ def _summarise(job: _Job, features, encoders, encoded_now, timings, started, acc
     if breakdown:
         provenance["breakdown"] = breakdown
     if "coverage" in selected:
-        provenance["coverage"] = coverage_provenance(pairing.classes, encoders["clip"])
+        provenance["coverage"] = {**coverage_provenance(pairing.classes, encoders["clip"]),
+                                  "chance_level": float(extra_per_sample["source_coverage_chance"].mean())}
     if intervals is not None:
         provenance["intervals"] = {"method": "percentile bootstrap over samples", "level": LEVEL,
                                    "rounds": config.bootstrap, "seed": config.bootstrap_seed, "metrics": intervals}
