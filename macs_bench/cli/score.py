@@ -49,6 +49,9 @@ def score_options(
                                                      "ViT-L-14-336px.pt (CMMD)."),
     dinov2_weights: Optional[Path] = typer.Option(None, "--dinov2-weights", help="Local DINOv2 ViT-L/14 folder "
                                                   "(config.json, model.safetensors)."),
+    coverage_detector: Optional[str] = typer.Option(None, "--coverage-detector", help="An independent "
+                                                    "open_clip model for coverage, ARCH/PRETRAINED (e.g. "
+                                                    "ViT-B-16/laion2b_s34b_b88k); default: the CLIP of AIS/IIS."),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> dict:
     """The options score and score-folders share (typer reads this signature; see :func:`register`)."""
@@ -65,7 +68,8 @@ def _config(o: dict):
     return ScoreConfig(preset=o["preset"].value, weights=weights, batch_size=o["batch_size"],
                        num_workers=o["num_workers"], device=o["device"], kid_seed=o["kid_seed"],
                        allow_missing=o["allow_missing"], cache_dir=str(o["cache_dir"]) if o["cache_dir"] else None,
-                       metrics=o["metrics"], bootstrap=o["bootstrap"], bootstrap_seed=o["bootstrap_seed"])
+                       metrics=o["metrics"], bootstrap=o["bootstrap"], bootstrap_seed=o["bootstrap_seed"],
+                       coverage_detector=o["coverage_detector"])
 
 
 def _run(o: dict, call, title: str, suffix: str = "") -> None:

@@ -58,6 +58,7 @@ class ScoreConfig:
     metrics: str = "paper"  # paper | all | comma list of extras (see macs_bench.metric_spec.EXTRAS)
     bootstrap: int = 0  # rounds of the bootstrap confidence intervals (0: none)
     bootstrap_seed: int = 0
+    coverage_detector: str | None = None  # open_clip ARCH/PRETRAINED for coverage (None: the CLIP of AIS/IIS)
 
 
 @dataclass
@@ -148,6 +149,8 @@ def _check(job: _Job, inputs: list[Path]) -> None:
     """Checks that need no file read: the options, the output path."""
     check_config(job.config)
     job.selected = parse_metrics(job.config.metrics)
+    if job.config.coverage_detector and "coverage" not in job.selected:
+        raise MacsError("a coverage detector serves the coverage metrics: add coverage to the metrics")
     if job.out is not None:
         check_out(job.out, inputs)
 
@@ -168,8 +171,12 @@ def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | No
                             "given")
     else:
         missing_weights(config.preset, names, config.weights)
-    encoders = encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()},
-                                          names=names)
+    encoders = dict(encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()},
+                                               names=names))
+    if config.coverage_detector and "detector" not in encoders:
+        from macs_bench.features.detector import open_clip_detector
+
+        encoders["detector"] = open_clip_detector(config.coverage_detector, config.preset)
     cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
 
     timings: dict[str, float] = {}
@@ -181,7 +188,9 @@ def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | No
     jobs = [("gen_inception", "inception", pairing.predictions), ("gt_inception", "inception", pairing.frames),
             ("gen_clip", "clip", pairing.predictions), ("gt_clip", "clip", pairing.frames),
             *([("audio_wav2clip", "wav2clip", pairing.audio)] if with_audio else []),
-            *extra_jobs(job.selected, pairing.predictions, pairing.frames)]
+            *extra_jobs(job.selected, pairing.predictions, pairing.frames),
+            *([("gen_detector", "detector", pairing.predictions), ("gt_detector", "detector", pairing.frames)]
+              if "detector" in encoders else [])]
     for role, paths, wanted in _by_file_set(jobs):  # one decode per file for all its encoders
         t = time.perf_counter()
         tick = progress(role, len(paths)) if progress else None
@@ -233,8 +242,11 @@ def _summarise(job: _Job, features, encoders, encoded_now, timings, started, acc
     metrics, per_sample, notes = compute_metrics(features["gen_inception"], features["gt_inception"],
                                                  features["gen_clip"], features["gt_clip"],
                                                  features.get("audio_wav2clip"), config)
-    extra, breakdown, extra_per_sample = compute_extras(selected, features, lambda: coverage_inputs(
-        encoders["clip"], pairing))
+    space = "detector" if "detector" in encoders else "clip"  # coverage's detector: its own, or AIS/IIS's CLIP
+    # compute_extras reads coverage's image features under the clip keys (nothing else there reads them)
+    seen = {**features, "gen_clip": features[f"gen_{space}"], "gt_clip": features[f"gt_{space}"]}
+    extra, breakdown, extra_per_sample = compute_extras(selected, seen, lambda: coverage_inputs(
+        encoders[space], pairing))
     intervals = None
     if config.bootstrap:
         functions = interval_functions(selected, features, per_sample, extra_per_sample, config,
@@ -274,7 +286,9 @@ def _summarise(job: _Job, features, encoders, encoded_now, timings, started, acc
     if breakdown:
         provenance["breakdown"] = breakdown
     if "coverage" in selected:
-        provenance["coverage"] = {**coverage_provenance(pairing.classes, encoders["clip"]),
+        provenance["coverage"] = {**coverage_provenance(pairing.classes, encoders[space]),
+                                  **({"detector": f"{encoders[space].id} (independent open_clip detector, zero-shot)"}
+                                     if space == "detector" else {}),
                                   "chance_level": float(extra_per_sample["source_coverage_chance"].mean())}
     if intervals is not None:
         provenance["intervals"] = {"method": "percentile bootstrap over samples", "level": LEVEL,
