@@ -100,7 +100,8 @@ def encode_sets(paths: Sequence[Path], hashes: Sequence[str], encoders: dict[str
                 *, device: torch.device, batch_size: int = 32, num_workers: int | None = None, accelerator=None,
                 progress: Callable[[int], None] | None = None) -> dict[str, tuple[np.ndarray, int]]:
     """Every encoder's ``(features N x dim, files encoded now by all processes)`` for one list of files, each
-    file decoded once for all the encoders that lack its feature in the cache."""
+    file decoded once for all the encoders that lack its feature in the cache (once per group of encoders that
+    lack the same files, when their caches differ)."""
     device = torch.device(device)
     cache_ids = {key: f"{enc.id}/{device.type}" for key, enc in encoders.items()}  # CPU and GPU bits differ
     features: dict[str, dict[str, np.ndarray]] = {key: {} for key in encoders}
@@ -114,14 +115,21 @@ def encode_sets(paths: Sequence[Path], hashes: Sequence[str], encoders: dict[str
                 todo[key][h] = path
             else:
                 features[key][h] = feature
-    keys = sorted(set().union(*(set(t) for t in todo.values())))
-    if accelerator is not None and accelerator.num_processes > 1:
-        keys = _my_share(keys, accelerator, batch_size)
-    error = None
-    try:
-        mine = _encode(keys, todo, encoders, cache, cache_ids, device, batch_size, num_workers, progress)
-    except MacsError as exc:
-        error, mine = str(exc), {key: 0 for key in encoders}
+    # encoders missing the same files share one decode of them; each encoder's batches are its own sorted
+    # list of missing files cut every batch_size, as when it ran alone (batched kernels give the same bits)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for key in encoders:
+        groups.setdefault(tuple(sorted(todo[key])), []).append(key)
+    error, mine = None, {key: 0 for key in encoders}
+    for keys, members in groups.items():
+        keys = list(keys)
+        if accelerator is not None and accelerator.num_processes > 1:
+            keys = _my_share(keys, accelerator, batch_size)
+        try:
+            mine.update(_encode(keys, {k: todo[k] for k in members}, {k: encoders[k] for k in members}, cache,
+                                cache_ids, device, batch_size, num_workers, progress))
+        except MacsError as exc:
+            error = error or str(exc)
     encoded = _agree(accelerator, error, mine)
     out = {}
     for key, enc in encoders.items():
