@@ -50,8 +50,8 @@ def score_options(
     dinov2_weights: Optional[Path] = typer.Option(None, "--dinov2-weights", help="Local DINOv2 ViT-L/14 folder "
                                                   "(config.json, model.safetensors)."),
     coverage_detector: Optional[str] = typer.Option(None, "--coverage-detector", help="An independent "
-                                                    "open_clip model for coverage, ARCH/PRETRAINED (e.g. "
-                                                    "ViT-B-16/laion2b_s34b_b88k); default: the CLIP of AIS/IIS."),
+                                                    "open_clip model for coverage, as ARCH/PRETRAINED (open_clip's "
+                                                    "names); default: the CLIP of AIS/IIS."),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> dict:
     """The options score and score-folders share (typer reads this signature; see :func:`register`)."""
