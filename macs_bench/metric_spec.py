@@ -18,7 +18,7 @@ DIRECTIONS = {"fid": "lower", "clip_fid": "lower", "kid": "lower", "ais": "highe
 DECIMALS = {"fid": 2, "clip_fid": 2, "kid": 4, "ais": 4, "ais_z": 4, "iis": 4, "iis_z": 4}  # as the paper prints
 ARROWS = {"lower": "↓", "higher": "↑"}
 # what a prediction folder may hold, and the suffixes of the ground truth (see macs_bench.media.layout)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 

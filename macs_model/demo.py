@@ -163,6 +163,7 @@ def _run_demo(out: Path, plan: DemoPlan, progress: bool, log: Callable[[str], No
     from macs_bench.datasets.synthetic import write_synthetic
     from macs_bench.plots.grid import sample_grid
     from macs_bench.scoring import ScoreConfig, score
+    import macs_bench.world.scoring  # noqa: F401  registers the 'world' encoder preset
     from macs_bench.world import SD_DIR, WORLD_DIR
     from macs_bench.world.checksums import verify_tree
     from macs_bench.world.controls import write_noise, write_oracle, write_shuffled

@@ -27,6 +27,13 @@ class Pairing:
     classes: list[str] = field(default_factory=list)  # V: every label in the whole manifest, sorted
     videos: list[str] = field(default_factory=list)  # each sample's resampling unit (manifest ytid, else itself)
     unit: str = "sample"  # what ``videos`` holds: "video" (the manifest's ytid) or "sample"
+    skipped: list[str] = field(default_factory=list)  # files in the folders that are not of a scored kind
+
+
+def skipped_files(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """Every visible file in ``folder`` that scoring does not read (another suffix), by path."""
+    return [str(p) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+            and p.suffix.lower() not in suffixes]
 
 
 def find_files(folder: Path, suffixes: tuple[str, ...], what: str) -> dict[str, Path]:
@@ -92,7 +99,7 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
     _enough(pred_dir, ids)
     classes = sorted({x for labels in by_id.values() for x in labels})
     return Pairing(ids, [found[sid] for sid in ids], frames, audio, missing, extra, [by_id[s] for s in ids],
-                   classes, [video_of[s] for s in ids], "video")
+                   classes, [video_of[s] for s in ids], "video", skipped_files(Path(pred_dir), IMAGE_SUFFIXES))
 
 
 def pair_folders(pred: Path, ref: Path, audio: Path | None, allow_missing: bool) -> Pairing:
@@ -111,8 +118,11 @@ def pair_folders(pred: Path, ref: Path, audio: Path | None, allow_missing: bool)
                         "score the common stems")
     ids = sorted(common)
     _enough(pred, ids)
+    skipped = [*skipped_files(pred, IMAGE_SUFFIXES), *skipped_files(ref, IMAGE_SUFFIXES),
+               *(skipped_files(audio, AUDIO_SUFFIXES) if audio is not None else [])]
     return Pairing(ids, [preds[s] for s in ids], [refs[s] for s in ids],
-                   [clips[s] for s in ids] if clips is not None else [], missing, extra, videos=list(ids))
+                   [clips[s] for s in ids] if clips is not None else [], missing, extra, videos=list(ids),
+                   skipped=skipped)
 
 
 def _enough(pred_dir: Path, ids: list[str]) -> None:

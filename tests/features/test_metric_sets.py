@@ -81,6 +81,8 @@ def test_extras_equal_their_functions_on_independently_encoded_features(tmp_path
     by = result["breakdown"]["source_coverage_by_sources"]
     assert sorted(by) == ["1", "2", "3"] and sum(v["n"] for v in by.values()) == 8
     assert result["coverage"]["n_classes"] == 5 and result["directions"]["cmmd"] == "lower"
+    assert result["coverage"]["chance_level"] == pytest.approx(np.mean([len(y) / 5 for y in label_sets]))
+    assert all(v["chance"] == pytest.approx(int(k) / 5) for k, v in by.items())
     assert set(result["extra_metric_versions"]) == {"coverage", "cmmd", "fd_dinov2", "prdc_dinov2"}
     assert any("fd_dinov2: N = 8 is not above the feature dimension" in w for w in result["warnings"])
 
