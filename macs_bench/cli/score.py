@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
     def score_folders_command(pred: Path, ref: Path, audio: Optional[Path], unpaired: bool,
                               save_ref_stats: Optional[Path], **o) -> None:
         """Score the images of PRED against those of REF, paired by file name, without a manifest (AIS needs
-        --audio); with --unpaired, the distribution metrics of two sets of any sizes (REF: a folder or saved
+        --audio). Unpaired: the distribution metrics of two sets of any sizes (REF: a folder or saved
         reference statistics)."""
         from macs_bench.scoring import score_folders
         from macs_bench.scoring.unpaired import score_unpaired
@@ -192,8 +192,8 @@ def register(app: typer.Typer) -> None:
 
 
 def ref_stats_command(
-    ref: Optional[Path] = typer.Argument(None, metavar="[REF]", help="Folder of reference images (or give "
-                                         "--manifest and --media for a benchmark fold's frames).",
+    ref: Optional[Path] = typer.Argument(None, metavar="[REF]", help="Folder of reference images (or, "
+                                         "with a manifest and media, a benchmark fold's frames).",
                                          show_default=False),
     out: Path = typer.Option(..., "--out", help="Statistics file to write (.npz)."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help=MANIFEST_HELP),
