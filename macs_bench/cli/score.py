@@ -175,13 +175,13 @@ def register(app: typer.Typer) -> None:
         _param("pred", Path, typer.Argument(..., metavar="PRED", help="Folder of generated images (png, jpg, webp, "
                                             "bmp, tif).", show_default=False)),
         _param("ref", Path, typer.Argument(..., metavar="REF", help="Folder of reference images with the same "
-                                           "file stems (--unpaired: any images, or a reference statistics file).",
+                                           "file stems (unpaired: any images, or a reference statistics file).",
                                            show_default=False)),
         _param("audio", Optional[Path], typer.Option(None, "--audio", help="Folder of the audio clips (wav, "
                                                      "flac, ogg) with the same stems; needed for AIS.")),
         _param("unpaired", bool, typer.Option(False, "--unpaired", help="Distribution metrics only (FID, "
-                                              "CLIP-FID, KID, and --metrics extras) between sets of any sizes.")),
-        _param("save_ref_stats", Optional[Path], typer.Option(None, "--save-ref-stats", help="With --unpaired: "
+                                              "CLIP-FID, KID, and the selected extras) between sets of any sizes.")),
+        _param("save_ref_stats", Optional[Path], typer.Option(None, "--save-ref-stats", help="Unpaired mode: "
                                                               "save REF's statistics to this .npz for reuse.")),
     ]
     shared_folders = [p.replace(default=typer.Option("pred", "--model-name", help="Name of the scored model."))
