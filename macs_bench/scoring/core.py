@@ -23,8 +23,6 @@ from macs_bench.device import resolve_device
 from macs_bench.scoring.distributed import finish, process_group
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
-from macs_bench.features.encoders import PAPER_ENCODERS, Encoder, build_encoders
-from macs_bench.features.extract import content_hash, encode_sets
 from macs_bench.io import sha256_file
 from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
                                     interval_functions, needed_encoders, parse_metrics, small_n_warnings)
@@ -163,7 +161,7 @@ def _check(job: _Job, inputs: list[Path]) -> None:
 def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | None) -> ScoreResult | None:
     """Encode every file each metric needs (cached, sharded across processes), then summarise on the main one."""
     from macs_bench.features.encoders import PAPER_ENCODERS, build_encoders
-    from macs_bench.features.extract import content_hash, encode_files
+    from macs_bench.features.extract import content_hash, encode_sets
 
     started = time.perf_counter()
     config, pairing = job.config, job.pairing
