@@ -152,7 +152,12 @@ def _scored(result_file: Path, record: dict[str, Any], score_preset: str) -> boo
 
 
 def _stamp(result_file: Path, result: dict[str, Any], record: dict[str, Any], score_preset: str) -> None:
-    """Add what was scored to the result file, so a rerun knows it is done."""
-    result = {**result, "reproduce": {"adapter_sha256": record["adapter_sha256"], "fold": record["fold"],
+    """Add what was scored to the result file, so a rerun knows it is done, and the comparability stamp: the
+    release adapter was trained on most of the benchmark's clips, so the row may have seen the test clips."""
+    from macs_bench.models.protocol import RowInfo
+    from macs_model.baselines.macs import RELEASE_NOTE
+
+    row = RowInfo("model", "computed", True, RELEASE_NOTE).to_dict()
+    result = {**result, "row": row, "reproduce": {"adapter_sha256": record["adapter_sha256"], "fold": record["fold"],
                                       "score_preset": score_preset, "samples": record["samples"]}}
     atomic_write_text(result_file, dumps_json(result))

@@ -60,7 +60,8 @@ class AudioToImageModel(Protocol):
       ``seed`` should decide its noise;
     - ``provenance()``: JSON-ready facts about the weights (ids, sha256s, licences) and what they were trained on;
     - ``trained_ids()``: every sample id the weights have seen (the runner refuses a fold that overlaps it);
-      ``None`` when unknown (imported weights): the row is then stamped "may have seen the test clips".
+      ``None`` when unknown (imported weights): the row is then stamped "may have seen the test clips" unless
+      ``row_info()`` says otherwise (the evaluated ids are known to be held out).
 
     Optional: ``name`` (the row's model name), ``uses_labels`` (True: items carry the manifest's labels),
     ``row_info()`` (a :class:`RowInfo`), ``prepare(manifest, media, fold)`` (read what the benchmark declares,
@@ -92,10 +93,11 @@ def model_facts(model: Any, name: str | None = None) -> ModelFacts:
         raise TypeError(f"{type(model).__name__} is not an audio-to-image model: no {', '.join(missing)}() "
                         "(see macs_bench.models.AudioToImageModel)")
     trained = model.trained_ids()
-    row = model.row_info() if callable(getattr(model, "row_info", None)) else RowInfo()
-    if trained is None and not row.may_have_seen_test:
-        row = RowInfo(row.kind, row.source, True, (row.note + "; " if row.note else "")
-                      + "training ids unknown: may have seen the test clips")
+    if callable(getattr(model, "row_info", None)):  # the model knows (e.g. the evaluated ids are held out)
+        row = model.row_info()
+    else:
+        row = RowInfo(may_have_seen_test=trained is None,
+                      note="training ids unknown: may have seen the test clips" if trained is None else "")
     return ModelFacts(name or getattr(model, "name", None) or type(model).__name__,
                       bool(getattr(model, "uses_labels", False)), row, dict(model.provenance()),
                       None if trained is None else set(trained))

@@ -143,3 +143,15 @@ def test_third_party_model_runs_through_the_cli(world_fold, tmp_path):
                    env_path=tmp_path / "plugins", cwd=tmp_path)
     assert refused.returncode == 2 and "trained on 4 of the 4 samples of fold 0" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_weights_list_shows_each_baseline_licence():
+    from typer.testing import CliRunner
+
+    from macs_bench.cli import app
+    from macs_model.baselines import LICENCES
+
+    shown = CliRunner().invoke(app, ["weights", "list", "--baselines"], env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    for name, (_, licence) in LICENCES.items():
+        assert f"{name}\n" in shown.output and f"licence: {licence}" in shown.output
