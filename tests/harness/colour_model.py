@@ -1,5 +1,7 @@
 """A model outside macs: one flat colour per clip from its loudness, plus noise from the item's own seed."""
 
+import os
+
 import numpy as np
 
 
@@ -19,6 +21,9 @@ class ColourModel:
 
     def generate(self, items, seed):
         self.calls.append([item.sample_id for item in items])
+        if os.environ.get("COLOUR_LOG"):  # which process drew what (the slicing test)
+            with open(os.environ["COLOUR_LOG"], "a", encoding="utf-8") as fh:
+                fh.writelines(f"{os.environ.get('RANK', '0')} {item.sample_id}\n" for item in items)
         images = []
         for item in items:
             level = int(min(255, 2000 * float(np.abs(item.waveform).mean())))

@@ -155,3 +155,28 @@ def test_weights_list_shows_each_baseline_licence():
     assert shown.exit_code == 0, shown.output
     for name, (_, licence) in LICENCES.items():
         assert f"{name}\n" in shown.output and f"licence: {licence}" in shown.output
+
+
+@pytest.mark.slow
+def test_two_processes_draw_disjoint_slices_and_merge(world_fold, tmp_path):
+    """torchrun with 2 CPU processes (what accelerate launch starts): the images equal a 1-process run's."""
+    single = run(ColourModel(), world_fold.manifest, world_fold.media, tmp_path / "one", fold=4,
+                 config=_config(tmp_path), progress=False)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]), "OMP_NUM_THREADS": "1",
+           "COLOUR_LOG": str(tmp_path / "drawn.txt")}
+    out = tmp_path / "two"
+    done = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
+                           "-m", "macs_bench", "run", "colour_model:ColourModel", "--manifest",
+                           str(world_fold.manifest), "--media", str(world_fold.media), "--fold", "4", "--out",
+                           str(out), "--preset", "world", "--batch-size", "1", "--cache-dir",
+                           str(tmp_path / "features")], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads((out / "result.json").read_text())
+    assert data["generation"]["processes"] == 2 and data["tool"]["processes"] == 2 and data["n"] == 4
+    for png in sorted(single.images.glob("*.png")):
+        assert png.read_bytes() == (out / "images" / png.name).read_bytes()
+    assert data["metrics"] == json.loads(single.result_file.read_text())["metrics"]
+    drawn = [line.split() for line in (tmp_path / "drawn.txt").read_text().splitlines()]
+    by_rank = {rank: {sid for r, sid in drawn if r == rank} for rank in ("0", "1")}
+    assert len(drawn) == 4 and all(len(ids) == 2 for ids in by_rank.values())
+    assert by_rank["0"] | by_rank["1"] == set(_ids(world_fold, 4))
