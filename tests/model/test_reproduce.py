@@ -117,7 +117,7 @@ def test_pipeline_from_the_release_files_draws_what_reproduce_draws(data, tmp_pa
     pipe = AudioToImagePipeline.from_pretrained(release, dataset="llp-multi", preset="tiny", clap="tiny",
                                                 import_dir=tmp_path / "import", device="cpu")
     assert (tmp_path / "import" / "release-import.json").is_file()
-    (image,) = pipe(media / "audio" / "clip00.wav", batch_size=4)
+    (image,) = pipe(media / "audio" / "clip00.wav", batch_size=4).images
     assert np.array_equal(np.asarray(image.convert("RGB")).astype(np.int64), png(out / "images" / "clip00.png"))
     with pytest.raises(MacsError, match="missing"):
         AudioToImagePipeline.from_pretrained(tmp_path, dataset="llp-multi", preset="tiny")
