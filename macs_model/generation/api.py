@@ -21,6 +21,7 @@ from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, dumps_json
 from macs_model.generation.conditioning import EMBEDDINGS, Conditioner, training_windows
+from macs_model.run_folder import generator_run_info as _run_info
 
 LATENTS = "latents"  # the frames' VAE latents (macs_model.generation.latent_cache)
 
@@ -103,17 +104,6 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     summary = train_adapter(components, items, config, out, resume=resume, progress=progress, run_info=run_info,
                             accelerator=accelerator, latent_dir=out / LATENTS if cache_latents else None)
     return {**summary, "train_samples": len(ids), "skipped_without_media": skipped}
-
-
-def _run_info(adapter_run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(run_info, generator_config) of a generator run folder (or of the run above a checkpoint)."""
-    from macs_model.run_folder import run_records
-
-    for saved in run_records(adapter_run):
-        info, config = saved.get("run_info"), saved.get("generator_config")
-        if isinstance(info, dict) and "conditioning" in info and isinstance(config, dict):
-            return info, config
-    raise MacsError(f"{adapter_run}: not a 'macs-model train generator' run folder (no config.json with run_info)")
 
 
 def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None, adapter: str | os.PathLike,

@@ -48,7 +48,7 @@ class AudioToImagePipeline:
                         preset: str = "paper") -> AudioToImagePipeline:
         """From a generator run folder, or (with ``dataset``) from a folder of the authors' release files, which
         are imported once into ``import_dir`` (default: ``<path>/macs-import-<dataset>``)."""
-        from macs_model.generation.api import _run_info
+        from macs_model.run_folder import generator_run_info
         from macs_model.generation.conditioning import Conditioner
         from macs_model.generation.config import GeneratorConfig
         from macs_model.generation.pipeline import load_trained
@@ -56,8 +56,11 @@ class AudioToImagePipeline:
         device = resolve_device(device)
         run = Path(path).expanduser()
         if dataset is not None:
-            run = _imported_release(run, dataset, import_dir, base, preset)
-        info, saved_config = _run_info(run)
+            from macs_model.generation.release_import import import_release
+
+            target = Path(import_dir).expanduser() if import_dir is not None else run / f"macs-import-{dataset}"
+            run, _ = import_release(run, dataset, target, base=base, preset=preset)
+        info, saved_config = generator_run_info(run)
         try:
             gen_config = GeneratorConfig.from_dict(saved_config)
         except MacsError as exc:
@@ -184,18 +187,3 @@ class AudioToImagePipeline:
         """The adapter's sampling settings with this call's overrides."""
         changes = {k: v for k, v in (("inference_steps", steps), ("guidance_scale", guidance_scale)) if v is not None}
         return self.config.replace(**changes) if changes else self.config
-
-
-def _imported_release(release_dir: Path, dataset: str, import_dir: str | os.PathLike | None,
-                      base: str | os.PathLike | None, preset: str) -> Path:
-    """The run folder of the authors' files for ``dataset``, imported on first use."""
-    from macs_bench.io import sha256_file
-    from macs_model.generation.release_import import import_release_generator
-    from macs_model.reproduction import _import_once, release_files
-
-    files = release_files(release_dir, dataset)
-    run = Path(import_dir).expanduser() if import_dir is not None else release_dir / f"macs-import-{dataset}"
-    identity = {"mlp_sha256": sha256_file(files["mlp"]), "separator_sha256": sha256_file(files["separator"]),
-                "preset": preset}
-    _import_once(run, files, identity, base, preset, import_release_generator)
-    return run
