@@ -39,16 +39,18 @@ def separator_preset(preset: str, kind: str = "stft-unet") -> SeparatorConfig:
 
 
 def open_encoder(clap: str | os.PathLike | None, tokenizer: str | os.PathLike | None, sample_rate: int):
-    """The CLAP for stage 1: the registry's (None), a local laion-clap checkpoint, ``"tiny"`` (random) or
-    ``"world"`` (the synthetic world's, ``macs_bench.world``)."""
+    """The CLAP for stage 1: the weights registry's (None), a local laion-clap checkpoint, ``"tiny"`` (random) or
+    a name plug-ins registered (``macs_model.registry``: ``"world"``, the synthetic world's)."""
     from macs_model.separation.clap import TinyClap, load_clap
 
     if clap is not None and str(clap) == TINY_CLAP:
         return TinyClap(input_rate=sample_rate)
-    if clap is not None and str(clap) == WORLD_CLAP:
-        from macs_bench.world.clap import WorldClap
+    if clap is not None:
+        from macs_model.registry import clap_factory
 
-        return WorldClap(input_rate=sample_rate)
+        factory = clap_factory(str(clap))
+        if factory is not None:  # a registered name (the world's "world")
+            return factory(sample_rate)
     return load_clap(clap, tokenizer, input_rate=sample_rate)
 
 

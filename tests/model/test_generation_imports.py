@@ -29,3 +29,22 @@ def test_no_circle_among_generation_modules():
 
     circles = [m for m in MODULES if reaches(m, m, {m})]
     assert circles == [], {m: sorted(graph[m]) for m in circles}
+
+
+def test_stage_code_reaches_the_world_only_through_the_registry():
+    """No module of macs_model's separation, generation or cli imports ``macs_bench.world``; the world's hook fills
+    the registries instead (its CLAP and its generator preset with the world's SD base as default)."""
+    from macs_model.generation.config import GeneratorConfig
+    from macs_model.registry import clap_factory, default_base
+
+    files = [*(ROOT / "macs_model" / "separation").glob("*.py"), *(ROOT / "macs_model" / "generation").glob("*.py"),
+             ROOT / "macs_model" / "cli.py"]
+    offenders = []
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{file.name}: {n}" for n in names if n.startswith("macs_bench.world")]
+    assert offenders == []
+    assert GeneratorConfig.preset("world").clap_dim == 64 and default_base("world").name == "sd"
+    assert clap_factory("world") is not None and clap_factory("no-such-clap") is None
