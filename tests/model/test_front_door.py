@@ -14,6 +14,8 @@ ENTRY_POINTS = {
     "AudioToImagePipeline": "macs_model.generation.audio_to_image",
     "import_release_generator": "macs_model.generation.release_import",
     "reproduce": "macs_model.reproduction",
+    "TrainSummary": "macs_model.results",
+    "Separation": "macs_model.results",
 }
 
 

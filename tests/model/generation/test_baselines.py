@@ -120,3 +120,16 @@ def test_macs_run_draws_what_fold_wise_generate_drew(toy, stage2, tmp_path):
         assert np.abs(_pixels(png) - _pixels(stage2.pred / png.name)).max() <= 1
     with pytest.raises(MacsError, match="trained on"):
         run(model, toy.manifest, toy.media, tmp_path / "macs1", fold=1, config=_config(tmp_path), progress=False, allow_missing=True)
+
+
+def test_stage_entry_points_return_typed_results(stage2, separator, toy, tmp_path):
+    """train_generator gives a TrainSummary (also readable as the old mapping); separate gives Separations."""
+    from macs_model import Separation, TrainSummary, separate
+
+    summary = stage2.summary
+    assert isinstance(summary, TrainSummary) and summary.finished and summary.adapter == summary["adapter"]
+    assert summary.samples == summary["train_samples"] > 0 and summary.run == stage2.run
+    (result,) = separate([toy.media / "audio" / "clip00.wav"], separator, tmp_path / "sep", progress=False)
+    assert isinstance(result, Separation) and result.input_sha256 == result["input_sha256"]
+    assert [p.name for p in result.stem_files] == [f"source-{k}.wav" for k in range(1, len(result.stems) + 1)]
+    assert all(p.is_file() for p in result.stem_files)
