@@ -27,6 +27,9 @@ class EncoderPreset:
 
 
 _PRESETS: dict[str, EncoderPreset] = {}
+# modules that register presets of their own, imported by name when a preset is not yet known (the generic code
+# names them, it does not import them: as macs_model.registry.PLUGINS)
+PLUGINS = ("macs_bench.world.scoring",)
 
 
 def register_preset(preset: EncoderPreset) -> None:
@@ -39,7 +42,13 @@ def preset_names() -> tuple[str, ...]:
 
 
 def get_preset(name: str) -> EncoderPreset:
-    """The registered preset; an unknown name is one line listing the registered ones."""
+    """The registered preset (a plug-in module is imported on first need); an unknown name is one line listing the
+    registered ones."""
+    if name not in _PRESETS:
+        import importlib
+
+        for module in PLUGINS:
+            importlib.import_module(module)
     if name not in _PRESETS:
         raise MacsError(f"unknown encoder preset {name!r}; choose one of {', '.join(_PRESETS)} (a package that "
                         "brings its own encoders registers its preset when imported)")
