@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from macs_bench import __version__
 from macs_bench.datasets.manifest import manifest_dataset
 from macs_bench.device import resolve_device
 from macs_bench.scoring.distributed import finish, process_group
@@ -26,15 +25,15 @@ from macs_bench.features.cache import FeatureCache
 from macs_bench.io import sha256_file
 from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
                                     interval_functions, needed_encoders, parse_metrics, small_n_warnings)
-from macs_bench.metric_spec import DIRECTIONS, IMAGE_SUFFIXES, METRIC_VERSION, VERSIONS, definitions
+from macs_bench.metric_spec import DIRECTIONS, IMAGE_SUFFIXES, definitions
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
 from macs_bench.metrics.resample import LEVEL, METHODS, resample_intervals
 from macs_bench.scoring.pairing import Pairing, manifest_csv, pair_files, pair_folders
-from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
+from macs_bench.provenance import digest_lines
 from macs_bench.results import ScoreResult, per_sample_frame
 from macs_bench.scoring.checks import check_config, check_out, feature_notes, wide_image_warnings
 from macs_bench.scoring.provenance import (default_cache_dir, encoders_preset, missing_weights, published_weights,
-                                         scope_warnings)
+                                         run_provenance, scope_warnings)
 
 if TYPE_CHECKING:  # the encoders import torch: loaded when a score runs, not when this module is imported
     from macs_bench.features.encoders import Encoder
@@ -264,17 +263,9 @@ def _summarise(job: _Job, features, encoders, encoded_now, timings, started, acc
     timings["total"] = time.perf_counter() - started
     comparable = job.benchmark and published_weights(encoders) and not pairing.missing
     provenance = {
-        "metrics_selected": ["paper", *selected],
-        "metric_version": METRIC_VERSION,
-        "extra_metric_versions": {name: VERSIONS[name] for name in selected},
-        "encoders": {name: {"id": enc.id, "weights": enc.weights} for name, enc in encoders.items()},
-        "device": device.type,
-        "comparable_with_paper": comparable,
-        "seeds": {"kid": config.kid_seed, **({"bootstrap": config.bootstrap_seed} if config.bootstrap else {})},
-        "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
-        "tool": {"name": "macs-bench", "version": __version__, "source_commit": source_commit(),
-                 "libraries": package_versions(*SCORE_LIBRARIES),
-                 "processes": accelerator.num_processes if accelerator is not None else 1},
+        **run_provenance("paper", selected, encoders, device, comparable,
+                         {"kid": config.kid_seed, **({"bootstrap": config.bootstrap_seed} if config.bootstrap else {})},
+                         config, processes=accelerator.num_processes if accelerator is not None else 1),
         "inputs": {**job.inputs,
                    "predictions_sha256": digest_lines(zip(pairing.sample_ids, file_hashes["pred_sha256"])),
                    "media_sha256": digest_lines(zip(pairing.sample_ids, file_hashes["frame_sha256"],

@@ -72,3 +72,28 @@ def default_cache_dir() -> Path:
     from macs_bench.weights import cache_dir
 
     return cache_dir().parent / "features"
+
+
+def run_provenance(selected_label: str, selected: list[str], encoders: dict, device, comparable: bool,
+                   seeds: dict, config, processes: int | None = None) -> dict:
+    """The head every score result records, in its file order: what was selected and at which versions, the
+    encoders and their weights, device, comparability, seeds, config (less the cache folder) and the tool."""
+    from dataclasses import asdict
+
+    from macs_bench import __version__
+    from macs_bench.metric_spec import METRIC_VERSION, VERSIONS
+    from macs_bench.provenance import SCORE_LIBRARIES, package_versions, source_commit
+
+    tool = {"name": "macs-bench", "version": __version__, "source_commit": source_commit(),
+            "libraries": package_versions(*SCORE_LIBRARIES)}
+    return {
+        "metrics_selected": [selected_label, *selected],
+        "metric_version": METRIC_VERSION,
+        "extra_metric_versions": {name: VERSIONS[name] for name in selected},
+        "encoders": {name: {"id": enc.id, "weights": enc.weights} for name, enc in encoders.items()},
+        "device": device.type,
+        "comparable_with_paper": comparable,
+        "seeds": seeds,
+        "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
+        "tool": {**tool, "processes": processes} if processes is not None else tool,
+    }

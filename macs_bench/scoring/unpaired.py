@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -173,12 +173,12 @@ def score_unpaired(gen: str | Path, ref: str | Path | ReferenceStats, *, model_n
     e.g. 10k against 50k) or saved statistics (a file from :func:`make_reference_stats`, or the object).
     Returns a :class:`~macs_bench.results.ScoreResult` whose ``n`` is the generated set's size."""
     from macs_bench.metric_sets import compute_extras, directions, parse_metrics
-    from macs_bench.metric_spec import DIRECTIONS, METRIC_VERSION, VERSIONS
+    from macs_bench.metric_spec import DIRECTIONS
     from macs_bench.metrics import frechet_distance, kernel_inception_distance
-    from macs_bench.provenance import SCORE_LIBRARIES, package_versions, source_commit
     from macs_bench.results import ScoreResult, per_sample_frame
     from macs_bench.scoring.checks import check_config, check_out
     from macs_bench.scoring.core import ScoreConfig, skipped_warnings
+    from macs_bench.scoring.provenance import run_provenance
 
     started = time.perf_counter()
     config = config or ScoreConfig()
@@ -228,16 +228,7 @@ def score_unpaired(gen: str | Path, ref: str | Path | ReferenceStats, *, model_n
                             f"{built[name].dim}: the value is strongly biased upwards")
     provenance = {
         "mode": "unpaired",
-        "metrics_selected": ["paper-distribution", *selected],
-        "metric_version": METRIC_VERSION,
-        "extra_metric_versions": {name: VERSIONS[name] for name in selected},
-        "encoders": {name: {"id": enc.id, "weights": enc.weights} for name, enc in built.items()},
-        "device": device.type,
-        "comparable_with_paper": False,
-        "seeds": {"kid": config.kid_seed},
-        "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
-        "tool": {"name": "macs-bench", "version": __version__, "source_commit": source_commit(),
-                 "libraries": package_versions(*SCORE_LIBRARIES)},
+        **run_provenance("paper-distribution", selected, built, device, False, {"kid": config.kid_seed}, config),
         "inputs": {"predictions": str(gen), "predictions_sha256": gen_digest, "n_reference": n_ref,
                    "reference": stats.source if ref_path is None or ref_path.is_file() else str(ref_path),
                    "reference_files_sha256": stats.files_sha256, "reference_stats_sha256": stats.sha256,
