@@ -2,13 +2,8 @@ import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread):
+    """One intra-op thread for the harness's small world models."""
 
 
 @pytest.fixture(scope="session")
