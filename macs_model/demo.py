@@ -67,9 +67,9 @@ def _claim(path: Path, plan: DemoPlan) -> None:
 
 
 def _labels(manifest: Path) -> dict[str, tuple[str, ...]]:
-    from macs_bench.datasets.manifest import LIST_SEP, read_manifest
+    from macs_bench.datasets.manifest import LIST_SEP, manifest_rows
 
-    return {r["sample_id"]: tuple(x for x in r["labels"].split(LIST_SEP) if x) for r in read_manifest(manifest)}
+    return {r["sample_id"]: tuple(x for x in r["labels"].split(LIST_SEP) if x) for r in manifest_rows(manifest)}
 
 
 def fold_coverage(pred: Path, ids: list[str], labels: dict[str, tuple[str, ...]]) -> dict[str, float]:

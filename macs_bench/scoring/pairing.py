@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from macs_bench.datasets.manifest import manifest_csv, read_manifest
+from macs_bench.datasets.manifest import manifest_csv, manifest_rows
 from macs_bench.errors import MacsError
 from macs_bench.media.layout import MediaLayout
 from macs_bench.metric_spec import AUDIO_SUFFIXES, IMAGE_SUFFIXES
@@ -56,7 +56,7 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
                split: str | None = None) -> Pairing:
     """Match manifest samples with predictions and ground truth; missing or extra predictions are an error
     listing them, unless ``allow_missing`` (then the intersection is scored and the rest recorded)."""
-    rows = read_manifest(manifest_dir)
+    rows = manifest_rows(manifest_dir)
     by_id = {r["sample_id"]: [x for x in r["labels"].split(";") if x] for r in rows}
     counts = Counter(r["sample_id"] for r in rows)
     twice = [sid for sid, k in counts.items() if k > 1]
