@@ -231,14 +231,15 @@ def _check_row(path: Path, lineno: int, row: dict[str, str]) -> None:
         raise MacsError(f"{path}:{lineno}: wrong number of cells for the header's columns")
     for column in INT_COLUMNS:
         if row[column] and not (row[column].isascii() and row[column].isdigit()):
-            raise MacsError(f"{path}:{lineno}: column {column}: {row[column]!r} is not a whole number")
+            raise MacsError(f"{path}:{lineno}: {column} {row[column]!r} is not a whole number (column {column})")
     for column in ("start", "end"):
         if row[column] and not NUMBER_RE.fullmatch(row[column]):
-            raise MacsError(f"{path}:{lineno}: column {column}: {row[column]!r} is not a number of seconds "
-                            "such as 30 or 12.5")
+            raise MacsError(f"{path}:{lineno}: {column} {row[column]!r} is not a number of seconds such as "
+                            f"30 or 12.5 (column {column})")
     bad = [x for x in row["frame_seconds"].split(LIST_SEP) if x and not (x.isascii() and x.isdigit())]
     if bad:
-        raise MacsError(f"{path}:{lineno}: column frame_seconds: {bad[0]!r} is not a whole second")
+        raise MacsError(f"{path}:{lineno}: frame_seconds {row['frame_seconds']!r} holds {bad[0]!r}, not a whole second "
+                        "(column frame_seconds)")
 
 
 def read_manifest(path: str | os.PathLike):
