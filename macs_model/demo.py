@@ -68,9 +68,9 @@ def _claim(path: Path, plan: DemoPlan) -> None:
 
 
 def _labels(manifest: Path) -> dict[str, tuple[str, ...]]:
-    from macs_bench.datasets.manifest import read_manifest, split_list
+    from macs_bench.datasets.manifest import manifest_rows, split_list
 
-    return {r["sample_id"]: tuple(split_list(r["labels"])) for r in read_manifest(manifest)}
+    return {r["sample_id"]: tuple(split_list(r["labels"])) for r in manifest_rows(manifest)}
 
 
 def fold_coverage(pred: Path, ids: list[str], labels: dict[str, tuple[str, ...]]) -> dict[str, float]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from macs_bench import __version__
-from macs_bench.datasets.manifest import manifest_csv, read_manifest, split_list
+from macs_bench.datasets.manifest import manifest_csv, manifest_rows, split_list
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json, file_lock, format_sha256sums, sha256_file
 from macs_bench.media.layout import LEDGER_NAME, MediaLayout
@@ -64,7 +64,7 @@ def selection(manifest: Path, media: MediaLayout) -> list[dict[str, str]]:
         raise MacsError(f"{media.root}: not a MEDIA folder (no {LEDGER_NAME})")
     with Ledger(media.ledger) as ledger:
         ok = {sid for sid, e in ledger.all().items() if e.status == "ok"}
-    rows = [r for r in read_manifest(manifest) if r["sample_id"] in ok
+    rows = [r for r in manifest_rows(manifest) if r["sample_id"] in ok
             and media.audio(r["sample_id"]).is_file()
             and (not r["frame_seconds"] or media.frame(r["sample_id"]).is_file())]
     if not rows:

@@ -47,9 +47,9 @@ class FoldSamples:
 
 def fold_samples(manifest: str | os.PathLike, fold: int | None, split: str | None) -> FoldSamples:
     """The sample ids (manifest order) and labels of fold K, of a split, or of the whole manifest."""
-    from macs_bench.datasets.manifest import LIST_SEP, read_manifest
+    from macs_bench.datasets.manifest import manifest_rows, split_list
 
-    rows = read_manifest(manifest)
+    rows = manifest_rows(manifest)
     if fold is not None:
         folds = sorted({r["fold"] for r in rows if r.get("fold")})
         if str(fold) not in folds:
@@ -60,7 +60,7 @@ def fold_samples(manifest: str | os.PathLike, fold: int | None, split: str | Non
         if not rows:
             raise MacsError(f"{manifest}: no samples in split {split!r}")
     return FoldSamples([r["sample_id"] for r in rows],
-                       {r["sample_id"]: tuple(x for x in r["labels"].split(LIST_SEP) if x) for r in rows})
+                       {r["sample_id"]: tuple(split_list(r["labels"])) for r in rows})
 
 
 def check_not_trained(facts: ModelFacts, ids: Sequence[str], where: str) -> None:

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from macs_bench.datasets.manifest import manifest_csv, read_manifest, split_list
+from macs_bench.datasets.manifest import manifest_csv, manifest_rows, split_list
 from macs_bench.errors import MacsError
 from macs_bench.media.layout import MediaLayout
 from macs_bench.metric_spec import AUDIO_SUFFIXES, IMAGE_SUFFIXES
@@ -65,7 +65,7 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
                split: str | None = None) -> Pairing:
     """Match manifest samples with predictions and ground truth; missing or extra predictions are an error
     listing them, unless ``allow_missing`` (then the intersection is scored and the rest recorded)."""
-    rows = read_manifest(manifest_dir)
+    rows = manifest_rows(manifest_dir)
     by_id = {r["sample_id"]: split_list(r["labels"]) for r in rows}
     video_of = {r["sample_id"]: r.get("ytid") or r["sample_id"] for r in rows}
     counts = Counter(r["sample_id"] for r in rows)

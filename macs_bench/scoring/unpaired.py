@@ -92,10 +92,10 @@ def image_files(folder: Path, what: str) -> tuple[list[Path], list[str]]:
 def fold_frames(manifest_dir: str | Path, media: str | Path, fold: int | None = None,
                 split: str | None = None) -> list[Path]:
     """The ground-truth frames of a benchmark's samples (one fold and/or split): a fold's reference set."""
-    from macs_bench.datasets.manifest import read_manifest
+    from macs_bench.datasets.manifest import manifest_rows
     from macs_bench.media.layout import MediaLayout
 
-    rows = read_manifest(Path(manifest_dir))
+    rows = manifest_rows(Path(manifest_dir))
     rows = [r for r in rows if (fold is None or r["fold"] == str(fold)) and (split is None or r["split"] == split)]
     if not rows:
         raise MacsError(f"{manifest_dir}: no sample with fold {fold} and split {split}")

@@ -28,11 +28,11 @@ def world_data(n: int, seed: int, root: Path) -> dict[str, Any]:
     """``n`` synthetic clips: audio [N, T], images [N, 3, 32, 32] in [0, 1], multi-hot labels [N, 4], label sets."""
     from PIL import Image
 
-    from macs_bench.datasets.manifest import read_manifest, split_list
+    from macs_bench.datasets.manifest import manifest_rows, split_list
     from macs_bench.features.inputs import load_audio
 
     made = write_synthetic(root / f"seed{seed}", n_clips=n, seed=seed, prefix=f"w{seed}-")
-    rows = read_manifest(made.manifest)
+    rows = manifest_rows(made.manifest)
     audio, images, sets = [], [], []
     for row in rows:
         audio.append(torch.from_numpy(load_audio(made.media / "audio" / f"{row['sample_id']}.wav")))

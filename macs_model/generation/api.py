@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from macs_bench.datasets.manifest import read_manifest
+from macs_bench.datasets.manifest import manifest_rows
 from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, dumps_json
@@ -29,7 +29,7 @@ LATENTS = "latents"  # the frames' VAE latents (macs_model.generation.latent_cac
 
 def fold_ids(manifest: str | os.PathLike, fold: int | None) -> tuple[list[str], list[str]]:
     """(train ids, test ids) of a built manifest for fold K, or by its split column without a fold."""
-    rows = read_manifest(manifest)
+    rows = manifest_rows(manifest)
     if fold is not None:
         folds = sorted({r["fold"] for r in rows if r.get("fold")})
         if str(fold) not in folds:
