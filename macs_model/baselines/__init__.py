@@ -12,6 +12,7 @@ MODELS = {
     "audiotoken-mss-world": "macs_model.baselines.token:world_audiotoken_mss",
     "gt-prompt-world": "macs_model.baselines.world:gt_prompt",
     "clap-zero-shot-world": "macs_model.baselines.world:zero_shot",
+    "imagebind-unclip": "macs_model.baselines.imagebind:ImageBindUnCLIP",
 }
 
 # baseline -> (weights it loads, licence); "unpublished": no checksum published by the authors
@@ -25,4 +26,7 @@ LICENCES = {
     "audiotoken-mss-world": ("world weights + a world separator run", "MIT (macs world)"),
     "gt-prompt-world": ("the world's SD base (SHA256SUMS)", "MIT (macs world)"),
     "clap-zero-shot-world": ("the world's CLAP-like pair and SD base (SHA256SUMS)", "MIT (macs world)"),
+    "imagebind-unclip": ("ImageBind huge imagebind_huge.pth (unpublished checksum: recorded on first use) + "
+                         "stabilityai/stable-diffusion-2-1-unclip (hub commit pinned)",
+                         "CC-BY-NC-SA 4.0, non-commercial (ImageBind); CreativeML Open RAIL++-M (unCLIP)"),
 }
