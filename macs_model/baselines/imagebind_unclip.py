@@ -10,6 +10,7 @@ local folder or a hub id; ``tiny_unclip`` builds a small random pipeline of the 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +91,9 @@ def load_unclip(base: str | os.PathLike | None = None, dtype: torch.dtype = torc
     else:
         where, source = base, {"base": str(base)}
     try:
-        pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(str(where), torch_dtype=dtype)
+        with warnings.catch_warnings():  # newer diffusers rename torch_dtype to dtype; ours reads >= 0.30
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            pipe = StableUnCLIPImg2ImgPipeline.from_pretrained(str(where), torch_dtype=dtype)
     except (OSError, ValueError, EnvironmentError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise MacsError(f"{where}: cannot load Stable unCLIP ({type(exc).__name__}: {first})") from None
@@ -112,7 +115,8 @@ def tiny_unclip(embed_dim: int = 32, seed: int = 0) -> tuple[Any, dict]:
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
             sample_size=16, block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=32,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
             attention_head_dim=(2, 4), norm_num_groups=32, class_embed_type="projection",
             projection_class_embeddings_input_dim=2 * embed_dim, use_linear_projection=True)
         image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(

@@ -100,3 +100,24 @@ def test_cli_without_weights_fails_with_one_line(world_fold, tmp_path):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "missing weights imagebind-huge, sd-2-1-unclip" in done.stderr
     assert not (tmp_path / "r" / "images").exists()
+
+
+def test_local_checkpoint_and_pipeline_load_through_the_real_path(tmp_path):
+    """The user-facing loaders on local files: an official-layout ImageBind state dict (tiny sizes) and a
+    diffusers folder saved from the tiny pipeline; the row is stamped (ImageBind's pre-training data)."""
+    from macs_model.baselines.imagebind_unclip import tiny_unclip
+    from macs_model.encoders.imagebind_audio import ImageBindAudio, ImageBindAudioConfig
+
+    encoder = ImageBindAudio(ImageBindAudioConfig.preset("tiny").replace(seed=3))
+    torch.save(encoder.official_state_dict(), tmp_path / "imagebind_huge.pth")
+    tiny_unclip(32, seed=1)[0].save_pretrained(tmp_path / "unclip")
+    model = load_model("imagebind-unclip", imagebind=tmp_path / "imagebind_huge.pth", unclip=tmp_path / "unclip",
+                       encoder="tiny", height=32, width=32, steps=2, device="cpu")
+    assert model.encoder.source["sha256"] and model.unclip_source["base"] == str(tmp_path / "unclip")
+    torch.testing.assert_close(model.embeddings(_items(1)), encoder.embed([_items(1)[0].waveform], 16000))
+    assert len(model.generate(_items(2), 0)) == 2
+    assert model.trained_ids() is None and model.row_info().may_have_seen_test is True
+    (tmp_path / "unclip" / "model_index.json").write_text("{")
+    with pytest.raises(MacsError, match="unclip: cannot load Stable unCLIP"):
+        load_model("imagebind-unclip", imagebind=tmp_path / "imagebind_huge.pth", unclip=tmp_path / "unclip",
+                   encoder="tiny", device="cpu")

@@ -63,7 +63,8 @@ def _reference_forward(state: dict[str, torch.Tensor], mel: torch.Tensor, heads:
     x = x.flatten(2).transpose(1, 2)
     x = torch.nn.functional.layer_norm(x, x.shape[-1:], state[p + "rgbt_stem.norm_layer.weight"],
                                        state[p + "rgbt_stem.norm_layer.bias"], eps=1e-5)
-    x = torch.cat([state[p + "cls_token"].expand(x.shape[0], -1, -1), x], 1) + state[p + "pos_embedding_helper.pos_embed"]
+    x = torch.cat([state[p + "cls_token"].expand(x.shape[0], -1, -1), x], 1)
+    x = x + state[p + "pos_embedding_helper.pos_embed"]
     n, length, dim = x.shape
     hd = dim // heads
     blocks = sorted({int(k.split(".")[3]) for k in state if k.startswith("modality_trunks.audio.blocks.")})
@@ -90,7 +91,7 @@ def _perturbed(model: ImageBindAudio, seed: int = 1) -> ImageBindAudio:
     """Every parameter moved off its initial value (non-zero biases, LayerNorm gains, bias_k/v)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             p.add_(0.1 * torch.randn(p.shape, generator=g))
     return model
 
