@@ -26,7 +26,6 @@ LICENCES = {
     "audiotoken-mss-world": ("world weights + a world separator run", "MIT (macs world)"),
     "gt-prompt-world": ("the world's SD base (SHA256SUMS)", "MIT (macs world)"),
     "clap-zero-shot-world": ("the world's CLAP-like pair and SD base (SHA256SUMS)", "MIT (macs world)"),
-    "imagebind-unclip": ("ImageBind huge imagebind_huge.pth (unpublished checksum: recorded on first use) + "
-                         "stabilityai/stable-diffusion-2-1-unclip (hub commit pinned)",
-                         "CC-BY-NC-SA 4.0, non-commercial (ImageBind); CreativeML Open RAIL++-M (unCLIP)"),
+    "imagebind-unclip": ("imagebind-huge (hash on first use) + sd-2-1-unclip (hub pinned)",
+                         "CC-BY-NC-SA 4.0 non-commercial (ImageBind); OpenRAIL++-M (unCLIP)"),
 }
