@@ -92,17 +92,25 @@ def test_default_path_without_weights_is_one_error_naming_both(tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_cli_without_weights_fails_with_one_line(world_fold, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MACS_HOME": str(tmp_path / "home")}
-    done = subprocess.run([sys.executable, "-m", "macs_bench", "run", "imagebind-unclip", "--manifest",
-                           str(world_fold.manifest), "--media", str(world_fold.media), "--fold", "0", "--out",
-                           str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=300)
+def test_cli_runs_the_tiny_config_and_fails_in_one_line_without_weights(world_fold, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MACS_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "macs_bench", "run", "imagebind-unclip", "--manifest", str(world_fold.manifest),
+            "--media", str(world_fold.media), "--fold", "1"]
+    tiny = subprocess.run([*args, "--out", str(tmp_path / "tiny"), "--option", "preset=tiny", "--option",
+                           "device=cpu", "--preset", "world", "--cache-dir", str(tmp_path / "features")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert tiny.returncode == 0, tiny.stderr[-2000:]
+    data = json.loads((tmp_path / "tiny" / "result.json").read_text())
+    assert data["model"] == "ImageBind + unCLIP" and data["n"] == 4
+    assert len(list((tmp_path / "tiny" / "images").glob("*.png"))) == 4
+    done = subprocess.run([*args, "--out", str(tmp_path / "r")], capture_output=True, text=True, env=env,
+                          timeout=300)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "missing weights imagebind-huge, sd-2-1-unclip" in done.stderr
     assert not (tmp_path / "r" / "images").exists()
 
 
-def test_local_checkpoint_and_pipeline_load_through_the_real_path(tmp_path):
+def test_local_checkpoint_and_pipeline_load_through_the_real_path(world_fold, tmp_path):
     """The user-facing loaders on local files: an official-layout ImageBind state dict (tiny sizes) and a
     diffusers folder saved from the tiny pipeline; the row is stamped (ImageBind's pre-training data)."""
     from macs_model.baselines.imagebind_unclip import tiny_unclip
@@ -117,6 +125,14 @@ def test_local_checkpoint_and_pipeline_load_through_the_real_path(tmp_path):
     torch.testing.assert_close(model.embeddings(_items(1)), encoder.embed([_items(1)[0].waveform], 16000))
     assert len(model.generate(_items(2), 0)) == 2
     assert model.trained_ids() is None and model.row_info().may_have_seen_test is True
+    from macs_bench.models.runner import fold_samples
+
+    fold2 = fold_samples(world_fold.manifest / "manifest.csv", 2, None).ids
+    model.held_out = set(fold2)  # as --option held_out=[...] sets it: ids known to be outside ImageBind's data
+    model.prepare(world_fold.manifest / "manifest.csv", world_fold.media, 2)
+    assert model.row_info().may_have_seen_test is False
+    model.prepare(world_fold.manifest / "manifest.csv", world_fold.media, 3)
+    assert model.row_info().may_have_seen_test is True
     (tmp_path / "unclip" / "model_index.json").write_text("{")
     with pytest.raises(MacsError, match="unclip: cannot load Stable unCLIP"):
         load_model("imagebind-unclip", imagebind=tmp_path / "imagebind_huge.pth", unclip=tmp_path / "unclip",

@@ -52,6 +52,8 @@ def test_state_dict_keys_and_shapes_are_the_official_audio_tower():
     assert shapes["modality_heads.audio.2.weight"] == (1024, 768)
     assert shapes["modality_postprocessors.audio.1.log_logit_scale"] == ()
     assert set(ImageBindAudio(ImageBindAudioConfig.preset("tiny")).official_state_dict()) == official_audio_keys(2)
+    rates = [block.drop_path.p for block in huge.blocks]  # SimpleTransformer's progressive drop path
+    assert rates == pytest.approx(torch.linspace(0, 0.1, 12).tolist())
 
 
 def _reference_forward(state: dict[str, torch.Tensor], mel: torch.Tensor, heads: int) -> torch.Tensor:
