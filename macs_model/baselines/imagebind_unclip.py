@@ -26,8 +26,8 @@ UNCLIP_LICENCE = "CreativeML Open RAIL++-M (Stable unCLIP 2.1)"
 @dataclass(frozen=True)
 class UnCLIPConfig(NamedConfig):
     """The baseline's settings. ``paper``: ImageBind huge + Stable unCLIP 2.1 at the pipeline's own defaults
-    (768 x 768, 20 DDIM steps, guidance 10, noise level 0; the MACS paper states none); ``tiny``: random small
-    parts, 32 x 32 (tests only).
+    (768 x 768, 20 steps of its scheduler, guidance 10, noise level 0; the MACS paper states none); ``tiny``:
+    random small parts, 32 x 32 (tests only).
 
     ``embed_norm``: None feeds ImageBind's audio embedding as ImageBind returns it (each clip's unit vector x its
     logit scale 20, averaged over the clips), as the public ImageBind -> unCLIP demos do (Anything2Image); a
