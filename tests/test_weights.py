@@ -425,7 +425,8 @@ def test_weights_fetch_needs_names_or_all(cache):
 def test_every_registry_entry_is_well_formed():
     assert set(weights.WEIGHTS) == {"inception-2015-12-05", "clip-vit-b-32-openai", "wav2clip",
                                     "clap-630k-audioset-best", "stable-diffusion-v1-4", "roberta-base-tokenizer",
-                                    "clip-vit-l-14-336-openai", "dinov2-vit-l-14"}
+                                    "clip-vit-l-14-336-openai", "dinov2-vit-l-14", "imagebind-huge",
+                                    "sd-2-1-unclip"}
     for name, entry in weights.WEIGHTS.items():
         assert entry.name == name and entry.filename and entry.licence and entry.used_by
         assert entry.urls and all(url.startswith("https://") for url in entry.urls), name

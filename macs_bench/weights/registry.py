@@ -118,6 +118,35 @@ WEIGHTS: dict[str, WeightSpec] = {
             allow_patterns=("config.json", "model.safetensors"),
         ),
         WeightSpec(
+            name="imagebind-huge",
+            filename="imagebind_huge.pth",
+            urls=("https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",),
+            # URL: facebookresearch/ImageBind imagebind/models/imagebind_model.py (imagebind_huge); no published
+            # checksum: trusted on first use. Every modality's weights; the baseline reads the audio keys only.
+            sha256=None,
+            size=None,
+            licence="CC-BY-NC-SA 4.0 (ImageBind LICENSE; README: CC-BY-NC 4.0): non-commercial",
+            what="ImageBind huge (all six modality towers, torch state dict)",
+            used_by="imagebind-unclip baseline (the audio tower)",
+        ),
+        WeightSpec(
+            name="sd-2-1-unclip",
+            filename="model_index.json",
+            urls=("https://huggingface.co/stabilityai/stable-diffusion-2-1-unclip/tree/"
+                  "e99f66a92bdcd1b0fb0d4b6a9b81b3b37d8bea44",),
+            # revision: the main commit seen in public models--stabilityai--stable-diffusion-2-1-unclip/snapshots/
+            # paths. The root sd21-unclip-*.ckpt files are the same weights in the original layout: skipped.
+            sha256=None,
+            size=None,
+            licence="CreativeML Open RAIL++-M (stabilityai/stable-diffusion-2-1-unclip)",
+            what="Stable unCLIP 2.1 (diffusers layout, OpenCLIP ViT-H image embeddings); hub-commit pinned",
+            used_by="imagebind-unclip baseline (StableUnCLIPImg2ImgPipeline)",
+            kind="hf-repo",
+            repo_id="stabilityai/stable-diffusion-2-1-unclip",
+            revision="e99f66a92bdcd1b0fb0d4b6a9b81b3b37d8bea44",
+            ignore_patterns=("*.msgpack", "*.h5", "*.onnx", "*.ckpt"),
+        ),
+        WeightSpec(
             name="wav2clip",
             filename="Wav2CLIP.pt",
             urls=("https://github.com/descriptinc/lyrebird-wav2clip/releases/download/v0.1.0-alpha/Wav2CLIP.pt",),

@@ -12,6 +12,7 @@ MODELS = {
     "audiotoken-mss-world": "macs_model.baselines.token:world_audiotoken_mss",
     "gt-prompt-world": "macs_model.baselines.world:gt_prompt",
     "clap-zero-shot-world": "macs_model.baselines.world:zero_shot",
+    "imagebind-unclip": "macs_model.baselines.imagebind:ImageBindUnCLIP",
 }
 
 # baseline -> (weights it loads, licence); "unpublished": no checksum published by the authors
@@ -25,4 +26,6 @@ LICENCES = {
     "audiotoken-mss-world": ("world weights + a world separator run", "MIT (macs world)"),
     "gt-prompt-world": ("the world's SD base (SHA256SUMS)", "MIT (macs world)"),
     "clap-zero-shot-world": ("the world's CLAP-like pair and SD base (SHA256SUMS)", "MIT (macs world)"),
+    "imagebind-unclip": ("imagebind-huge (hash on first use) + sd-2-1-unclip (hub pinned)",
+                         "CC-BY-NC-SA 4.0 non-commercial (ImageBind); OpenRAIL++-M (unCLIP)"),
 }
