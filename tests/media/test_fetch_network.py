@@ -1,6 +1,7 @@
 """The circuit breaker of a yt-dlp run: one probe before it, a stop with one line after K network failures or
 bot checks in a row, yt-dlp's own lines in the ledger (not on the screen), and a requests-per-minute cap."""
 
+import json
 import sys
 import time
 
@@ -156,3 +157,15 @@ def test_the_cap_is_applied_before_each_download(tmp_path, monkeypatch):
     fetch(manifest, tmp_path / "media", downloader=Removed(tmp_path / "v"),
           options=FetchOptions(jobs=1, max_per_minute=6, quality=None))
     assert waits == [10.0, 20.0, 30.0]  # slots 10 s apart (the stand-in pause does not wait, so they pile up)
+
+
+def test_every_clip_failing_transiently_exits_with_the_rerun_code_not_nothing_fetched(tmp_path, monkeypatch,
+                                                                                      capsys):
+    ids = [f"busyvideo{i:02d}" for i in range(3)]
+    (tmp_path / "v").mkdir()
+    monkeypatch.setenv("FAKE_VIDEOS", str(tmp_path / "v"))
+    monkeypatch.setenv("FAKE_TRANSIENT", json.dumps({ytid: 99 for ytid in ids}))  # HTTP 503 every time
+    manifest = write_manifest(tmp_path / "m", [clip_row(ytid, 0, 10) for ytid in ids])
+    code, _, err = run_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
+                           "--backoff", "0", "--retries", "1", "--downloader", "fake_downloader:FakeDownloader")
+    assert code == 3 and "3 samples failed transiently: rerun" in err and "nothing could be fetched" not in err
