@@ -141,12 +141,14 @@ class Fetcher:
                         return None
                     reason = exc.kind
                     failed = Outcome("failed", reason, attempts, {"detail": str(exc)[-300:], **_log(exc)})
-                    stop = self.breaker.failure(reason, str(exc))
+                    streak, stop = self.breaker.failure(reason, str(exc))
                     if stop is not None:
                         self.halt(stop)
                         return failed
                     wait = self.options.backoff * 2 ** (attempts - 1)
-                    if exc.rate_limited:  # everyone waits: more requests now would prolong the block
+                    # everyone waits: more requests now would prolong the block; one long pause per run of bot
+                    # checks (a second in a row means waiting did not help: count on to the stop instead)
+                    if exc.rate_limited and not (reason == "bot-check" and streak > 1):
                         wait = max(wait, self.options.rate_limit_backoff)
                         self.hold_until = max(self.hold_until, time.monotonic() + wait)
                     if attempts >= self.options.retries:

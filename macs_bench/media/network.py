@@ -58,18 +58,20 @@ class CircuitBreaker:
         with self._lock:
             self.streak = 0
 
-    def failure(self, kind: str, message: str) -> NetworkStop | None:
-        """Count one failed attempt; the stop to raise when this one trips the breaker, else ``None``."""
+    def failure(self, kind: str, message: str) -> tuple[int, NetworkStop | None]:
+        """Count one failed attempt: ``(streak, stop)``, the consecutive count this attempt makes (0 for a
+        failure of another kind) and the stop to raise when it trips the breaker, else ``None``."""
         with self._lock:
             if kind not in STOP_KINDS:
                 self.streak = 0
-                return None
+                return 0, None
             self.streak += 1
-            if not self.limit or self.streak < self.limit:
-                return None
-            if kind == "bot-check":
-                return bot_checked(self.streak)
-            return unreachable(f"{self.streak} downloads in a row failed on the network (last: {_gist(message)})")
+            streak = self.streak
+        if not self.limit or streak < self.limit:
+            return streak, None
+        if kind == "bot-check":
+            return streak, bot_checked(streak)
+        return streak, unreachable(f"{streak} downloads in a row failed on the network (last: {_gist(message)})")
 
 
 def _gist(message: str) -> str:

@@ -124,12 +124,27 @@ def test_python_fetch_raises_retry_later_and_other_outcomes_reset_the_breaker(tm
         fetch(manifest, tmp_path / "media", downloader=YtDlpDownloader(),
               options=FetchOptions(backoff=0, jobs=2, stop_after=5))
     breaker = CircuitBreaker(3)
-    assert breaker.failure("network", "x") is None and breaker.failure("bot-check", "x") is None
+    assert breaker.failure("network", "x") == (1, None) and breaker.failure("bot-check", "x") == (2, None)
     breaker.success()  # a clip fetched, or YouTube saying one is removed: the network works
-    assert breaker.failure("network", "x") is None and breaker.failure("network", "x") is None
-    assert breaker.failure("transient", "HTTP Error 503") is None  # a server error is no reason to stop
-    assert [breaker.failure("network", "x") for _ in range(3)][-1] is not None
-    assert CircuitBreaker(0).failure("network", "x") is None  # 0: never stops
+    assert breaker.failure("network", "x") == (1, None) and breaker.failure("network", "x") == (2, None)
+    assert breaker.failure("transient", "HTTP Error 503") == (0, None)  # a server error is no reason to stop
+    assert [breaker.failure("network", "x")[1] for _ in range(3)][-1] is not None
+    assert CircuitBreaker(0).failure("network", "x") == (1, None)  # 0: never stops
+
+
+def test_one_long_pause_per_run_of_bot_checks_then_the_stop(tmp_path, offline, monkeypatch):
+    """Serially (one worker) K bot checks must not cost K long pauses: waiting once did not help."""
+    from macs_bench.media.clip import Fetcher
+    from macs_bench.media.sources import YtDlpDownloader
+
+    offline.message = BOT
+    pauses = []
+    monkeypatch.setattr(Fetcher, "pause", lambda self, seconds: pauses.append(seconds))
+    monkeypatch.setattr(Fetcher, "_polite", lambda self: None)
+    with pytest.raises(RetryLater, match="blocked by a bot check"):
+        fetch(many_ids(tmp_path / "m", 20), tmp_path / "media", downloader=YtDlpDownloader(),
+              options=FetchOptions(jobs=1, backoff=1.0, retries=2, rate_limit_backoff=300.0, stop_after=6))
+    assert offline.calls == 6 and pauses.count(300.0) == 1
 
 
 def test_requests_per_minute_cap_spaces_downloads_evenly():
