@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -150,7 +149,8 @@ def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path
     Without ``source_dir`` clips are downloaded with ``downloader`` (yt-dlp when ``None``); a downloader with a
     ``probe()`` is asked first whether its site answers. With ``dry_run`` nothing is written: the
     :class:`FetchDryRun` says how many clips would be fetched or skipped. ``progress``: a progress bar on
-    stderr (default: when stderr is a terminal and no ``progress_factory`` is given). A run stopped by the
+    stderr (default ``None``: when stderr is a terminal or in a notebook, unless a ``progress_factory`` is
+    given; ``True``: always; ``False``: never). A run stopped by the
     network (``options.stop_after`` failures in a row) or a full disk raises
     :class:`~macs_bench.errors.RetryLater` after writing the report: rerun once fixed.
     """
@@ -186,8 +186,6 @@ def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path
         p = plan(items, fetcher, entries)
         return FetchDryRun(len(items), len(p.todo), dict(p.skipped))
 
-    if progress is None:
-        progress = progress_factory is None and _is_terminal(sys.stderr)
     try:
         root.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
@@ -209,12 +207,14 @@ def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path
             def checkpoint(counts: Counter) -> FetchReport:
                 return write_report(head, items, ledger.all(), layout, counts + skipped, time.monotonic() - started)
 
-            if progress and progress_factory is None:
+            if progress is not False and progress_factory is None:
                 from rich.console import Console
 
-                from macs_bench.media.progress import bar_callbacks, fetch_bar
+                from macs_bench.media.progress import bar_callbacks, fetch_bar, shows_bar
 
-                _, progress_factory = bar_callbacks(stack.enter_context(fetch_bar(Console(stderr=True))))
+                console = Console(stderr=True, force_terminal=True if progress else None)
+                if shows_bar(console):
+                    _, progress_factory = bar_callbacks(stack.enter_context(fetch_bar(console)))
             callback = progress_factory(len(p.todo)) if progress_factory else None
             counts = run_fetch(fetcher, ledger, p.todo, callback, checkpoint)
             shutil.rmtree(layout.tmp, ignore_errors=True)
@@ -226,11 +226,6 @@ def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path
     if fetcher.halted is not None:
         raise fetcher.halted
     return report
-
-
-def _is_terminal(stream: Any) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
 
 
 @contextmanager

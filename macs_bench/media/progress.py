@@ -1,5 +1,5 @@
 """The progress bar of a fetch, shared by ``datasets fetch`` and Python :func:`macs_bench.fetch` (shown there
-when stderr is a terminal)."""
+when stderr is a terminal, or in a notebook)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 QUIET_REASONS = ("network", "bot-check")
 
 
+def shows_bar(console: Console) -> bool:
+    """A terminal or a notebook: in a log file (a Slurm job's) the bar would only be one more line at the end."""
+    return console.is_terminal or console.is_jupyter
+
+
 def fetch_bar(console: Console) -> Progress:
-    """The bar, drawn only on a terminal: in a log file (a Slurm job's) it would be one more line at the end."""
+    """The bar, drawn only where :func:`shows_bar`."""
     return Progress(TextColumn("fetch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                    disable=not console.is_terminal)
+                    disable=not shows_bar(console))
 
 
 def bar_callbacks(progress: Progress) -> tuple[Callable[[str], None], Callable[[int], Callable]]:

@@ -123,3 +123,5 @@ def test_python_fetch_shows_a_progress_bar_when_stderr_is_a_terminal(tmp_path, t
         assert "fetch" in text and "3/3" in text
     else:
         assert text == ""
+        fetch(manifest, tmp_path / "media2", source_dir=src, options=FetchOptions(quality=None), progress=True)
+        assert "3/3" in stderr.getvalue()  # asked for: drawn anyway
