@@ -152,7 +152,8 @@ def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path
     stderr (default ``None``: when stderr is a terminal or in a notebook, unless a ``progress_factory`` is
     given; ``True``: always; ``False``: never). A run stopped by the
     network (``options.stop_after`` failures in a row) or a full disk raises
-    :class:`~macs_bench.errors.RetryLater` after writing the report: rerun once fixed.
+    :class:`~macs_bench.errors.RetryLater` after writing the report (its ``report`` attribute): rerun once
+    fixed.
     """
     from macs_bench.media.sources import YtDlpDownloader
 
@@ -224,6 +225,7 @@ def fetch(manifest_dir: str | Path, media: str | Path, *, source_dir: str | Path
             raise disk_error(exc, root) from None
         raise MacsError(f"{exc.filename or root}: {exc.strerror or exc}") from None
     if fetcher.halted is not None:
+        fetcher.halted.report = report  # what was done before the stop, as written to fetch_report.json
         raise fetcher.halted
     return report
 

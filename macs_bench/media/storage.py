@@ -6,7 +6,9 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import sqlite3
+from pathlib import Path
 
 from macs_bench.errors import RetryLater
 
@@ -47,10 +49,18 @@ def is_corrupt(exc: sqlite3.Error) -> bool:
     return not isinstance(exc, sqlite3.OperationalError) or bool(_SQLITE_CORRUPT_TEXT.search(str(exc)))
 
 
+def _nearly_full(path: str | os.PathLike) -> bool:
+    """Under 1 MiB free where the ledger lives: SQLite often says "disk I/O error" when its WAL cannot grow."""
+    try:
+        return shutil.disk_usage(Path(path).parent).free < 2**20
+    except OSError:
+        return False
+
+
 def ledger_storage_error(exc: sqlite3.Error, path: str | os.PathLike, doing: str) -> StorageError:
     """One line for a ledger that could not be opened, read or written for a reason of the disk."""
     text = str(exc)
-    if "full" in text.lower() or getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+    if "full" in text.lower() or getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or _nearly_full(path):
         return StorageError(f"{path}: disk full while {doing} the ledger ({text}); free space, then rerun the "
                             "same command (the ledger is intact)")
     return StorageError(f"{path}: I/O error while {doing} the ledger ({text}); this is the disk or the folder's "

@@ -120,9 +120,10 @@ def test_python_fetch_raises_retry_later_and_other_outcomes_reset_the_breaker(tm
     from macs_bench.media.sources import YtDlpDownloader
 
     manifest = many_ids(tmp_path / "m", 30)
-    with pytest.raises(RetryLater, match="YouTube unreachable"):
+    with pytest.raises(RetryLater, match="YouTube unreachable") as stopped:
         fetch(manifest, tmp_path / "media", downloader=YtDlpDownloader(),
               options=FetchOptions(backoff=0, jobs=2, stop_after=5))
+    assert stopped.value.report.n_samples == 30 and stopped.value.report.n_ok == 0  # what the run did
     breaker = CircuitBreaker(3)
     assert breaker.failure("network", "x") == (1, None) and breaker.failure("bot-check", "x") == (2, None)
     breaker.success()  # a clip fetched, or YouTube saying one is removed: the network works
