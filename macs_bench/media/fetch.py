@@ -122,6 +122,7 @@ def report_head(manifest: Path, options: FetchOptions, sources: dict[str, Any]) 
         "shard": f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
         "options": {"all_frames": options.all_frames, "retries": options.retries, "backoff": options.backoff,
                     "rate_limit_backoff": options.rate_limit_backoff, "sleep": options.sleep,
+                    "stop_after": options.stop_after, "max_per_minute": options.max_per_minute,
                     "quality": options.quality.as_dict() if options.quality else None, **sources},
         "tools": {"ffmpeg": ffmpeg_version(), **package_versions("yt-dlp")},
     }

@@ -102,6 +102,7 @@ def test_fetch_returns_a_typed_report_with_the_json_keys(tmp_path, three_clips):
     assert (report.n_ok, report.n_samples, report.n_failed, report.this_run) == (3, 3, 0, {"ok": 3})
     on_disk = json.loads((media / "fetch_report.json").read_text())
     assert list(on_disk) == REPORT_KEYS and report.to_dict() == on_disk
+    assert (report.options["stop_after"], report.options["max_per_minute"]) == (8, None)  # the breaker's settings
 
 
 class Terminal(io.StringIO):
