@@ -127,3 +127,19 @@ def test_python_fetch_raises_storage_error(tmp_path, four_clips, monkeypatch):
     monkeypatch.setattr(Fetcher, "_install", full)
     with pytest.raises(StorageError, match="No space left on device"):
         fetch(manifest, tmp_path / "media", source_dir=src, options=FetchOptions(jobs=2, quality=None))
+
+
+def test_sqlites_disk_io_error_on_a_full_disk_is_called_a_full_disk(tmp_path, monkeypatch):
+    """SQLite says "disk I/O error" when its WAL cannot grow on a full disk (seen on a full tmpfs)."""
+    import shutil
+    from collections import namedtuple
+
+    from macs_bench.media.storage import ledger_storage_error
+
+    usage = namedtuple("usage", "total used free")
+    error = sqlite3.OperationalError("disk I/O error")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 0))
+    assert "disk full while opening the ledger (disk I/O error); free space" in str(
+        ledger_storage_error(error, tmp_path / "ledger.sqlite", "opening"))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 0, 10**9))
+    assert "I/O error while opening" in str(ledger_storage_error(error, tmp_path / "ledger.sqlite", "opening"))
