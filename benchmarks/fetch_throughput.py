@@ -60,12 +60,12 @@ def main() -> None:
         full_path = dict(quality=QualityThresholds())  # the quality filter on: the most work per clip
         report = fetch(manifest, tmp / "media1", source_dir=videos, options=FetchOptions(jobs=1, **full_path))
         ours = (time.perf_counter() - t0) / args.clips
-        assert report["n_ok"] == args.clips, report
+        assert report.n_ok == args.clips, report
 
         t0 = time.perf_counter()
         report = fetch(manifest, tmp / "media2", source_dir=videos, options=FetchOptions(jobs=args.jobs, **full_path))
         parallel = time.perf_counter() - t0
-        assert report["n_ok"] == args.clips, report
+        assert report.n_ok == args.clips, report
 
     print(f"{args.clips} clips of 10 s at {args.size}, {os.cpu_count()} CPUs")
     print(f"bare ffmpeg pass:        {bare * 1000:7.1f} ms/clip")

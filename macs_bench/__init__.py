@@ -3,7 +3,7 @@
 The notebook front door (each name is imported on first use, so ``import macs_bench`` stays fast and
 torch-free)::
 
-    from macs_bench import build, fetch, score, score_folders, compare, leaderboard, read_manifest, ScoreResult, run
+    from macs_bench import build, fetch, FetchReport, score, score_folders, compare, leaderboard, read_manifest, ScoreResult, run
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ _FRONT_DOOR = {
     "build": ("macs_bench.datasets", "build"),
     "fetch": ("macs_bench.media.fetch", "fetch"),
     "FetchOptions": ("macs_bench.media.clip", "FetchOptions"),
+    "FetchReport": ("macs_bench.media.report", "FetchReport"),
+    "FetchDryRun": ("macs_bench.media.report", "FetchDryRun"),
     "score": ("macs_bench.scoring", "score"),
     "score_folders": ("macs_bench.scoring", "score_folders"),
     "ScoreConfig": ("macs_bench.scoring", "ScoreConfig"),

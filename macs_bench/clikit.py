@@ -107,11 +107,12 @@ def new_app(name: str, help: str) -> typer.Typer:
 
 
 def run(app: typer.Typer) -> None:
-    """Run a CLI: a user error (bad input or bad usage) becomes one line on stderr and exit status 2."""
+    """Run a CLI: a user error (bad input or bad usage) becomes one line on stderr and exit status 2 (3 for a
+    :class:`~macs_bench.errors.RetryLater`: rerun once fixed)."""
     try:
         code = app(standalone_mode=False)
     except MacsError as exc:
-        _fail(str(exc))
+        _fail(str(exc), getattr(exc, "exit_code", 2))
     except TyperException as exc:  # bad usage: unknown option, invalid value, missing argument
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":
@@ -123,9 +124,9 @@ def run(app: typer.Typer) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = 2) -> NoReturn:
     err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    sys.exit(2)
+    sys.exit(code)
 
 
 

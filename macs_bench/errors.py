@@ -7,3 +7,10 @@ class MacsError(Exception):
 
 class MetadataError(MacsError):
     """Vendored or user-supplied metadata is missing, modified or malformed."""
+
+
+class RetryLater(MacsError):
+    """Not bad input: the run stopped on a condition outside it (the network gone, a bot check, a full disk).
+    What was done is kept; rerunning the same command once the condition is fixed continues (exit status 3)."""
+
+    exit_code = 3

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from macs_bench.clikit import MANIFEST_HELP, choice_enum, console, err_console
@@ -134,16 +133,21 @@ def datasets_fetch(
     extractor_args: list[str] = typer.Option([], "--extractor-args", help="Passed to yt-dlp as its "
                                              "--extractor-args (IE_KEY:ARG=VALUE, e.g. PO tokens); "
                                              "repeatable."),
+    stop_after: int = typer.Option(8, "--stop-after", min=0, help="Stop after this many network failures or "
+                                   "bot checks in a row (0: never)."),
+    max_per_minute: Optional[float] = typer.Option(None, "--max-per-minute", min=0.1, help="Cap on downloads "
+                                                   "started per minute, all workers together."),
+    report_every: float = typer.Option(300.0, "--report-every", min=0, help="Seconds between rewrites of "
+                                       "available.txt and the report during the run."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be fetched; write nothing."),
 ) -> None:
     """Fetch each clip's 16 kHz audio and frame(s) into MEDIA, resumably, with an availability ledger.
 
-    Exit status: 0 all settled, some ok; 1 none ok; 3 some failed transiently (rerun); 2 bad input; 130 stopped."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
-
+    Exit status: 0 all settled, some ok; 1 none ok; 2 bad input; 3 rerun (some failed transiently, or the
+    run stopped: network gone, bot check, disk full); 130 stopped."""
     from macs_bench.media.fetch import FetchOptions, fetch
     from macs_bench.media.items import parse_shard
+    from macs_bench.media.progress import bar_callbacks, fetch_bar
     from macs_bench.media.quality import QualityThresholds
     from macs_bench.media.sources import YtDlpDownloader, load_downloader
 
@@ -153,28 +157,15 @@ def datasets_fetch(
         retry_unavailable=retry_unavailable,
         quality={QualityFilter.auto: "auto", QualityFilter.on: thresholds, QualityFilter.off: None}[quality_filter],
         sleep=sleep, rate_limit_backoff=rate_limit_backoff, shard=parse_shard(shard) if shard else None,
+        stop_after=stop_after, max_per_minute=max_per_minute, report_every=report_every,
     )
-    progress = Progress(TextColumn("fetch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
-                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console)
-
-    def log(message: str) -> None:  # above the bar, which redraws below it
-        progress.console.print(escape(message), highlight=False)
-
+    progress = fetch_bar(err_console)
+    _, factory = bar_callbacks(progress)
     if (cookies or extractor_args) and (downloader or source_dir):
         raise MacsError("--cookies and --extractor-args apply to yt-dlp downloads only")
     loaded = load_downloader(downloader) if downloader else None
-    if not source_dir and not downloader:
-        loaded = YtDlpDownloader(cookies=cookies, extractor_args=tuple(extractor_args), log=log)
-
-    def factory(total: int):
-        task = progress.add_task("fetch", total=total, last="")
-
-        def advance(item, outcome) -> None:
-            if outcome.status == "failed":
-                log(f"{item.sample_id}: failed ({outcome.reason}, {outcome.attempts} attempts): "
-                    f"{outcome.detail.get('detail', '')}")
-            progress.update(task, advance=1, last=f"{outcome.status} {outcome.reason}".strip())
-        return advance
+    if not source_dir and not downloader:  # yt-dlp's own lines go to the ledger, not above the bar
+        loaded = YtDlpDownloader(cookies=cookies, extractor_args=tuple(extractor_args))
 
     try:
         with progress:
@@ -184,26 +175,25 @@ def datasets_fetch(
         err_console.print("interrupted: finished clips are recorded; rerun the same command to continue")
         sys.exit(130)
     if dry_run:
-        console.print(f"dry run: {result['to_fetch']:,} of {result['n_samples']:,} samples would be fetched; "
-                      f"skipped: {result['skipped'] or 'none'}")
+        console.print(f"dry run: {result.to_fetch:,} of {result.n_samples:,} samples would be fetched; "
+                      f"skipped: {result.skipped or 'none'}")
         return
     table = Table("labels", "total", "ok", "unavailable", "failed", "ok %", title=f"availability in {media}")
-    for bucket, c in result["by_label_count"].items():
+    for bucket, c in result.by_label_count.items():
         table.add_row(bucket, f"{c['total']:,}", f"{c['ok']:,}", f"{c['unavailable']:,}", f"{c['failed']:,}",
                       f"{100 * c['ok'] / c['total']:.1f}")
     console.print(table)
-    if result["unavailable_reasons"]:
-        console.print("unavailable: " + ", ".join(f"{k} {v}" for k, v in result["unavailable_reasons"].items()))
+    if result.unavailable_reasons:
+        console.print("unavailable: " + ", ".join(f"{k} {v}" for k, v in result.unavailable_reasons.items()))
     layout = MediaLayout(media)
-    console.print(f"{result['n_ok']:,} of {result['n_samples']:,} samples available; wrote {layout.available} "
-                  f"({result['n_ok_in_ledger']:,} ids, for 'datasets build --available') and {layout.report}")
-    n_failed = sum(c["failed"] for c in result["by_label_count"].values())
-    if result["n_ok"] == 0:
+    console.print(f"{result.n_ok:,} of {result.n_samples:,} samples available; wrote {layout.available} "
+                  f"({result.n_ok_in_ledger:,} ids, for 'datasets build --available') and {layout.report}")
+    if result.n_failed:  # before "nothing could be fetched": a rerun may still get them
+        err_console.print(f"{result.n_failed:,} samples failed transiently: rerun the same command to retry them")
+        raise typer.Exit(3)
+    if result.n_ok == 0:
         err_console.print(f"nothing could be fetched: see the reasons above and {layout.report.name}")
         raise typer.Exit(1)
-    if n_failed:
-        err_console.print(f"{n_failed:,} samples failed transiently: rerun the same command to retry them")
-        raise typer.Exit(3)
 
 
 @datasets_app.command("export")

@@ -20,14 +20,16 @@ from typing import Any
 
 from macs_bench import __version__
 from macs_bench.datasets.frames import whole_seconds
-from macs_bench.errors import MacsError
+from macs_bench.errors import MacsError, RetryLater
 from macs_bench.media import ffmpeg
 from macs_bench.media.checks import DURATION_TOLERANCE, audio_padding, explain, verify_image, verify_wav
 from macs_bench.media.items import FetchItem
 from macs_bench.media.layout import MediaLayout, all_frame_name
 from macs_bench.media.ledger import Entry
+from macs_bench.media.network import CircuitBreaker, RateCap
 from macs_bench.media.quality import DIGITAL_SILENCE_DBFS, QualityThresholds, assess, rms_dbfs
 from macs_bench.media.sources import Downloader, LocalFSD50K, LocalVideos, Transient, Unavailable, classify_error
+from macs_bench.media.storage import disk_error, is_disk_error
 
 TRIMMED_SLACK = 2.0  # a pre-trimmed clip may run this much longer than the range
 
@@ -44,6 +46,9 @@ class FetchOptions:
     sleep: float = 0.0  # seconds each worker waits before a download, with +-50 % jitter
     rate_limit_backoff: float = 300.0  # every worker pauses this long after a 429 or a bot check
     shard: tuple[int, int] | None = None  # (K, N): only the samples of shard K of N (by video)
+    stop_after: int = 8  # consecutive network failures or bot checks that stop the run (0: never)
+    max_per_minute: float | None = None  # downloads started per minute over all workers (None: no cap)
+    report_every: float = 300.0  # seconds between rewrites of available.txt and the report during a run
 
 
 @dataclass
@@ -68,10 +73,21 @@ class Fetcher:
         self.downloader = downloader
         self.samples_per_ytid: Counter = Counter()
         self.hold_until = 0.0  # monotonic time before which no worker downloads (after a rate limit)
+        self.breaker = CircuitBreaker(options.stop_after)
+        self.cap = RateCap(options.max_per_minute) if options.max_per_minute else None
+        self.halted: RetryLater | None = None  # why the run stopped early (network gone, disk full)
+        self._halt_lock = threading.Lock()
         if fsd50k and self.fsd50k is None:
             raise MacsError("fsd50k media come from a local FSD50K copy: give its folder as the source folder")
         if not fsd50k and self.videos is None and downloader is None:
             raise MacsError("no source: give a source folder of videos or a downloader")
+
+    def halt(self, error: RetryLater) -> None:
+        """Stop the run: every worker returns at its next check; the first reason is the one reported."""
+        with self._halt_lock:
+            if self.halted is None:
+                self.halted = error
+        self.stop.set()
 
     def thresholds(self) -> dict[str, float] | None:
         return self.options.quality.as_dict() if self.options.quality else None
@@ -109,27 +125,42 @@ class Fetcher:
                 attempts += 1
                 try:
                     outcome = self._attempt(item, workdir)
+                    self.breaker.success()
                     outcome.attempts = attempts
                     outcome.detail.update(tool=f"macs-bench {__version__}", thresholds=self.thresholds())
                     return outcome
                 except Unavailable as exc:
+                    self.breaker.success()  # an answer about this clip: the network and YouTube work
                     return Outcome("unavailable", exc.reason, attempts,
-                                   {"detail": exc.detail, "thresholds": self.thresholds()}, exc.quality)
+                                   {"detail": exc.detail, "thresholds": self.thresholds(), **_log(exc)}, exc.quality)
                 except Transient as exc:
                     if self.stop.is_set():
                         return None
-                    reason = "rate-limited" if getattr(exc, "rate_limited", False) else "transient"
+                    if is_disk_error(exc):  # ffmpeg's "No space left on device"
+                        self.halt(disk_error(exc, self.layout.root))
+                        return None
+                    reason = exc.kind
+                    failed = Outcome("failed", reason, attempts, {"detail": str(exc)[-300:], **_log(exc)})
+                    streak, stop = self.breaker.failure(reason, str(exc))
+                    if stop is not None:
+                        self.halt(stop)
+                        return failed
                     wait = self.options.backoff * 2 ** (attempts - 1)
-                    if reason == "rate-limited":  # everyone waits: more requests now would prolong the block
+                    # everyone waits: more requests now would prolong the block; one long pause per run of bot
+                    # checks (a second in a row means waiting did not help: count on to the stop instead)
+                    if exc.rate_limited and not (reason == "bot-check" and streak > 1):
                         wait = max(wait, self.options.rate_limit_backoff)
                         self.hold_until = max(self.hold_until, time.monotonic() + wait)
                     if attempts >= self.options.retries:
-                        return Outcome("failed", reason, attempts, {"detail": str(exc)[-300:]})
+                        return failed
                     self.pause(wait)
                     for child in workdir.iterdir():
                         _remove(child)
-        except Exception as exc:  # one clip's unexpected error (a full disk, a bug) must not stop the others
+        except Exception as exc:  # one clip's unexpected error (a bug) must not stop the others; a full disk does
             if self.stop.is_set():
+                return None
+            if is_disk_error(exc):
+                self.halt(disk_error(exc, self.layout.root))
                 return None
             return Outcome("failed", type(exc).__name__, max(attempts, 1), {"detail": str(exc)[-300:]})
         finally:
@@ -232,12 +263,17 @@ class Fetcher:
             raise classify_error(f"{type(exc).__name__}: {exc}", item.ytid) from None
 
     def _polite(self) -> None:
-        """Before each download: wait out a rate-limit pause, then ``--sleep`` seconds with +-50 % jitter."""
+        """Before each download: wait out a rate-limit pause, then ``--sleep`` seconds with +-50 % jitter, then
+        for a slot under the requests-per-minute cap."""
         hold = self.hold_until - time.monotonic()
         if hold > 0:
             self.pause(hold)
         if self.options.sleep > 0:
             self.pause(self.options.sleep * random.uniform(0.5, 1.5))
+        if self.cap is not None and not self.stop.is_set():
+            wait = self.cap.reserve()
+            if wait > 0:
+                self.pause(wait)
         if self.stop.is_set():
             raise Transient("interrupted")
 
@@ -300,6 +336,12 @@ def reject_digital_silence(wav: Path) -> None:
     if level <= DIGITAL_SILENCE_DBFS:
         raise Unavailable("silent", f"digital silence (rms_dbfs {level} <= {DIGITAL_SILENCE_DBFS})",
                           {"rms_dbfs": level, "problems": ["silent"]})
+
+
+def _log(exc: Exception) -> dict[str, Any]:
+    """The downloader's own lines (yt-dlp's warnings and retries) for the ledger's detail, if any."""
+    lines = getattr(exc, "log", None)
+    return {"log": list(lines)} if lines else {}
 
 
 def _remove(path: Path) -> None:

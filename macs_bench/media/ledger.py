@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from macs_bench.errors import MacsError
+from macs_bench.media.storage import is_corrupt, ledger_storage_error
 
 STATUSES = ("ok", "unavailable", "failed")
 
@@ -57,6 +60,8 @@ class Ledger:
                 self.db.execute("ALTER TABLE samples ADD COLUMN problems TEXT NOT NULL DEFAULT ''")
                 found = columns
         except sqlite3.DatabaseError as exc:
+            if not is_corrupt(exc):
+                raise ledger_storage_error(exc, self.path, "opening") from None
             raise MacsError(f"{self.path}: not a usable ledger ({exc}); move it away to start a new one") from None
         if found != columns:
             raise MacsError(f"{self.path}: not a macs ledger (columns {sorted(found)}); move it away to start a new one")
@@ -70,18 +75,28 @@ class Ledger:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def get(self, sample_id: str) -> Entry | None:
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """SQLite's errors as one line: a damaged ledger (move it away) or the disk (free space, rerun)."""
         try:
-            row = self.db.execute(f"{_SELECT} WHERE sample_id=?", (sample_id,)).fetchone()
-            return _entry(row) if row else None
-        except (sqlite3.DatabaseError, ValueError) as exc:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if not is_corrupt(exc):
+                raise ledger_storage_error(exc, self.path, doing) from None
+            raise MacsError(f"{self.path}: the ledger is damaged ({exc}); move it away to start a new one") from None
+        except ValueError as exc:  # a stored detail that is not JSON
+            if doing != "reading":
+                raise
             raise MacsError(f"{self.path}: the ledger is damaged ({exc}); move it away to start a new one") from None
 
+    def get(self, sample_id: str) -> Entry | None:
+        with self._errors("reading"):
+            row = self.db.execute(f"{_SELECT} WHERE sample_id=?", (sample_id,)).fetchone()
+            return _entry(row) if row else None
+
     def all(self) -> dict[str, Entry]:
-        try:
+        with self._errors("reading"):
             return {row[0]: _entry(row) for row in self.db.execute(_SELECT).fetchall()}
-        except (sqlite3.DatabaseError, ValueError) as exc:
-            raise MacsError(f"{self.path}: the ledger is damaged ({exc}); move it away to start a new one") from None
 
     def record(self, sample_id: str, status: str, reason: str = "", attempts: int = 0,
                detail: dict[str, Any] | None = None, quality: dict[str, Any] | None = None) -> None:
@@ -89,6 +104,11 @@ class Ledger:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         q = quality or {}
+        with self._errors("writing"):
+            self._insert(sample_id, status, reason, attempts, detail, q)
+
+    def _insert(self, sample_id: str, status: str, reason: str, attempts: int, detail: dict[str, Any] | None,
+                q: dict[str, Any]) -> None:
         self.db.execute(
             "INSERT INTO samples (sample_id, status, reason, attempts, detail, rms_dbfs, frame_std, motion, problems) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -101,15 +121,20 @@ class Ledger:
 
     def put_many(self, entries: list[Entry]) -> None:
         """Store entries as they are (attempts replaced, not added), in one transaction: for merging ledgers."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            for entry in entries:
-                self.db.execute("DELETE FROM samples WHERE sample_id=?", (entry.sample_id,))
-                self.record(entry.sample_id, entry.status, entry.reason, entry.attempts, entry.detail, entry.quality)
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self._errors("writing"):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for entry in entries:
+                    if entry.status not in STATUSES:
+                        raise ValueError(f"unknown status {entry.status!r}")
+                    self.db.execute("DELETE FROM samples WHERE sample_id=?", (entry.sample_id,))
+                    self._insert(entry.sample_id, entry.status, entry.reason, entry.attempts, entry.detail,
+                                 entry.quality)
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
 
 def _entry(row) -> Entry:

@@ -8,6 +8,7 @@ manifest's own samples (``n_ok``) beside the ledger's (``n_ok_in_ledger``).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,49 @@ from macs_bench.media.layout import MediaLayout
 from macs_bench.media.ledger import Entry
 
 STATES = ("ok", "unavailable", "failed", "pending")
+
+
+@dataclass
+class FetchReport:
+    """What :func:`macs_bench.fetch` returns and writes to ``fetch_report.json`` (:meth:`to_dict`, same keys in
+    the same order). ``n_*`` count the manifest's samples (``n_ok_in_ledger`` the whole ledger's);
+    ``this_run`` counts this run's outcomes by status and the skipped samples."""
+
+    tool: str
+    version: str
+    manifest: str
+    manifest_sha256: str
+    shard: str | None
+    options: dict[str, Any]
+    tools: dict[str, Any]
+    n_samples: int
+    n_ok: int
+    by_label_count: dict[str, dict[str, int]]
+    unavailable_reasons: dict[str, int]
+    poor_quality_excluded: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+    n_ok_in_ledger: int
+    ledger: dict[str, int]
+    this_run: dict[str, int]
+    this_run_seconds: float
+
+    @property
+    def n_failed(self) -> int:
+        """The manifest's samples that failed transiently (a rerun retries them)."""
+        return sum(c["failed"] for c in self.by_label_count.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class FetchDryRun:
+    """What a dry run of :func:`macs_bench.fetch` would do: nothing is written."""
+
+    n_samples: int
+    to_fetch: int
+    skipped: dict[str, int]
+    dry_run: bool = True
 
 
 def write_available(root: Path, entries: dict[str, Entry]) -> int:

@@ -30,12 +30,19 @@ class Unavailable(Exception):
 
 
 class Transient(Exception):
-    """A failure worth retrying later (network error, server error); ``rate_limited`` when YouTube is
-    throttling or bot-checking this machine, which calls for a long pause rather than a quick retry."""
+    """A failure worth retrying later. ``kind``: ``network`` (no connection, DNS, timeouts), ``bot-check``
+    (YouTube asks to sign in), ``rate-limited`` (HTTP 429) or ``transient`` (a server error, anything else).
+    Rate limits and bot checks call for a long pause rather than a quick retry; a run of network failures or
+    bot checks stops the run (:mod:`macs_bench.media.network`)."""
 
-    def __init__(self, message: str = "", rate_limited: bool = False):
+    def __init__(self, message: str = "", rate_limited: bool = False, kind: str | None = None):
         super().__init__(message)
-        self.rate_limited = rate_limited
+        self.kind = kind or ("rate-limited" if rate_limited else "transient")
+        self.log: list[str] = []  # the downloader's own warnings, for the ledger
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.kind in ("rate-limited", "bot-check")
 
 
 class Downloader(Protocol):
@@ -52,10 +59,14 @@ _PERMANENT = [  # specific reasons first: YouTube prefixes most of them with a g
     (r"copyright", "removed-copyright"),
     (r"removed|terminated|no longer available|does not exist|has been deleted|video unavailable", "removed"),
 ]
-# throttling and bot checks; YouTube also answers "no formats" to a client it distrusts
-_RATE_LIMITED = (r"http error 429|too many requests|not a bot|rate.?limit|requested format is not available|"
-                 r"no video formats|try again later")
-_TRANSIENT = r"http error 5\d\d|timed out|timeout|temporar|connection|reset by peer|network|ssl"
+_BOT_CHECK = r"not a bot|confirm you.?re not"
+_RATE_LIMITED = r"http error 429|too many requests|rate.?limit|try again later"
+# permanent for this id (its formats), not a rate limit: retried only with --retry-unavailable
+_NO_FORMAT = r"requested format is not available|no video formats"
+_NETWORK = (r"name resolution|name or service not known|getaddrinfo|nodename nor servname|failed to resolve|"
+            r"network is unreachable|no route to host|connection refused|connection reset|reset by peer|"
+            r"connection aborted|remote end closed|timed out|timeout|urlopen error|unable to connect|ssl|network")
+_TRANSIENT = r"http error 5\d\d|temporar|connection"
 # what yt-dlp puts around its own text: "[youtube] <id>: ", and URLs, which hold the id
 _TAG = re.compile(r"\[[\w:.-]+\]\s*(?:[A-Za-z0-9_-]{11}:\s)?")
 _URL = re.compile(r"\S+://\S+")
@@ -73,8 +84,14 @@ def error_text(message: str, ytid: str | None = None) -> str:
 def classify_error(message: str, ytid: str | None = None) -> Exception:
     """Map a download error message to :class:`Unavailable` or :class:`Transient`."""
     text = error_text(message, ytid)
+    if re.search(_BOT_CHECK, text):
+        return Transient(message, kind="bot-check")
     if re.search(_RATE_LIMITED, text):
-        return Transient(message, rate_limited=True)
+        return Transient(message, kind="rate-limited")
+    if re.search(_NO_FORMAT, text):
+        return Unavailable("no-formats", message.strip().splitlines()[-1][:200])
+    if re.search(_NETWORK, text):
+        return Transient(message, kind="network")
     if re.search(_TRANSIENT, text):
         return Transient(message)
     for pattern, reason in _PERMANENT:
@@ -84,11 +101,13 @@ def classify_error(message: str, ytid: str | None = None) -> Exception:
 
 
 class _Log:
-    """yt-dlp's logger: its warnings and errors go to ``log`` (the CLI prints them above the progress bar)
-    instead of straight to the terminal, where they tore the bar; the errors also reach the ledger."""
+    """yt-dlp's logger: its warnings, errors and retry lines are kept in ``lines`` (the ledger's detail of a
+    failed clip) and passed to ``log`` if given, never printed to the terminal: offline, yt-dlp says about
+    eight lines per clip."""
 
-    def __init__(self, log: Callable[[str], None] | None):
+    def __init__(self, log: Callable[[str], None] | None, lines: list[str] | None = None):
         self.log = log
+        self.lines = lines if lines is not None else []
 
     def debug(self, message: str) -> None:
         pass
@@ -97,6 +116,8 @@ class _Log:
         pass
 
     def warning(self, message: str) -> None:
+        if len(self.lines) < 50:
+            self.lines.append(" ".join(message.split())[:300])
         if self.log is not None:
             self.log(message)
 
@@ -108,7 +129,9 @@ class YtDlpDownloader:
 
     Video is capped at ``max_height`` pixels (720 by default): frames are taken at the downloaded resolution.
     ``cookies`` is a Netscape cookies file; ``extractor_args`` are yt-dlp's ``--extractor-args`` strings
-    (e.g. ``youtube:po_token=web.gvs+TOKEN``); ``log`` receives yt-dlp's warnings and errors.
+    (e.g. ``youtube:po_token=web.gvs+TOKEN``); ``log``, if given, receives yt-dlp's warnings and errors (they
+    are also kept in the ledger's detail of a failed clip). :meth:`probe` is the connectivity check a run
+    makes before its first download.
     """
 
     def __init__(self, quiet: bool = True, max_height: int = 720, cookies: str | os.PathLike | None = None,
@@ -121,14 +144,14 @@ class YtDlpDownloader:
         self.extractor_args = parse_extractor_args(extractor_args)
         self.log = log
 
-    def ydl_options(self, start: float, end: float, workdir: Path) -> dict[str, Any]:
+    def ydl_options(self, start: float, end: float, workdir: Path, lines: list[str] | None = None) -> dict[str, Any]:
         from yt_dlp.utils import download_range_func
 
         options: dict[str, Any] = {
             "quiet": self.quiet,
             "no_warnings": self.quiet,
             "noprogress": True,
-            "logger": _Log(self.log),
+            "logger": _Log(self.log, lines),
             "format": f"bv*[height<={self.max_height}]+ba/b[height<={self.max_height}]/bv*+ba/b",
             "merge_output_format": "mkv",
             "outtmpl": {"default": str(Path(workdir).resolve() / "download.%(ext)s")},
@@ -149,15 +172,24 @@ class YtDlpDownloader:
         from yt_dlp.utils import DownloadError
 
         url = f"https://www.youtube.com/watch?v={ytid}"  # the id is inside the URL, never a bare argument
+        lines: list[str] = []
         try:
-            with yt_dlp.YoutubeDL(self.ydl_options(start, end, workdir)) as ydl:
+            with yt_dlp.YoutubeDL(self.ydl_options(start, end, workdir, lines)) as ydl:
                 ydl.download([url])
         except DownloadError as exc:
-            raise classify_error(str(exc), ytid) from None
+            error = classify_error(str(exc), ytid)
+            error.log = lines[-20:]
+            raise error from None
         files = sorted(p for p in Path(workdir).glob("download.*") if not p.name.endswith((".part", ".ytdl")))
         if not files:
             raise Transient("yt-dlp reported success but wrote no file")
         return files[0]
+
+    def probe(self) -> str | None:
+        """``None`` when YouTube answers, else why not (see :func:`macs_bench.media.network.probe`)."""
+        from macs_bench.media import network
+
+        return network.probe()
 
     def describe(self) -> dict[str, Any]:
         """What the report records: the cookies file by path only, extractor arguments without secret values."""

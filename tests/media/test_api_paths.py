@@ -26,7 +26,7 @@ def test_api_paths_expand_the_home_folder(home, long_video):
     os.symlink(long_video, home / "LLP" / "videos" / "tildeVideo0.mp4")
     write_manifest(home / "runs" / "mine", [clip_row("tildeVideo0", 1, 11)])
     report = fetch("~/runs/mine", "~/media", source_dir="~/LLP/videos", options=FetchOptions(jobs=1))
-    assert report["n_ok"] == 1 and report["options"]["source_dir"] == str(home / "LLP" / "videos")
+    assert report.n_ok == 1 and report.options["source_dir"] == str(home / "LLP" / "videos")
     assert (home / "media" / "audio" / "tildeVideo0_1_11.wav").is_file()
     assert not (home / "~").exists()
     merge_media("~/merged", ["~/media"], manifest="~/runs/mine")

@@ -37,7 +37,7 @@ def test_audio_ending_before_the_clip_is_unavailable(tmp_path, suffix):
     entry = only_entry(tmp_path / "media")
     assert (entry.status, entry.reason) == ("unavailable", "too-short"), entry
     assert "audio ends at 25.0" in entry.detail["detail"]
-    assert result["n_ok"] == 0
+    assert result.n_ok == 0
     assert not (tmp_path / "media" / "audio" / f"{ytid}_30_40.wav").exists()
 
 
@@ -51,7 +51,7 @@ def test_late_audio_in_a_trimmed_file_is_padded_at_the_start(tmp_path, suffix):
                    source_dir=src, options=FetchOptions(quality=None))
     entry = only_entry(tmp_path / "media")
     assert (entry.status, entry.detail["layout"]) == ("ok", "trimmed"), entry
-    assert result["n_ok"] == 1
+    assert result.n_ok == 1
     # AAC and Opus priming move the stream start a few tens of ms before 1.5 s
     assert 1.35 < entry.detail["pad_start"] < 1.55 and entry.detail["pad_end"] < 0.05
     x = samples(tmp_path / "media" / "audio" / "lateaudio01_30_40.wav")

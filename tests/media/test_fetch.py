@@ -5,7 +5,7 @@ import wave
 import pytest
 
 from macs_bench.datasets import build
-from macs_bench.media.fetch import FetchOptions, fetch
+from macs_bench.media.fetch import FetchDryRun, FetchOptions, fetch
 from macs_bench.media.ledger import Ledger
 from macs_bench.media.quality import QualityThresholds
 
@@ -40,7 +40,7 @@ def test_layout_durations_and_frame_content(tmp_path, served):
     videos, manifest, rows = served
     media = tmp_path / "media"
     result = fetch(manifest, media, downloader=FakeDownloader(videos), options=opts(all_frames=True))
-    assert result["n_ok"] == 3
+    assert result.n_ok == 3
     for row in rows:
         sid, start, k = row["sample_id"], float(row["start"]), int(row["frame_seconds"])
         assert wav_shape(media / "audio" / f"{sid}.wav") == (1, 16000, 160000)
@@ -96,21 +96,21 @@ def test_ledger_transitions_and_reruns(tmp_path, served, monkeypatch):
         entries = ledger.all()
     assert (entries[b].status, entries[b].attempts) == ("ok", 4)
     assert entries[c].status == "unavailable"
-    assert result["unavailable_reasons"] == {"removed": 1}
+    assert result.unavailable_reasons == {"removed": 1}
 
     # --retry-unavailable asks again; deleted outputs are fetched again
     (media / "audio" / f"{a}.wav").unlink()
     fake.removed = set()
     options.retry_unavailable = True
     result = run()
-    assert result["n_ok"] == 3
+    assert result.n_ok == 3
     assert fake.calls("-dashStart1") == calls["-dashStart1"] + 1
 
 
 def test_dry_run_writes_nothing(tmp_path, served):
     videos, manifest, _ = served
     result = fetch(manifest, tmp_path / "media", downloader=FakeDownloader(videos), dry_run=True)
-    assert result == {"dry_run": True, "n_samples": 3, "to_fetch": 3, "skipped": {}}
+    assert result == FetchDryRun(n_samples=3, to_fetch=3, skipped={})
     assert not (tmp_path / "media").exists()
 
 
@@ -133,7 +133,7 @@ def test_bad_clips_are_unavailable_with_reasons(tmp_path):
         "-startsdash": ("ok", ""),
         "notprovided": ("unavailable", "not-in-source-dir"),
     }
-    assert result["n_ok"] == 1
+    assert result.n_ok == 1
     assert (tmp_path / "media" / "audio" / "-startsdash_30_40.wav").is_file()
 
 
@@ -147,11 +147,11 @@ def test_quality_filter(tmp_path):
     rows = [clip_row(y, 0, 10) for y in ("silentclip1", "blackframes", "frozenvideo", "goodclip001")]
     manifest = write_manifest(tmp_path / "m", rows)
     result = fetch(manifest, tmp_path / "media", source_dir=src, options=opts())
-    excluded = {e["sample_id"].split("_")[0]: e["why"] for e in result["poor_quality_excluded"]}
+    excluded = {e["sample_id"].split("_")[0]: e["why"] for e in result.poor_quality_excluded}
     assert set(excluded) == {"silentclip1", "blackframes", "frozenvideo"}
     assert excluded["silentclip1"].startswith("silent ") and "rms_dbfs" in excluded["silentclip1"]
     assert "blank-frame" in excluded["blackframes"] and "frozen-video" in excluded["frozenvideo"]
-    assert result["n_ok"] == 1
+    assert result.n_ok == 1
     with Ledger(tmp_path / "media" / "ledger.sqlite") as ledger:
         good = ledger.get("goodclip001_0_10")
     # lavfi's sine has amplitude 1/8: RMS 20*log10(0.125/sqrt(2)) = -21.07 dBFS
@@ -159,7 +159,7 @@ def test_quality_filter(tmp_path):
     assert good.quality["motion"] > 5
     # the filter switched off keeps blank and frozen clips, never digital silence
     result = fetch(manifest, tmp_path / "media2", source_dir=src, options=opts(quality=None))
-    assert result["n_ok"] == 3 and result["unavailable_reasons"] == {"silent": 1}
+    assert result.n_ok == 3 and result.unavailable_reasons == {"silent": 1}
 
 
 def test_source_dir_full_length_and_trimmed(tmp_path, long_video):
@@ -169,7 +169,7 @@ def test_source_dir_full_length_and_trimmed(tmp_path, long_video):
     make_video(src / "trimmedclip_5_15.mp4", 10, t0=5)  # already trimmed, named by sample id
     rows = [clip_row("fulllength1", 5, 15, frame=2), clip_row("trimmedclip", 5, 15, frame=2)]
     result = fetch(write_manifest(tmp_path / "m", rows), tmp_path / "media", source_dir=src, options=opts())
-    assert result["n_ok"] == 2
+    assert result.n_ok == 2
     with Ledger(tmp_path / "media" / "ledger.sqlite") as ledger:
         layouts = {sid: e.detail["layout"] for sid, e in ledger.all().items()}
     assert layouts == {"fulllength1_5_15": "full", "trimmedclip_5_15": "trimmed"}
@@ -224,5 +224,5 @@ def test_fsd50k_import(tmp_path):
             {"sample_id": "dev_99999", "labels": "Dog", "n_labels": "1", "split": "dev"}]
     result = fetch(write_manifest(tmp_path / "m", rows), tmp_path / "media", source_dir=root, options=opts())
     assert wav_shape(tmp_path / "media" / "audio" / "dev_64760.wav") == (1, 16000, round(3.3 * 16000))
-    assert result["unavailable_reasons"] == {"not-in-source-dir": 1}
+    assert result.unavailable_reasons == {"not-in-source-dir": 1}
     assert not (tmp_path / "media" / "frames").exists()

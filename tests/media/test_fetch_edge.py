@@ -33,7 +33,7 @@ def test_late_streams_stay_on_the_file_timeline(tmp_path):
                     "-c:a", "aac", str(path)], check=True)
     result = fetch(write_manifest(tmp_path / "m", [clip_row("latestreams", 30, 40, frame=5)]), tmp_path / "media",
                    source_dir=src, options=FetchOptions(quality=None, all_frames=True))
-    assert result["n_ok"] == 1, result
+    assert result.n_ok == 1, result
     with wave.open(str(tmp_path / "media" / "audio" / "latestreams_30_40.wav")) as fh:
         assert fh.getnframes() == 160000
         samples = np.frombuffer(fh.readframes(fh.getnframes()), dtype="<i2").astype(float)
@@ -54,7 +54,7 @@ def test_one_frame_per_second_video_gives_every_second(tmp_path):
                     "-c:a", "aac", "-shortest", str(src / "onefpsvideo.mp4")], check=True)
     result = fetch(write_manifest(tmp_path / "m", [clip_row("onefpsvideo", 0, 10, frame=9)]), tmp_path / "media",
                    source_dir=src, options=FetchOptions(quality=None))
-    assert result["n_ok"] == 1, result
+    assert result.n_ok == 1, result
     assert abs(frame_colour(tmp_path / "media" / "frames" / "onefpsvideo_0_10.jpg")[0] - 9 * 20) < 4
 
 
@@ -73,7 +73,7 @@ def test_trimmed_file_named_by_a_shared_ytid_is_refused(tmp_path):
     (src / "sharedytid1.mp4").rename(src / "sharedytid1_5_15.mp4")
     make_video(src / "sharedytid1#6#16.mp4", 10, t0=6)
     result = fetch(tmp_path / "m", tmp_path / "media", source_dir=src, options=FetchOptions(quality=None))
-    assert result["n_ok"] == 3
+    assert result.n_ok == 3
 
 
 def test_short_start_offset_trimmed_clip(tmp_path):
@@ -90,9 +90,9 @@ def test_missing_files_are_looked_for_again(tmp_path):
     src = tmp_path / "videos"
     src.mkdir()
     manifest = write_manifest(tmp_path / "m", [clip_row("arriveslate", 0, 10)])
-    assert fetch(manifest, tmp_path / "media", source_dir=src, options=FetchOptions(quality=None))["n_ok"] == 0
+    assert fetch(manifest, tmp_path / "media", source_dir=src, options=FetchOptions(quality=None)).n_ok == 0
     make_video(src / "arriveslate.mp4", 10)
-    assert fetch(manifest, tmp_path / "media", source_dir=src, options=FetchOptions(quality=None))["n_ok"] == 1
+    assert fetch(manifest, tmp_path / "media", source_dir=src, options=FetchOptions(quality=None)).n_ok == 1
 
 
 def test_changed_thresholds_are_applied_on_rerun(tmp_path):
@@ -100,13 +100,13 @@ def test_changed_thresholds_are_applied_on_rerun(tmp_path):
     src.mkdir()
     make_video(src / "tonevideo01.mp4", 10)  # -21 dBFS
     manifest = write_manifest(tmp_path / "m", [clip_row("tonevideo01", 0, 10)])
-    assert fetch(manifest, tmp_path / "media", source_dir=src, options=FetchOptions())["n_ok"] == 1  # filter off
+    assert fetch(manifest, tmp_path / "media", source_dir=src, options=FetchOptions()).n_ok == 1  # filter off
     strict = FetchOptions(quality=QualityThresholds(min_rms_dbfs=-10))
     result = fetch(manifest, tmp_path / "media", source_dir=src, options=strict)
-    assert result["n_ok"] == 0 and result["unavailable_reasons"] == {"poor-quality": 1}
-    assert result["options"]["quality"]["min_rms_dbfs"] == -10
+    assert result.n_ok == 0 and result.unavailable_reasons == {"poor-quality": 1}
+    assert result.options["quality"]["min_rms_dbfs"] == -10
     lenient = FetchOptions(quality=QualityThresholds(min_rms_dbfs=-30))
-    assert fetch(manifest, tmp_path / "media", source_dir=src, options=lenient)["n_ok"] == 1
+    assert fetch(manifest, tmp_path / "media", source_dir=src, options=lenient).n_ok == 1
 
 
 def test_quality_filter_defaults_to_audioset_eval_only(tmp_path):
@@ -116,7 +116,7 @@ def test_quality_filter_defaults_to_audioset_eval_only(tmp_path):
     for dataset, n_ok in (("llp-multi", 1), ("audioset-eval", 0)):
         manifest = write_manifest(tmp_path / dataset, [clip_row("frozenvideo", 0, 10)])
         (manifest / "stats.json").write_text(json.dumps({"dataset": dataset}))
-        assert fetch(manifest, tmp_path / f"media-{dataset}", source_dir=src)["n_ok"] == n_ok
+        assert fetch(manifest, tmp_path / f"media-{dataset}", source_dir=src).n_ok == n_ok
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,7 @@ def test_file_without_a_stated_duration(tmp_path):
     assert 9.5 < probe(src / "pipedvideo1.mkv").duration < 10.5
     result = fetch(write_manifest(tmp_path / "m", [clip_row("pipedvideo1", 30, 40)]), tmp_path / "media",
                    source_dir=src, options=FetchOptions(quality=None))
-    assert result["n_ok"] == 1, result
+    assert result.n_ok == 1, result
 
 
 @pytest.mark.parametrize("dataset, quality", [("llp-multi", "auto"), ("audioset-eval", None),
@@ -178,9 +178,9 @@ def test_digital_silence_is_never_ok(tmp_path, dataset, quality):
     manifest = write_manifest(tmp_path / dataset, [clip_row("silentvideo", 0, 10)])
     (manifest / "stats.json").write_text(json.dumps({"dataset": dataset}))
     result = fetch(manifest, tmp_path / "media", source_dir=src, options=FetchOptions(quality=quality))
-    assert result["n_ok"] == 0
+    assert result.n_ok == 0
     reason = "poor-quality" if quality == "auto" and dataset == "audioset-eval" else "silent"
-    assert result["unavailable_reasons"] == {reason: 1}
+    assert result.unavailable_reasons == {reason: 1}
     with Ledger(tmp_path / "media" / "ledger.sqlite") as ledger:
         entry = ledger.get("silentvideo_0_10")
     assert entry.quality["rms_dbfs"] == -200.0 and "digital silence" in entry.detail["detail"]

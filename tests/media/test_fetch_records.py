@@ -25,11 +25,11 @@ def test_available_txt_is_the_ledgers_ok_set(tmp_path, long_video):
         (src / f"{row['ytid']}.mp4").symlink_to(long_video)
     media = tmp_path / "media"
     whole = fetch(write_manifest(tmp_path / "all", rows), media, source_dir=src, options=FetchOptions(quality=None))
-    assert whole["n_ok"] == 3
+    assert whole.n_ok == 3
     subset = fetch(write_manifest(tmp_path / "one", rows[:1]), media, source_dir=src,
                    options=FetchOptions(quality=None))
     assert (media / "available.txt").read_text().split() == sorted(r["sample_id"] for r in rows)
-    assert subset["n_ok"] == 1 and subset["n_ok_in_ledger"] == 3
+    assert subset.n_ok == 1 and subset.n_ok_in_ledger == 3
 
 
 def test_quality_measurements_are_columns(tmp_path):
@@ -51,7 +51,7 @@ def test_quality_measurements_are_columns(tmp_path):
         entry = ledger.get("silentclip1_0_10")
     assert entry.quality["rms_dbfs"] == -200.0 and entry.quality["problems"] == ["silent"]
     assert "quality" not in entry.detail and "{" not in entry.detail["detail"]  # no Python repr in the ledger
-    (excluded,) = result["poor_quality_excluded"]
+    (excluded,) = result.poor_quality_excluded
     assert excluded["problems"] == ["silent"] and excluded["rms_dbfs"] == -200.0
 
 
@@ -71,7 +71,7 @@ def test_video_suffixes_match_in_any_case(tmp_path):
     make_video(src / "capssuffix1.MP4", 10)
     result = fetch(write_manifest(tmp_path / "m", [clip_row("capssuffix1", 0, 10)]), tmp_path / "media",
                    source_dir=src, options=FetchOptions(quality=None))
-    assert result["n_ok"] == 1, result["unavailable_reasons"]
+    assert result.n_ok == 1, result.unavailable_reasons
 
 
 def fetch_cli(manifest, media, src):

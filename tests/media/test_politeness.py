@@ -55,7 +55,7 @@ def test_bot_check_pauses_every_worker_for_long(tmp_path, long_video, monkeypatc
         original(self)
 
     monkeypatch.setattr(Fetcher, "_polite", polite)
-    assert fetch(manifest, tmp_path / "media", downloader=BotChecked(videos), options=options)["n_ok"] == 1
+    assert fetch(manifest, tmp_path / "media", downloader=BotChecked(videos), options=options).n_ok == 1
     assert pauses[0] == 600.0  # the retry waited the long pause, not the 2 s backoff
     assert fetcher_holds[0] == 0.0 and fetcher_holds[1] > 0  # and later downloads of every worker wait for it
     # out of retries: failed, with the reason that says what happened
@@ -63,7 +63,7 @@ def test_bot_check_pauses_every_worker_for_long(tmp_path, long_video, monkeypatc
     fetch(manifest, tmp_path / "media2", downloader=BotChecked(videos, state=tmp_path / "c2"), options=options)
     with Ledger(tmp_path / "media2" / "ledger.sqlite") as ledger:
         entry = ledger.get(rows[0]["sample_id"])
-    assert (entry.status, entry.reason) == ("failed", "rate-limited")
+    assert (entry.status, entry.reason) == ("failed", "bot-check")
 
 
 class Served(YtDlpDownloader):

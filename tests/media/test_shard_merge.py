@@ -73,19 +73,19 @@ def test_merge_of_three_shards_equals_one_fetch(tmp_path, world):
     for k in range(3):
         report = fetch(manifest, tmp_path / f"part{k}", downloader=FakeDownloader(videos, removed=removed),
                        options=FetchOptions(**options, shard=(k, 3)))
-        assert report["shard"] == f"{k}/3"
+        assert report.shard == f"{k}/3"
         parts.append(report)
-    assert sum(p["n_samples"] for p in parts) == len(rows)
-    assert sum(p["n_ok"] for p in parts) == whole["n_ok"] == len(rows) - 1
+    assert sum(p.n_samples for p in parts) == len(rows)
+    assert sum(p.n_ok for p in parts) == whole.n_ok == len(rows) - 1
     merged = merge_media(tmp_path / "merged", [tmp_path / f"part{k}" for k in range(3)])
     assert (tmp_path / "merged" / "available.txt").read_bytes() == (tmp_path / "whole" / "available.txt").read_bytes()
     assert tree(tmp_path / "merged") == tree(tmp_path / "whole")  # same files, same bytes
-    assert merged["by_label_count"] == whole["by_label_count"]  # the manifest is found from the shards' reports
+    assert merged["by_label_count"] == whole.by_label_count  # the manifest is found from the shards' reports
     assert merged["unavailable_reasons"] == {"removed": 1}
     # the merged folder is a MEDIA folder like any other: a fetch of the whole has nothing left to do
     again = fetch(manifest, tmp_path / "merged", downloader=FakeDownloader(videos, state=tmp_path / "calls2"),
                   options=FetchOptions(**options))
-    assert again["this_run"] == {"skipped_ok": len(rows) - 1, "skipped_unavailable": 1}
+    assert again.this_run == {"skipped_ok": len(rows) - 1, "skipped_unavailable": 1}
     # merging again, or a source into itself, changes nothing
     merge_media(tmp_path / "part0", [tmp_path / "part0", tmp_path / "merged"])
     assert tree(tmp_path / "part0") == tree(tmp_path / "whole")

@@ -117,18 +117,30 @@ def test_classify_removes_the_id_it_is_given():
 
 
 @pytest.mark.parametrize(
-    "message",
+    "message, kind",
     [
-        "ERROR: [youtube] abcdefghijk: Sign in to confirm you\u2019re not a bot. Use --cookies-from-browser",
-        "ERROR: [youtube] abcdefghijk: Sign in to confirm you're not a bot. This helps protect our community.",
-        "ERROR: unable to download video data: HTTP Error 429: Too Many Requests",
-        "ERROR: [youtube] abcdefghijk: Requested format is not available. Use --list-formats",
-        "ERROR: [youtube] abcdefghijk: No video formats found!",
+        ("ERROR: [youtube] abcdefghijk: Sign in to confirm you\u2019re not a bot. Use --cookies-from-browser",
+         "bot-check"),
+        ("ERROR: [youtube] abcdefghijk: Sign in to confirm you're not a bot. This helps protect our community.",
+         "bot-check"),
+        ("ERROR: unable to download video data: HTTP Error 429: Too Many Requests", "rate-limited"),
+        ("ERROR: [youtube] abcdefghijk: Unable to download API page: <urlopen error [Errno -3] Temporary failure "
+         "in name resolution> (caused by TransportError)", "network"),
+        ("ERROR: [youtube] abcdefghijk: Unable to download webpage: [Errno 101] Network is unreachable", "network"),
+        ("ERROR: unable to download video data: HTTP Error 503: Service Unavailable", "transient"),
     ],
 )
-def test_bot_checks_rate_limits_and_missing_formats_wait_long(message):
+def test_bot_checks_rate_limits_and_network_failures_are_told_apart(message, kind):
     err = classify_error(message)
-    assert isinstance(err, Transient) and err.rate_limited
+    assert isinstance(err, Transient) and err.kind == kind
+    assert err.rate_limited == (kind in ("bot-check", "rate-limited"))  # those pause every worker for long
+
+
+@pytest.mark.parametrize("message", ["ERROR: [youtube] abcdefghijk: Requested format is not available. Use "
+                                     "--list-formats", "ERROR: [youtube] abcdefghijk: No video formats found!"])
+def test_a_missing_format_is_permanent_for_that_id_not_a_rate_limit(message):
+    err = classify_error(message)
+    assert isinstance(err, Unavailable) and err.reason == "no-formats"
 
 
 def test_ytdlp_errors_go_to_the_log_not_the_terminal(tmp_path, capfd):
