@@ -36,7 +36,10 @@ def start(manifest, media, videos, delay, *extra, transient=None):
     backoff = [] if "--backoff" in extra else ["--backoff", "0"]
     cmd = [str(BIN), "datasets", "fetch", "--manifest", str(manifest), "--media", str(media), "--jobs", "2", *backoff,
            "--downloader", "fake_downloader:FakeDownloader", *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a suite started in the background (nohup, `&`) hands its children SIGINT ignored, and Python then never
+    # raises KeyboardInterrupt: the child gets the default handler back, as a terminal's foreground job has
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def n_ok(media):
@@ -95,7 +98,7 @@ def test_kill_9_then_rerun_completes(tmp_path, twelve_clips):
 def test_ctrl_c_exits_130_and_resumes(tmp_path, twelve_clips):
     videos, manifest, rows = twelve_clips
     media = tmp_path / "media"
-    proc = start(manifest, media, videos, 1.0)  # slow enough that a loaded machine still interrupts mid-run
+    proc = start(manifest, media, videos, 0.4)
     wait_for(lambda: n_ok(media) >= 2)
     assert n_ok(media) < 12
     proc.send_signal(signal.SIGINT)
