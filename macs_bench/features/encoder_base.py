@@ -79,16 +79,19 @@ class ImageFile:
         return self.transform(load_image(path))
 
 
-def file_weights(path: Path) -> str:
-    """``sha256:<hex>`` of a weights file (hashed here, once per load)."""
+def file_weights(path: Path, sha256: str | None = None) -> str:
+    """``sha256:<hex>`` of a weights file: ``sha256`` when the caller hashed the file already for this load (the
+    weights store's check), else hashed here."""
     from macs_bench.io import sha256_file
 
-    return f"sha256:{sha256_file(path)}"
+    return f"sha256:{sha256 or sha256_file(path)}"
 
 
-def openai_clip(arch: str, weights_file: Path | None, seed: int | None, label: str) -> tuple[torch.nn.Module, str]:
+def openai_clip(arch: str, weights_file: Path | None, seed: int | None, label: str, sha256: str | None = None
+                ) -> tuple[torch.nn.Module, str]:
     """(eval-mode model, weights id) of an OpenAI CLIP through open_clip: random weights of open_clip's ``arch``
-    when ``weights_file`` is None, else OpenAI's file. ``label`` names the model in the error for a wrong file."""
+    when ``weights_file`` is None, else OpenAI's file (``sha256``: its digest when already hashed for this
+    load). ``label`` names the model in the error for a wrong file."""
     import open_clip
 
     if weights_file is None:
@@ -103,5 +106,5 @@ def openai_clip(arch: str, weights_file: Path | None, seed: int | None, label: s
             model = open_clip.load_openai_model(str(weights_file), precision="fp32", device="cpu")
         except Exception as exc:  # open_clip raises RuntimeError/KeyError for a wrong file
             raise MacsError(f"{weights_file}: not OpenAI {label} weights ({exc})") from None
-        weights = file_weights(weights_file)
+        weights = file_weights(weights_file, sha256)
     return model.eval(), weights

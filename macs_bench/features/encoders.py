@@ -89,7 +89,7 @@ def _torch_load(path: Path) -> dict:
         raise MacsError(f"{path}: cannot load weights safely ({exc})") from None
 
 
-def inception(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+def inception(weights_file: Path | None, *, seed: int | None = None, sha256: str | None = None) -> Encoder:
     """TF-Inception (clean-fid's TorchScript ``inception-2015-12-05.pt``), 2048-d pool features.
 
     With ``seed`` instead of a file: torchvision's Inception-v3 (same layer layout and 2048-d output) with
@@ -103,7 +103,7 @@ def inception(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
             model = InceptionV3W(str(weights_file.parent), download=False).eval()
         except RuntimeError as exc:
             raise MacsError(f"{weights_file}: not a TorchScript Inception ({exc})") from None
-        return Encoder("inception", "image", 2048, file_weights(weights_file), "cleanfid-clean-299-v1",
+        return Encoder("inception", "image", 2048, file_weights(weights_file, sha256), "cleanfid-clean-299-v1",
                        inception_input, model, lambda m, x: m(x))
     import torchvision
 
@@ -115,14 +115,14 @@ def inception(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
                    net, lambda m, x: m((x - 128.0) / 128.0))
 
 
-def clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+def clip(weights_file: Path | None, *, seed: int | None = None, sha256: str | None = None) -> Encoder:
     """CLIP ViT-B/32 image tower through open_clip (OpenAI weights), 512-d unnormalised embeddings."""
-    model, weights = openai_clip("ViT-B-32", weights_file, seed, "CLIP ViT-B/32")
+    model, weights = openai_clip("ViT-B-32", weights_file, seed, "CLIP ViT-B/32", sha256)
     return Encoder("clip", "image", 512, weights, "cleanfid-clip-224-v1", clip_input, model,
                    lambda m, x: m.encode_image(x))
 
 
-def wav2clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+def wav2clip(weights_file: Path | None, *, seed: int | None = None, sha256: str | None = None) -> Encoder:
     """wav2clip (ResNet audio encoder + MLP head into CLIP ViT-B/32 space) on 16 kHz waveforms, 512-d."""
     from wav2clip.model.encoder import MLPLayers, ResNetExtractor
 
@@ -137,7 +137,7 @@ def wav2clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
             model = ResNetExtractor(checkpoint=checkpoint, scenario="frozen", transform=True)
         except (RuntimeError, KeyError) as exc:
             raise MacsError(f"{weights_file}: not Wav2CLIP weights ({exc})") from None
-        weights = file_weights(weights_file)
+        weights = file_weights(weights_file, sha256)
     model.eval()
     return Encoder("wav2clip", "audio", 512, weights, f"wave-{AUDIO_RATE}-mono-v1", audio_input, model,
                    lambda m, x: m(x), batchable=False)
@@ -213,18 +213,13 @@ def published_hash(name: str) -> str | None:
     return f"sha256:{spec.sha256}" if spec.sha256 else None
 
 
-def expected_weights(name: str) -> str | None:
-    """``sha256:<hex>`` of the published weights for encoder ``name`` (pinned, or recorded on first use)."""
-    from macs_bench import weights as weight_store
-
-    digest = weight_store.expected_sha256(WEIGHT_NAMES[name])
-    return f"sha256:{digest}" if digest else None
 BUILDERS: dict[str, Callable[..., Encoder]] = {"inception": inception, "clip": clip, "wav2clip": wav2clip,
                                                "clip_l336": encoders_extra.clip_l336, "dinov2": encoders_extra.dinov2}
 
 
 def _paper(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Encoder]:
-    """Published weights: the user's own files in ``given``, else the ``macs-bench weights`` cache (verified)."""
+    """Published weights: the user's own files in ``given``, else the ``macs-bench weights`` cache, checked by a
+    full hash that the encoder's id records (one hash per load)."""
     from macs_bench import weights as weight_store
 
     built = {}
@@ -233,11 +228,8 @@ def _paper(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Enc
         if name in given:
             built[name] = build(Path(given[name]))  # the user's own file: recorded, not required to be published
             continue
-        path = weight_store.path(WEIGHT_NAMES[name])
-        built[name] = build(path)
-        if expected_weights(name) not in (None, built[name].weights):  # a full hash, beyond the size/mtime check
-            raise MacsError(f"{path}: corrupt weights ({built[name].weights}, expected {expected_weights(name)}); "
-                            f"fetch them again with: macs-bench weights fetch --overwrite {WEIGHT_NAMES[name]}")
+        path, digest = weight_store.path_and_sha256(WEIGHT_NAMES[name])
+        built[name] = build(path, sha256=digest)
     return built
 
 

@@ -95,9 +95,9 @@ def hub_interpolate_pos_encoding(self, embeddings: torch.Tensor, height: int, wi
     return torch.cat((pos[:, :1], grid), dim=1).to(dtype)
 
 
-def clip_l336(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+def clip_l336(weights_file: Path | None, *, seed: int | None = None, sha256: str | None = None) -> Encoder:
     """OpenAI CLIP ViT-L/14 at 336 px (``ViT-L-14-336px.pt``) through open_clip, 768-d image embeddings."""
-    model, weights = openai_clip("ViT-L-14-336", weights_file, seed, "CLIP")
+    model, weights = openai_clip("ViT-L-14-336", weights_file, seed, "CLIP", sha256)
     if weights_file is not None and (model.visual.image_size != (336, 336) or
                                      model.visual.output_dim != CLIP_L336_DIM):
         raise MacsError(f"{weights_file}: not CLIP ViT-L/14 at 336 px (input {model.visual.image_size}, "
@@ -106,7 +106,7 @@ def clip_l336(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
                    lambda m, x: m.encode_image(x))
 
 
-def dinov2(weights_dir: Path | None, *, seed: int | None = None) -> Encoder:
+def dinov2(weights_dir: Path | None, *, seed: int | None = None, sha256: str | None = None) -> Encoder:
     """DINOv2 ViT-L/14 through transformers' ``Dinov2Model``; ``weights_dir`` holds ``config.json`` and
     ``model.safetensors`` (the registry's facebook/dinov2-large snapshot, or your own copy)."""
     from transformers import Dinov2Config, Dinov2Model
@@ -126,7 +126,7 @@ def dinov2(weights_dir: Path | None, *, seed: int | None = None) -> Encoder:
             raise MacsError(f"{weights_dir}: not DINOv2 weights ({type(exc).__name__}: {exc})") from None
         blob = file.resolve().name  # a hub snapshot links to a blob named by the file's sha256
         weights = f"sha256:{blob}" if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob) \
-            else file_weights(file)
+            else file_weights(file, sha256)
     model.embeddings.interpolate_pos_encoding = types.MethodType(hub_interpolate_pos_encoding, model.embeddings)
     model.eval()
     dim = model.config.hidden_size
