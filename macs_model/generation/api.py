@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from macs_bench.datasets.manifest import manifest_rows
+from macs_bench.datasets.manifest import fold_samples
 from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, dumps_json
@@ -28,19 +28,17 @@ LATENTS = "latents"  # the frames' VAE latents (macs_model.generation.latent_cac
 
 
 def fold_ids(manifest: str | os.PathLike, fold: int | None) -> tuple[list[str], list[str]]:
-    """(train ids, test ids) of a built manifest for fold K, or by its split column without a fold."""
-    rows = manifest_rows(manifest)
-    if fold is not None:
-        folds = sorted({r["fold"] for r in rows if r.get("fold")})
-        if str(fold) not in folds:
-            raise MacsError(f"{manifest}: no fold {fold} (folds: {', '.join(folds) or 'none'})")
-        return ([r["sample_id"] for r in rows if r["fold"] != str(fold)],
-                [r["sample_id"] for r in rows if r["fold"] == str(fold)])
-    train = [r["sample_id"] for r in rows if r.get("split") == "train"]
-    test = [r["sample_id"] for r in rows if r.get("split") == "test"]
-    if not train or not test:
+    """(train ids, test ids) of a built manifest for fold K, or by its split column without a fold
+    (:func:`macs_bench.datasets.manifest.fold_samples`)."""
+    try:
+        samples = fold_samples(manifest, fold, None if fold is not None else "test")
+    except MacsError as exc:
+        if fold is not None:
+            raise
+        raise MacsError(f"{manifest}: no train/test split column; choose a fold") from exc
+    if not samples.train:
         raise MacsError(f"{manifest}: no train/test split column; choose a fold")
-    return train, test
+    return samples.train, samples.ids
 
 
 def _present(ids: Sequence[str], media: Path, need_frames: bool) -> tuple[list[str], int]:
