@@ -25,7 +25,7 @@ from typing import Any
 
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json
-from macs_model.generation.release_import import RELEASE_NAMES, SEPARATOR_FILE, import_release, release_files
+from macs_model.generation.release_import import RELEASE_NAMES, SEPARATOR_FILE, release_files
 
 __all__ = ["reproduce", "release_files", "missing_weights", "RELEASE_NAMES", "SEPARATOR_FILE", "MODEL_NAME"]
 
@@ -61,6 +61,7 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
     from macs_bench.device import resolve_device
     from macs_bench.scoring import ScoreConfig, score
     from macs_model.generation.api import generate
+    from macs_model.generation.audio_to_image import AudioToImagePipeline
 
     resolve_device(device)  # a device this machine lacks is refused before any work
 
@@ -81,12 +82,15 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
     if absent:
         raise MacsError("reproduce needs weights that are not here; fetch them with: "
                         + "; ".join(f"macs-bench weights fetch {name}" for name in absent))
-    run, identity = import_release(release_dir, dataset, out / "import", base=base, preset=preset)
+    # imported on first use; separator, CLAP and SD loaded once for every fold, each release file hashed once
+    pipe = AudioToImagePipeline.from_pretrained(release_dir, dataset=dataset, import_dir=out / "import", base=base,
+                                                clap=clap, device=device, preset=preset)
+    run, identity = pipe.run, pipe.release_identity
     steps = []
     for fold in folds:
         images = out / "images"
         record = generate(manifest, media, run, images, fold=fold, base=base, clap=clap, device=device,
-                          batch_size=batch_size, progress=progress)
+                          batch_size=batch_size, progress=progress, pipeline=pipe)
         tag = f"fold{fold}" if fold is not None else "test"
         result_file = out / "results" / MODEL_NAME.split()[0] / f"{tag}.json"
         scored = _scored(result_file, record, score_preset)

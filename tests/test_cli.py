@@ -89,16 +89,28 @@ def test_bad_input_is_one_line(tmp_path, args, message):
 
 
 @pytest.mark.parametrize("name", ["landscape", "fsd50k"])
-def test_info_prints_whole_card_and_counts(name):
-    from macs_bench.datasets import DATASETS
+def test_info_renders_the_card_for_the_terminal_and_counts(name):
+    import re
+
+    from macs_bench.datasets import DATASETS, card
     from macs_bench.datasets.metadata import MetadataStore
 
-    out = run("macs-bench", "datasets", "info", name)
+    out = run("macs-bench", "datasets", "info", name, env={"COLUMNS": "80"})
     assert out.returncode == 0, out.stderr
-    assert "## Licence" in out.stdout and "n_samples" in out.stdout
+    lines = out.stdout.splitlines()
+    assert "Licence" in [line.strip() for line in lines]
+    assert not any(line.startswith("#") for line in lines)  # headings rendered
+    assert "| --- |" not in out.stdout and "**" not in out.stdout and "n_samples" in out.stdout
     pinned = MetadataStore().pinned
-    for file in DATASETS[name].files:  # whole checksums, nothing cropped at the terminal width
-        assert f"| {file} | {pinned[file]} |" in out.stdout
+    for file in DATASETS[name].files:  # whole file names and checksums on one row, never folded or cropped
+        assert re.search(rf"{re.escape(file)} +{pinned[file]}", out.stdout), file
+    prose = [line for line in lines if "\u2500" not in line and not any(pinned[f] in line for f in DATASETS[name].files)]
+    assert max(len(line.rstrip()) for line in prose[:20]) <= 80  # the text wraps at the terminal's width
+    if name == "fsd50k":
+        assert "<label>" in out.stdout  # angle brackets are text, not HTML to drop
+    raw = run("macs-bench", "datasets", "info", name, "--markdown")
+    assert raw.returncode == 0 and raw.stdout.startswith(card(name)), raw.stderr
+    assert "| n_samples |" in raw.stdout
 
 
 def test_list_and_version():

@@ -12,8 +12,6 @@ runs), but not under ``if TYPE_CHECKING:`` (never executed). ``from pkg import n
 import ast
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("macs_bench", "macs_model")
 GENERIC = ("macs_bench.features", "macs_model.separation", "macs_model.generation")
@@ -126,8 +124,6 @@ def test_the_graph_sees_lazy_imports_and_skips_type_checking(tmp_path):
     assert circles(graph) == [["macs_bench.a", "macs_bench.sub.b"]]
 
 
-@pytest.mark.xfail(reason="issue 23 open: one circle is left, features.encoders <-> encoders_extra (the "
-                   "preset builders import the extra encoders lazily); this test names it", strict=True)
 def test_no_import_circles():
     graph = import_graph()
     found = circles(graph)

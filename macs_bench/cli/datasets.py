@@ -87,17 +87,49 @@ def datasets_build(
 
 @datasets_app.command("info")
 def datasets_info(name: DatasetName = typer.Argument(..., metavar="NAME", help="The dataset.",
-                                                     show_default=False)) -> None:
+                                                     show_default=False),
+                  markdown: bool = typer.Option(False, "--markdown", help="Print the card's Markdown source "
+                                                "(for a file or a pager) instead of rendering it.")) -> None:
     """Print the dataset card and the counts of a fresh build."""
     from macs_bench.datasets import build, card
 
     text = card(name.value)
     counts = build(name.value).counts()
-    console.print(text, markup=False, highlight=False)  # raw Markdown: nothing cropped, checksums whole
-    table = Table("count", "value", title=f"{name.value}: counts of a build with the default options")
+    title = f"{name.value}: counts of a build with the default options"
+    if markdown:
+        rows = "".join(f"| {key} | {value} |\n" for key, value in counts.items())
+        console.print(f"{text}\n## {title}\n\n| count | value |\n| --- | --- |\n{rows}", markup=False,
+                      highlight=False, end="")
+        return
+    _print_markdown(text)
+    table = Table("count", "value", title=title)
     for key, value in counts.items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+def _print_markdown(text: str) -> None:
+    """Markdown for the terminal (rich): the prose wraps at the terminal's width; each table keeps its natural
+    width, so no file name or checksum is folded or cropped; ``<word>`` stays text, not HTML to drop."""
+    import itertools
+    import re
+
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    def literal(line: str) -> str:  # backslash-escape "<" outside code spans
+        return "".join(part if part.startswith("`") else part.replace("<", "\\<")
+                       for part in re.split(r"(`[^`]*`)", line))
+
+    for is_table, group in itertools.groupby(text.splitlines(), key=lambda line: line.startswith("|")):
+        lines = [literal(line) for line in group]
+        block = Markdown("\n".join(lines))
+        if is_table:
+            width = max(console.width, max(len(line) for line in lines))
+            Console(file=console.file, width=width, force_terminal=console.is_terminal,
+                    no_color=console.no_color).print(block)
+        else:
+            console.print(block, soft_wrap=False)
 
 
 @datasets_app.command("fetch")

@@ -232,6 +232,37 @@ def manifest_rows(path: str | os.PathLike) -> list[dict[str, str]]:
     return rows
 
 
+@dataclass(frozen=True)
+class FoldSamples:
+    """The samples one evaluation reads (manifest order) with their labels, and the ids a model may train on."""
+
+    ids: list[str]
+    labels: dict[str, tuple[str, ...]]
+    train: list[str]
+
+
+def fold_samples(manifest: str | os.PathLike, fold: int | None, split: str | None = None) -> FoldSamples:
+    """Fold K, the other folds training; else the ``split`` rows, the ``train`` split training; else every row,
+    none training. The one fold selection: stage 2's ``fold_ids`` and the harness both read it."""
+    rows = manifest_rows(manifest)
+    if fold is not None:
+        folds = sorted({r["fold"] for r in rows if r.get("fold")})
+        if str(fold) not in folds:
+            raise MacsError(f"{manifest}: no fold {fold} (folds: {', '.join(folds) or 'none'})")
+        chosen = [r for r in rows if r["fold"] == str(fold)]
+        train = [r for r in rows if r["fold"] != str(fold)]
+    elif split is not None:
+        chosen = [r for r in rows if r.get("split") == split]
+        if not chosen:
+            raise MacsError(f"{manifest}: no samples in split {split!r}")
+        train = [r for r in rows if r.get("split") == "train"]
+    else:
+        chosen, train = rows, []
+    return FoldSamples([r["sample_id"] for r in chosen],
+                       {r["sample_id"]: tuple(split_list(r["labels"])) for r in chosen},
+                       [r["sample_id"] for r in train])
+
+
 def _check_row(path: Path, lineno: int, row: dict[str, str]) -> None:
     if None in row.values() or None in row:
         raise MacsError(f"{path}:{lineno}: wrong number of cells for the header's columns")

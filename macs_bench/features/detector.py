@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from macs_bench.errors import MacsError
-from macs_bench.features.encoders import Encoder, ImageFile, _file_weights
+from macs_bench.features.encoder_base import Encoder, ImageFile, file_weights
 
 
 class _OpenClipTransform:
@@ -68,10 +68,10 @@ def open_clip_detector(spec: str, preset: str = "paper", seed: int = 0) -> Encod
             model, _, pipeline = open_clip.create_model_and_transforms(arch, pretrained=str(local) if local.is_file()
                                                                        else tag)
             if local.is_file():
-                weights = _file_weights(local)
+                weights = file_weights(local)
             else:
                 path = open_clip.pretrained.download_pretrained(open_clip.pretrained.get_pretrained_cfg(arch, tag))
-                weights = _file_weights(Path(path))
+                weights = file_weights(Path(path))
         except Exception as exc:  # open_clip and the hub raise many types (offline, unknown tag, bad file)
             raise MacsError(f"coverage detector {spec!r}: cannot load its weights ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}); open_clip downloads them once "

@@ -12,7 +12,6 @@ preset loads the published weights, and a missing file is an error that says how
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,71 +19,12 @@ import numpy as np
 import torch
 
 from macs_bench.errors import MacsError
-from macs_bench.features.inputs import AUDIO_RATE, load_audio, load_image
+from macs_bench.features import encoders_extra
+from macs_bench.features.encoder_base import OPENAI_MEAN, OPENAI_STD, Encoder, ImageFile, file_weights, openai_clip
+from macs_bench.features.inputs import AUDIO_RATE, load_audio
 from macs_bench.features.registry import EncoderPreset, get_preset, register_preset
 
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-@dataclass
-class Encoder:
-    """A network plus the preprocessing that turns one file into its input tensor."""
-
-    name: str  # inception | clip | wav2clip
-    modality: str  # image | audio
-    dim: int
-    weights: str  # "sha256:<hex>" of the weights file, or "random:<seed>"
-    preprocess_version: str
-    preprocess: Callable[[Path], torch.Tensor]
-    model: torch.nn.Module
-    forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
-    # False when the network normalises over the whole batch (wav2clip's spectrogram standardisation):
-    # each input then runs alone, so a feature never depends on its batch-mates
-    batchable: bool = True
-    # a text tower in this encoder's space (sentences -> embeddings) for per-source coverage; None: the
-    # network's own (CLIP's encode_text), see macs_bench.features.encoders_extra.text_tower
-    text: Callable[[list[str]], np.ndarray] | None = None
-    # the code that runs the weights, when it matters for the numbers (DINOv2's position interpolation)
-    implementation: str = ""
-
-    @property
-    def id(self) -> str:
-        base = f"{self.name}/{self.weights}/{self.preprocess_version}"
-        return f"{base}/{self.implementation}" if self.implementation else base
-
-    def to(self, device: torch.device) -> "Encoder":
-        self.model.to(device)
-        return self
-
-    @torch.inference_mode()
-    def encode(self, batch: list[torch.Tensor], device: torch.device) -> np.ndarray:
-        """Features for preprocessed inputs; audio of unequal lengths is run length by length."""
-        out: list[np.ndarray | None] = [None] * len(batch)
-        by_shape: dict[tuple, list[int]] = {}
-        for i, x in enumerate(batch):
-            by_shape.setdefault(tuple(x.shape) if self.batchable else (i,), []).append(i)
-        for indices in by_shape.values():
-            x = torch.stack([batch[i] for i in indices]).to(device)
-            feats = self.forward(self.model, x).float().cpu().numpy()
-            for i, f in zip(indices, feats):
-                out[i] = f
-        return np.stack(out).astype(np.float32)
-
-
 # -- preprocessing ----------------------------------------------------------------------------------------
-
-class ImageFile:
-    """An image encoder's preprocessing: decode the file (:func:`load_image`), then ``transform`` the
-    ``H x W x 3`` uint8 array. The scorer decodes each file once and hands the array to every encoder's
-    ``transform`` (see :func:`macs_bench.features.extract.encode_sets`); picklable for DataLoader workers."""
-
-    def __init__(self, transform: Callable[[np.ndarray], torch.Tensor]):
-        self.transform = transform
-
-    def __call__(self, path: Path) -> torch.Tensor:
-        return self.transform(load_image(path))
-
 
 @functools.lru_cache(maxsize=None)
 def _cleanfid_resizer():
@@ -142,12 +82,6 @@ tiny_image_input = ImageFile(tiny_transform)
 
 # -- builders ---------------------------------------------------------------------------------------------
 
-def _file_weights(path: Path) -> str:
-    from macs_bench.io import sha256_file
-
-    return f"sha256:{sha256_file(path)}"
-
-
 def _torch_load(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -155,7 +89,7 @@ def _torch_load(path: Path) -> dict:
         raise MacsError(f"{path}: cannot load weights safely ({exc})") from None
 
 
-def inception(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+def inception(weights_file: Path | None, *, seed: int | None = None, sha256: str | None = None) -> Encoder:
     """TF-Inception (clean-fid's TorchScript ``inception-2015-12-05.pt``), 2048-d pool features.
 
     With ``seed`` instead of a file: torchvision's Inception-v3 (same layer layout and 2048-d output) with
@@ -169,7 +103,7 @@ def inception(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
             model = InceptionV3W(str(weights_file.parent), download=False).eval()
         except RuntimeError as exc:
             raise MacsError(f"{weights_file}: not a TorchScript Inception ({exc})") from None
-        return Encoder("inception", "image", 2048, _file_weights(weights_file), "cleanfid-clean-299-v1",
+        return Encoder("inception", "image", 2048, file_weights(weights_file, sha256), "cleanfid-clean-299-v1",
                        inception_input, model, lambda m, x: m(x))
     import torchvision
 
@@ -181,35 +115,14 @@ def inception(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
                    net, lambda m, x: m((x - 128.0) / 128.0))
 
 
-def openai_clip(arch: str, weights_file: Path | None, seed: int | None, label: str) -> tuple[torch.nn.Module, str]:
-    """(eval-mode model, weights id) of an OpenAI CLIP through open_clip: random weights of open_clip's ``arch``
-    when ``weights_file`` is None, else OpenAI's file. ``label`` names the model in the error for a wrong file."""
-    import open_clip
-
-    if weights_file is None:
-        torch.manual_seed(seed or 0)
-        # OpenAI's CLIP was trained with QuickGELU; open_clip's configs must be told so
-        model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=True)
-        weights = f"random:{seed or 0}"
-    else:
-        # OpenAI ships its CLIPs as TorchScript archives: open_clip reads the state dict (torch.jit.load, no
-        # pickled code) and rebuilds the network; a plain state-dict file works too
-        try:
-            model = open_clip.load_openai_model(str(weights_file), precision="fp32", device="cpu")
-        except Exception as exc:  # open_clip raises RuntimeError/KeyError for a wrong file
-            raise MacsError(f"{weights_file}: not OpenAI {label} weights ({exc})") from None
-        weights = _file_weights(weights_file)
-    return model.eval(), weights
-
-
-def clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+def clip(weights_file: Path | None, *, seed: int | None = None, sha256: str | None = None) -> Encoder:
     """CLIP ViT-B/32 image tower through open_clip (OpenAI weights), 512-d unnormalised embeddings."""
-    model, weights = openai_clip("ViT-B-32", weights_file, seed, "CLIP ViT-B/32")
+    model, weights = openai_clip("ViT-B-32", weights_file, seed, "CLIP ViT-B/32", sha256)
     return Encoder("clip", "image", 512, weights, "cleanfid-clip-224-v1", clip_input, model,
                    lambda m, x: m.encode_image(x))
 
 
-def wav2clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+def wav2clip(weights_file: Path | None, *, seed: int | None = None, sha256: str | None = None) -> Encoder:
     """wav2clip (ResNet audio encoder + MLP head into CLIP ViT-B/32 space) on 16 kHz waveforms, 512-d."""
     from wav2clip.model.encoder import MLPLayers, ResNetExtractor
 
@@ -224,7 +137,7 @@ def wav2clip(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
             model = ResNetExtractor(checkpoint=checkpoint, scenario="frozen", transform=True)
         except (RuntimeError, KeyError) as exc:
             raise MacsError(f"{weights_file}: not Wav2CLIP weights ({exc})") from None
-        weights = _file_weights(weights_file)
+        weights = file_weights(weights_file, sha256)
     model.eval()
     return Encoder("wav2clip", "audio", 512, weights, f"wave-{AUDIO_RATE}-mono-v1", audio_input, model,
                    lambda m, x: m(x), batchable=False)
@@ -264,11 +177,19 @@ class _TinyAudio(torch.nn.Module):
 
 TINY_DIM = 32
 TINY_SEED_OFFSET = {"inception": 0, "clip": 1, "wav2clip": 2}
+TINY_EXTRA_OFFSET = {"clip_l336": 3, "dinov2": 4}
 
 
 def tiny(name: str, seed: int = 0) -> Encoder:
-    """Small random networks in the real encoders' roles (fast smoke runs and tests). Their features are 32-d:
-    a 2048-d Frechet distance alone takes about 40 s on two CPU cores (scipy's sqrtm)."""
+    """Small random networks in the real encoders' roles (fast smoke runs and tests), each its own network and
+    seed. The paper's three give 32-d features (a 2048-d Frechet distance alone takes about 40 s on two CPU cores,
+    scipy's sqrtm); the extra encoders' stand-ins are a little wider."""
+    if name in TINY_EXTRA_OFFSET:
+        offset = TINY_EXTRA_OFFSET[name]
+        torch.manual_seed(seed + offset)
+        net = _TinyImage(TINY_DIM + 8 * offset, pooled=name == "dinov2").eval()
+        return Encoder(name, "image", TINY_DIM + 8 * offset, f"tiny-random:{seed}", "tiny-32-v2",
+                       tiny_image_input, net, lambda m, x: m(x))
     torch.manual_seed(seed + TINY_SEED_OFFSET.get(name, 0))
     if name in ("inception", "clip"):
         return Encoder(name, "image", TINY_DIM, f"tiny-random:{seed}", "tiny-32-v2", tiny_image_input,
@@ -292,49 +213,32 @@ def published_hash(name: str) -> str | None:
     return f"sha256:{spec.sha256}" if spec.sha256 else None
 
 
-def expected_weights(name: str) -> str | None:
-    """``sha256:<hex>`` of the published weights for encoder ``name`` (pinned, or recorded on first use)."""
-    from macs_bench import weights as weight_store
-
-    digest = weight_store.expected_sha256(WEIGHT_NAMES[name])
-    return f"sha256:{digest}" if digest else None
-BUILDERS = {"inception": inception, "clip": clip, "wav2clip": wav2clip}
-
-
-def _builders() -> dict[str, Callable[..., Encoder]]:
-    from macs_bench.features.encoders_extra import BUILDERS_EXTRA
-
-    return {**BUILDERS, **BUILDERS_EXTRA}
+BUILDERS: dict[str, Callable[..., Encoder]] = {"inception": inception, "clip": clip, "wav2clip": wav2clip,
+                                               "clip_l336": encoders_extra.clip_l336, "dinov2": encoders_extra.dinov2}
 
 
 def _paper(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Encoder]:
-    """Published weights: the user's own files in ``given``, else the ``macs-bench weights`` cache (verified)."""
+    """Published weights: the user's own files in ``given``, else the ``macs-bench weights`` cache, checked by a
+    full hash that the encoder's id records (one hash per load)."""
     from macs_bench import weights as weight_store
 
-    builders = _builders()
     built = {}
     for name in names:
-        build = builders[name]
+        build = BUILDERS[name]
         if name in given:
             built[name] = build(Path(given[name]))  # the user's own file: recorded, not required to be published
             continue
-        path = weight_store.path(WEIGHT_NAMES[name])
-        built[name] = build(path)
-        if expected_weights(name) not in (None, built[name].weights):  # a full hash, beyond the size/mtime check
-            raise MacsError(f"{path}: corrupt weights ({built[name].weights}, expected {expected_weights(name)}); "
-                            f"fetch them again with: macs-bench weights fetch --overwrite {WEIGHT_NAMES[name]}")
+        path, digest = weight_store.path_and_sha256(WEIGHT_NAMES[name])
+        built[name] = build(path, sha256=digest)
     return built
 
 
 def _random(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Encoder]:
-    builders = _builders()
-    return {name: builders[name](None, seed=seed) for name in names}
+    return {name: BUILDERS[name](None, seed=seed) for name in names}
 
 
 def _tiny(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Encoder]:
-    from macs_bench.features.encoders_extra import tiny_extra
-
-    return {name: tiny(name, seed) if name in BUILDERS else tiny_extra(name, seed) for name in names}
+    return {name: tiny(name, seed) for name in names}
 
 
 register_preset(EncoderPreset("paper", _paper, "published weights (comparable with the paper)"))
@@ -351,11 +255,10 @@ def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None
     ``world``, when ``macs_bench.world.scoring`` is imported). Only ``paper`` gives numbers comparable with the
     paper."""
     spec = get_preset(preset)
-    builders = _builders()
     names = list(names or PAPER_ENCODERS)
-    unknown = [n for n in names if n not in builders]
+    unknown = [n for n in names if n not in BUILDERS]
     if unknown:
-        raise MacsError(f"unknown encoder {unknown[0]!r}; known: {', '.join(builders)}")
+        raise MacsError(f"unknown encoder {unknown[0]!r}; known: {', '.join(BUILDERS)}")
     if spec.provides is not None:
         missing = [n for n in names if n not in spec.provides]
         if missing:

@@ -22,9 +22,7 @@ import numpy as np
 import torch
 
 from macs_bench.errors import MacsError
-from macs_bench.features.encoders import (OPENAI_MEAN, OPENAI_STD, Encoder, ImageFile, _file_weights, openai_clip,
-                                         tiny_image_input)
-from macs_bench.features.inputs import load_image
+from macs_bench.features.encoder_base import OPENAI_MEAN, OPENAI_STD, Encoder, ImageFile, file_weights, openai_clip
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -97,9 +95,9 @@ def hub_interpolate_pos_encoding(self, embeddings: torch.Tensor, height: int, wi
     return torch.cat((pos[:, :1], grid), dim=1).to(dtype)
 
 
-def clip_l336(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
+def clip_l336(weights_file: Path | None, *, seed: int | None = None, sha256: str | None = None) -> Encoder:
     """OpenAI CLIP ViT-L/14 at 336 px (``ViT-L-14-336px.pt``) through open_clip, 768-d image embeddings."""
-    model, weights = openai_clip("ViT-L-14-336", weights_file, seed, "CLIP")
+    model, weights = openai_clip("ViT-L-14-336", weights_file, seed, "CLIP", sha256)
     if weights_file is not None and (model.visual.image_size != (336, 336) or
                                      model.visual.output_dim != CLIP_L336_DIM):
         raise MacsError(f"{weights_file}: not CLIP ViT-L/14 at 336 px (input {model.visual.image_size}, "
@@ -108,7 +106,7 @@ def clip_l336(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
                    lambda m, x: m.encode_image(x))
 
 
-def dinov2(weights_dir: Path | None, *, seed: int | None = None) -> Encoder:
+def dinov2(weights_dir: Path | None, *, seed: int | None = None, sha256: str | None = None) -> Encoder:
     """DINOv2 ViT-L/14 through transformers' ``Dinov2Model``; ``weights_dir`` holds ``config.json`` and
     ``model.safetensors`` (the registry's facebook/dinov2-large snapshot, or your own copy)."""
     from transformers import Dinov2Config, Dinov2Model
@@ -128,7 +126,7 @@ def dinov2(weights_dir: Path | None, *, seed: int | None = None) -> Encoder:
             raise MacsError(f"{weights_dir}: not DINOv2 weights ({type(exc).__name__}: {exc})") from None
         blob = file.resolve().name  # a hub snapshot links to a blob named by the file's sha256
         weights = f"sha256:{blob}" if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob) \
-            else _file_weights(file)
+            else file_weights(file, sha256)
     model.embeddings.interpolate_pos_encoding = types.MethodType(hub_interpolate_pos_encoding, model.embeddings)
     model.eval()
     dim = model.config.hidden_size
@@ -148,19 +146,6 @@ class _TinyText(torch.nn.Module):
         ids = [torch.tensor(list(s.encode()), dtype=torch.long) for s in sentences]
         offsets = torch.tensor([0, *np.cumsum([len(i) for i in ids[:-1]])], dtype=torch.long)
         return self.proj(self.embed(torch.cat(ids), offsets))
-
-
-def tiny_extra(name: str, seed: int = 0) -> Encoder:
-    """Small random stand-ins for the extra encoders (``tiny`` preset): each its own network and seed."""
-    from macs_bench.features.encoders import TINY_DIM, _TinyImage
-
-    offsets = {"clip_l336": 3, "dinov2": 4}
-    if name not in offsets:
-        raise ValueError(name)
-    torch.manual_seed(seed + offsets[name])
-    net = _TinyImage(TINY_DIM + 8 * offsets[name], pooled=name == "dinov2").eval()
-    return Encoder(name, "image", TINY_DIM + 8 * offsets[name], f"tiny-random:{seed}", "tiny-32-v2",
-                   tiny_image_input, net, lambda m, x: m(x))
 
 
 def text_tower(encoder: Encoder, seed: int = 0):
@@ -190,5 +175,3 @@ def _run(tower: torch.nn.Module, sentences: list[str]) -> np.ndarray:
     with torch.inference_mode():
         return tower(sentences).numpy()
 
-
-BUILDERS_EXTRA = {"clip_l336": clip_l336, "dinov2": dinov2}

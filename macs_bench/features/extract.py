@@ -20,7 +20,7 @@ import torch
 
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
-from macs_bench.features.encoders import Encoder, ImageFile
+from macs_bench.features.encoder_base import Encoder, ImageFile
 from macs_bench.features.inputs import load_image
 from macs_bench.io import sha256_file
 

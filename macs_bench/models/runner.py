@@ -22,6 +22,7 @@ from typing import Any
 
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, atomic_write_text, dumps_json, sha256_file
+from macs_bench.datasets.manifest import fold_samples
 from macs_bench.models.protocol import Item, ModelFacts, model_facts, sample_seed
 
 IMAGES, RUN_JSON, RESULT_JSON = "images", "run.json", "result.json"
@@ -37,30 +38,6 @@ class RunResult:
     samples: int
     generated_now: int
     score: Any  # ScoreResult, or None on a non-main process
-
-
-@dataclass(frozen=True)
-class FoldSamples:
-    ids: list[str]
-    labels: dict[str, tuple[str, ...]]
-
-
-def fold_samples(manifest: str | os.PathLike, fold: int | None, split: str | None) -> FoldSamples:
-    """The sample ids (manifest order) and labels of fold K, of a split, or of the whole manifest."""
-    from macs_bench.datasets.manifest import manifest_rows, split_list
-
-    rows = manifest_rows(manifest)
-    if fold is not None:
-        folds = sorted({r["fold"] for r in rows if r.get("fold")})
-        if str(fold) not in folds:
-            raise MacsError(f"{manifest}: no fold {fold} (folds: {', '.join(folds) or 'none'})")
-        rows = [r for r in rows if r.get("fold") == str(fold)]
-    elif split is not None:
-        rows = [r for r in rows if r.get("split") == split]
-        if not rows:
-            raise MacsError(f"{manifest}: no samples in split {split!r}")
-    return FoldSamples([r["sample_id"] for r in rows],
-                       {r["sample_id"]: tuple(split_list(r["labels"])) for r in rows})
 
 
 def check_not_trained(facts: ModelFacts, ids: Sequence[str], where: str) -> None:

@@ -11,7 +11,8 @@ pins every file's hash (sha256 for LFS files, git-sha1 for the rest), which the 
 
 from macs_bench.weights.download import fetch
 from macs_bench.weights.registry import WEIGHTS, VerifyResult, WeightRow, WeightSpec, pin_kind
-from macs_bench.weights.store import LOCAL_SUMS, cache_dir, expected_sha256, list_weights, local_path, path, verify
+from macs_bench.weights.store import (LOCAL_SUMS, cache_dir, expected_sha256, list_weights, local_path, path,
+                                     path_and_sha256, verify)
 
 __all__ = ["WEIGHTS", "WeightSpec", "WeightRow", "VerifyResult", "LOCAL_SUMS", "cache_dir", "local_path", "path",
-           "expected_sha256", "verify", "list_weights", "fetch", "pin_kind"]
+           "path_and_sha256", "expected_sha256", "verify", "list_weights", "fetch", "pin_kind"]

@@ -37,7 +37,26 @@ def local_path(name: str) -> Path:
 
 def path(name: str) -> Path:
     """The verified local file (or snapshot folder); a missing or corrupt one raises :class:`MacsError`."""
+    return _verified(_spec(name)).path
+
+
+def path_and_sha256(name: str) -> tuple[Path, str | None]:
+    """:func:`path`, and for a file entry its sha256 hashed in full here, once per load (``path`` alone trusts a
+    file whose size and mtime are unchanged): callers record this digest instead of hashing the file again. A
+    hub snapshot gives None (its files are pinned by the commit and checked by blob name)."""
     spec = _spec(name)
+    if spec.kind == "hf-repo":
+        return _verified(spec).path, None
+    try:
+        _sidecar(local_path(name)).unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only cache: its remembered hash stands
+    result = _verified(spec)
+    return result.path, result.actual
+
+
+def _verified(spec: WeightSpec) -> VerifyResult:
+    name = spec.name
     result = _check(spec)
     if result.status == "missing":
         raise MacsError(f"{result.path}: missing weights {name!r}; fetch them with: macs-bench weights fetch {name}")
@@ -45,7 +64,7 @@ def path(name: str) -> Path:
         raise MacsError(f"{result.path}: corrupt weights {name!r} ({result.detail}); "
                         f"fetch them again with: macs-bench weights fetch {name}")
     _trust(spec, result)
-    return result.path
+    return result
 
 
 def expected_sha256(name: str) -> str | None:

@@ -181,13 +181,21 @@ def load_adapter_state(unet: nn.Module, state: Mapping[str, torch.Tensor], where
 def save_adapter(folder: str | os.PathLike, unet: nn.Module, config: Mapping[str, Any], *,
                  tokens: AudioTokens | None = None, variant: AudioVariant = DECOUPLED) -> Path:
     """Write ``adapter.safetensors`` + ``adapter_config.json`` into ``folder`` (atomically each)."""
+    return write_adapter(folder, adapter_state_dict(unet, tokens, variant), config, decoupled=variant.decoupled)
+
+
+def write_adapter(folder: str | os.PathLike, state: Mapping[str, torch.Tensor], config: Mapping[str, Any], *,
+                  decoupled: bool) -> Path:
+    """The one adapter writer: ``state`` (:func:`adapter_state_dict` keys) as ``adapter.safetensors`` and
+    ``config`` with ``decoupled`` and the parameter count as ``adapter_config.json``, each atomically. For a
+    state that is not in a UNet (an imported release); :func:`save_adapter` for a trained one."""
     from safetensors.torch import save
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = adapter_state_dict(unet, tokens, variant)
-    atomic_write_bytes(folder / ADAPTER_FILE, save(state, metadata={"decoupled": str(variant.decoupled)}))
-    atomic_write_text(folder / ADAPTER_CONFIG, dumps_json({**dict(config), "decoupled": variant.decoupled,
+    state = {k: v.contiguous() for k, v in state.items()}
+    atomic_write_bytes(folder / ADAPTER_FILE, save(state, metadata={"decoupled": str(decoupled)}))
+    atomic_write_text(folder / ADAPTER_CONFIG, dumps_json({**dict(config), "decoupled": decoupled,
                                                            "parameters": sum(v.numel() for v in state.values())}))
     return folder / ADAPTER_FILE
 

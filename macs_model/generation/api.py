@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from macs_bench.datasets.manifest import manifest_rows
+from macs_bench.datasets.manifest import fold_samples
 from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, dumps_json
@@ -28,19 +28,17 @@ LATENTS = "latents"  # the frames' VAE latents (macs_model.generation.latent_cac
 
 
 def fold_ids(manifest: str | os.PathLike, fold: int | None) -> tuple[list[str], list[str]]:
-    """(train ids, test ids) of a built manifest for fold K, or by its split column without a fold."""
-    rows = manifest_rows(manifest)
-    if fold is not None:
-        folds = sorted({r["fold"] for r in rows if r.get("fold")})
-        if str(fold) not in folds:
-            raise MacsError(f"{manifest}: no fold {fold} (folds: {', '.join(folds) or 'none'})")
-        return ([r["sample_id"] for r in rows if r["fold"] != str(fold)],
-                [r["sample_id"] for r in rows if r["fold"] == str(fold)])
-    train = [r["sample_id"] for r in rows if r.get("split") == "train"]
-    test = [r["sample_id"] for r in rows if r.get("split") == "test"]
-    if not train or not test:
+    """(train ids, test ids) of a built manifest for fold K, or by its split column without a fold
+    (:func:`macs_bench.datasets.manifest.fold_samples`)."""
+    try:
+        samples = fold_samples(manifest, fold, None if fold is not None else "test")
+    except MacsError as exc:
+        if fold is not None:
+            raise
+        raise MacsError(f"{manifest}: no train/test split column; choose a fold") from exc
+    if not samples.train:
         raise MacsError(f"{manifest}: no train/test split column; choose a fold")
-    return train, test
+    return samples.train, samples.ids
 
 
 def _present(ids: Sequence[str], media: Path, need_frames: bool) -> tuple[list[str], int]:
@@ -115,8 +113,8 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
              tokenizer: str | os.PathLike | None = None, overwrite: bool = False,
              interpolate: tuple[str | os.PathLike, str | os.PathLike] | None = None,
              alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), device: str = "auto",
-             allow_partial: bool = False, token_order: str | None = None, progress: bool = True
-             ) -> dict[str, Any]:
+             allow_partial: bool = False, token_order: str | None = None, progress: bool = True,
+             pipeline: Any = None) -> dict[str, Any]:
     """Write ``<sample_id>.png`` for the test samples of ``fold`` (ready for ``macs-bench score``), or, with
     ``interpolate=(A, B)``, one image per alpha of (1 - alpha) E_A + alpha E_B (paper Fig. 5).
 
@@ -124,7 +122,8 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
     fold or split whose samples the adapter trained on is refused. Each clip is heard in its centred window.
     Each call records what made its images in ``generation-fold<K>.json`` (``generation-test.json`` without a
     fold; ``interpolation.json``). Existing images are kept only when that record names the same adapter (by
-    hash), seed, top-k and settings; otherwise the call is refused unless ``overwrite``.
+    hash), seed, top-k and settings; otherwise the call is refused unless ``overwrite``. ``pipeline``: an
+    ``AudioToImagePipeline`` already loaded from ``adapter`` (``reproduce`` draws every fold with one load).
     """
     from macs_model.generation.audio_to_image import AudioToImagePipeline
     from macs_model.run_folder import run_versions
@@ -135,8 +134,11 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
     if interpolate is None:
         manifest, media, fold = _data_of_run(adapter, info, manifest, media, fold)
     media = Path(media) if media is not None else None
-    pipe = AudioToImagePipeline.from_pretrained(adapter, base=base, clap=clap, tokenizer=tokenizer, device=device,
-                                                allow_partial=allow_partial, token_order=token_order)
+    if pipeline is not None and Path(pipeline.run).resolve() != adapter.resolve():
+        raise MacsError(f"generate: the pipeline was loaded from {pipeline.run}, not from {adapter}")
+    pipe = pipeline or AudioToImagePipeline.from_pretrained(adapter, base=base, clap=clap, tokenizer=tokenizer,
+                                                            device=device, allow_partial=allow_partial,
+                                                            token_order=token_order)
     pipe.check_top_k(top_k)
     components, config, conditioner = pipe.components, pipe.config, pipe.conditioner
     gen_config, conditioning = pipe.generation_config, info["conditioning"]

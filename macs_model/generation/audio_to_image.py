@@ -34,9 +34,12 @@ class AudioToImagePipeline:
     """A trained MACS generator ready to draw: components, adapter tokens, conditioner and settings."""
 
     def __init__(self, components: Any, config: Any, tokens: Any, conditioner: Any, *, run: Path,
-                 run_info: dict[str, Any], device: torch.device, generation_config: Any = None):
+                 run_info: dict[str, Any], device: torch.device, generation_config: Any = None,
+                 release_identity: dict[str, str] | None = None):
         self.components, self.config, self.tokens, self.conditioner = components, config, tokens, conditioner
         self.run, self.run_info, self.device = run, run_info, device
+        # what an import of the authors' files recorded (sha256 of their MLP and separator, the preset); else None
+        self.release_identity = release_identity
         # the run's config with this pipeline's choices (token order) applied; it sets the conditioning
         self.generation_config = generation_config if generation_config is not None else config
 
@@ -55,11 +58,12 @@ class AudioToImagePipeline:
 
         device = resolve_device(device)
         run = Path(path).expanduser()
+        identity = None
         if dataset is not None:
             from macs_model.generation.release_import import import_release
 
             target = Path(import_dir).expanduser() if import_dir is not None else run / f"macs-import-{dataset}"
-            run, _ = import_release(run, dataset, target, base=base, preset=preset)
+            run, identity = import_release(run, dataset, target, base=base, preset=preset)
         info, saved_config = generator_run_info(run)
         try:
             gen_config = GeneratorConfig.from_dict(saved_config)
@@ -73,13 +77,14 @@ class AudioToImagePipeline:
         conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer,
                                   no_separation=conditioning["no_separation"], device=device,
                                   recorded_clap=conditioning.get("clap"), window_seconds=gen_config.audio_seconds,
-                                  token_order=gen_config.token_order)
+                                  token_order=gen_config.token_order,  # the import hashed the separator
+                                  separator_sha256=identity["separator_sha256"] if identity else None)
         if info.get("embeddings_key") is not None and conditioner.key != info["embeddings_key"]:
             raise MacsError(f"{run}: the separator or CLAP available now differ from the ones the adapter was "
                             "trained with (see its config.json); pass the same CLAP")
         components, config, tokens = load_trained(run, base=base, allow_partial=allow_partial)
         return cls(components, config, tokens, conditioner, run=run, run_info=info, device=device,
-                   generation_config=gen_config)
+                   generation_config=gen_config, release_identity=identity)
 
     def check_top_k(self, top_k: int | None) -> None:
         if top_k is not None and not 1 <= top_k <= self.config.num_tokens:

@@ -32,14 +32,16 @@ class Conditioner:
     def __init__(self, separator: str | os.PathLike | None, *, clap: str | None = None,
                  tokenizer: str | os.PathLike | None = None, no_separation: bool = False,
                  device: str | torch.device = "auto", recorded_clap: dict[str, Any] | None = None,
-                 window_seconds: float | None = None, token_order: str = "slot"):
+                 window_seconds: float | None = None, token_order: str = "slot",
+                 separator_sha256: str | None = None):
         from macs_model.separation.api import clap_identity, load_separator, separator_encoder
 
         self.device = resolve_device(device)
         self.no_separation = no_separation
         if separator is None and not no_separation:
             raise MacsError("stage 2 needs a separator (a stage-1 run) or no-separation")
-        self.loaded = load_separator(separator) if separator is not None else None
+        # separator_sha256: the release file's digest when the caller hashed it already (not hashed again)
+        self.loaded = load_separator(separator, sha256=separator_sha256) if separator is not None else None
         self.sample_rate = self.loaded.config.sample_rate if self.loaded else 16000
         self.encoder = separator_encoder(self.loaded, separator, clap, tokenizer,
                                          recorded=recorded_clap).to(self.device)

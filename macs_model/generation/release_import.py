@@ -69,10 +69,8 @@ def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, se
     ``hashes``: the sha256 of the ``mlp`` and ``separator`` files when the caller has them (not hashed again).
     """
     import torch
-    from safetensors.torch import save
 
-    from macs_bench.io import atomic_write_bytes
-    from macs_model.generation.adapter import ADAPTER_CONFIG, ADAPTER_FILE, release_adapter_state
+    from macs_model.generation.adapter import release_adapter_state, write_adapter
     from macs_model.generation.config import GeneratorConfig
     from macs_model.generation.release_unet import base_unet_state, release_kv
 
@@ -106,11 +104,8 @@ def import_release_generator(mlp: str | os.PathLike, unet: str | os.PathLike, se
               "base_check": {"base": base_name, **checked}}
     base_info = ({"base": str(base)} if base is not None else {"weights": "stable-diffusion-v1-4"}
                  if config.base == "sd" else {"base": "tiny", "seed": config.seed})
-    atomic_write_bytes(folder / ADAPTER_FILE, save({k: v.contiguous() for k, v in state.items()},
-                                                   metadata={"decoupled": "True"}))
-    atomic_write_text(folder / ADAPTER_CONFIG, dumps_json({
-        "generator_config": config.to_dict(), "base": base_info, "cross_attention_dim": cross_dim, "decoupled": True,
-        "parameters": sum(v.numel() for v in state.values()), "imported": source}))
+    write_adapter(folder, state, {"generator_config": config.to_dict(), "base": base_info,
+                                  "cross_attention_dim": cross_dim, "imported": source}, decoupled=True)
     conditioning = {"no_separation": False, "clap": None,
                     "separator": {"source": str(separator),
                                   "sha256": hashes.get("separator") or sha256_file(separator)}}

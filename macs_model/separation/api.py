@@ -161,9 +161,10 @@ class LoadedSeparator:
     release_clap: dict[str, torch.Tensor] | None = None
 
 
-def load_separator(checkpoint: str | os.PathLike) -> LoadedSeparator:
+def load_separator(checkpoint: str | os.PathLike, *, sha256: str | None = None) -> LoadedSeparator:
     """A trained separator from a run folder (its ``latest`` checkpoint), a ``checkpoint-<step>`` folder, or the
-    authors' ``separator_FSD50K_full.pt`` (whose CLAP weights come along)."""
+    authors' ``separator_FSD50K_full.pt`` (whose CLAP weights come along). ``sha256``: the release file's digest
+    when the caller hashed it for this load already (the release import), so it is not hashed again."""
     from macs_model.run_folder import CONFIG, MODEL_FILE, STATE_FILE, latest_checkpoint, load_model_weights
 
     path = Path(checkpoint)
@@ -172,7 +173,7 @@ def load_separator(checkpoint: str | os.PathLike) -> LoadedSeparator:
 
         release = load_release_separator(path)
         release.separator.eval()
-        return LoadedSeparator(release.separator, release.separator.config, str(path), sha256_file(path),
+        return LoadedSeparator(release.separator, release.separator.config, str(path), sha256 or sha256_file(path),
                                release.clap_state)
     if not path.is_dir():
         raise MacsError(f"{path}: no such run folder, checkpoint folder or checkpoint file")

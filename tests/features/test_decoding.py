@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from macs_bench.features import encoders, extract
+from macs_bench.features import encoder_base, extract
 from macs_bench.features.cache import FeatureCache
 from macs_bench.features.encoders import build_encoders
 from macs_bench.features.extract import content_hash, encode_sets
@@ -21,7 +21,7 @@ def _count_decodes(monkeypatch):
         return real(path)
 
     monkeypatch.setattr(extract, "load_image", counted)
-    monkeypatch.setattr(encoders, "load_image", counted)  # an encoder that read its file itself would count
+    monkeypatch.setattr(encoder_base, "load_image", counted)  # an encoder that read its file itself would count
     return calls
 
 

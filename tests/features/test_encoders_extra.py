@@ -136,3 +136,27 @@ def test_fd_dinov2_with_the_real_architecture_from_a_local_file(tmp_path):
     expected = frechet_distance(direct(case.pred, ".png"), direct(case.media / "frames", ".jpg"))
     assert result["metrics"]["fd_dinov2"] == pytest.approx(expected, rel=1e-4)
     assert result["encoded_now"]["gen_dinov2"] == 3 and result["config"]["preset"] == "custom"
+
+
+def test_image_transforms_are_built_once_not_per_image(monkeypatch):
+    """DINOv2's torchvision pipeline, CLIP's resize and clean-fid's resizer are each constructed once per process
+    (counted), however many images they preprocess."""
+    import cleanfid.resize
+    from torchvision import transforms
+
+    from macs_bench.features import encoders
+
+    built = []
+    real_compose, real_resizer = transforms.Compose, cleanfid.resize.make_resizer
+    monkeypatch.setattr(transforms, "Compose", lambda *a, **k: built.append("compose") or real_compose(*a, **k))
+    monkeypatch.setattr(cleanfid.resize, "make_resizer",
+                        lambda *a, **k: built.append("resizer") or real_resizer(*a, **k))
+    for cached in (encoders_extra._dinov2_pipeline, encoders._clip_resize_pipeline, encoders._cleanfid_resizer):
+        cached.cache_clear()
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+        encoders_extra.dinov2_transform(image)
+        encoders.clip_transform(image)
+        encoders.inception_transform(image)
+    assert sorted(built) == ["compose", "compose", "resizer"]

@@ -34,3 +34,32 @@ def tokenizer_dir(tmp_path_factory):
     from clap_helpers import write_tokenizer
 
     return write_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture
+def sha256_calls(monkeypatch):
+    """Every sha256_file call by file name (the function is patched wherever a module bound it)."""
+    import os
+    import sys
+
+    import macs_bench.io
+    import macs_model.generation.audio_to_image  # noqa: F401 - imported first, so each binds the real function
+    import macs_model.generation.pipeline  # noqa: F401
+    import macs_model.generation.release_import  # noqa: F401
+    import macs_model.separation.api  # noqa: F401
+
+    real = macs_bench.io.sha256_file
+    calls: list[str] = []
+
+    def counting(path, *args, **kwargs):
+        calls.append(os.path.basename(path))
+        return real(path, *args, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(("macs_bench", "macs_model")):
+            continue
+        bound = getattr(module, "sha256_file", None)
+        # the real function, or an earlier test's counter that a module imported during that test kept
+        if bound is real or getattr(bound, "__qualname__", "") == counting.__qualname__:
+            monkeypatch.setattr(module, "sha256_file", counting)
+    return calls

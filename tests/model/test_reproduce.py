@@ -39,11 +39,13 @@ def _rows(out):
 
 
 @pytest.mark.slow
-def test_reproduce_runs_end_to_end_and_resumes(data, tmp_path):
+def test_reproduce_runs_end_to_end_and_resumes(data, tmp_path, sha256_calls):
     manifest, media, release = data
     out = tmp_path / "run"
     summary = reproduce(release, "llp-multi", manifest, media, out, folds=[0], preset="tiny", clap="tiny",
                         progress=False)
+    weights = [name for name in sha256_calls if name.endswith((".pt", ".safetensors"))]
+    assert sorted(weights) == ["LLP_mlp.pt", "adapter.safetensors", "separator_FSD50K_full.pt"]  # once each
     step = summary["steps"][0]
     assert step["generated_now"] == step["samples"] == 3 and step["scored_now"]
     result = json.loads((out / "results" / "MACS" / "fold0.json").read_text())
@@ -58,8 +60,11 @@ def test_reproduce_runs_end_to_end_and_resumes(data, tmp_path):
     recorded = json.loads((out / "reproduce.json").read_text())
     assert recorded["dataset"] == "llp-multi" and recorded["score_preset"] == "tiny"
     # a rerun generates and scores nothing; a second fold adds its row's fold
+    sha256_calls.clear()
     again = reproduce(release, "llp-multi", manifest, media, out, folds=[0, 1], preset="tiny", clap="tiny",
                       progress=False)
+    weights = [name for name in sha256_calls if name.endswith((".pt", ".safetensors"))]
+    assert sorted(weights) == ["LLP_mlp.pt", "adapter.safetensors", "separator_FSD50K_full.pt"]  # one load, 2 folds
     assert again["steps"][0]["generated_now"] == 0 and not again["steps"][0]["scored_now"]
     assert again["steps"][1]["generated_now"] == 3 and again["steps"][1]["scored_now"]
     rows = [r for r in _rows(out) if r["model"] == MODEL_NAME]
