@@ -1,0 +1,1 @@
+"""Audio encoders the baselines run on (BEATs for AudioToken)."""
