@@ -110,6 +110,10 @@ def test_audiotoken_runs_a_fold_end_to_end_and_fits(world_fold, tmp_path):
     assert data["model"] == "AudioToken" and data["n"] == 4 and len(list(done.images.glob("*.png"))) == 4
     assert data["row"]["may_have_seen_test"] is True  # released-weights path: training clips unknown
     assert data["model_provenance"]["prompt"] == "a photo of *"
+    one_by_one = run(model, world_fold.manifest, world_fold.media, tmp_path / "b1", fold=0, batch_size=1,
+                     config=_config(tmp_path), progress=False)
+    for png in done.images.glob("*.png"):  # the embedder's inference dropout draws from each item's seed
+        assert png.read_bytes() == (one_by_one.images / png.name).read_bytes()
     fitted = run(model, world_fold.manifest, world_fold.media, tmp_path / "f", fold=0, config=_config(tmp_path),
                  fit=True, progress=False)
     fitted_data = json.loads(fitted.result_file.read_text())
