@@ -113,9 +113,10 @@ def load_embedder_state(path: str | os.PathLike | None = None, sha256: str | Non
         from macs_bench import weights
 
         path = weights.path(EMBEDDER_WEIGHTS)
-        if git_blob_id(path) != RELEASE_BLOB:
-            raise MacsError(f"{path}: not the released AudioToken embedder (git blob {git_blob_id(path)}, "
-                            f"expected {RELEASE_BLOB}); fetch it again with: macs-bench weights fetch {EMBEDDER_WEIGHTS}")
+        blob = git_blob_id(path)
+        if blob != RELEASE_BLOB:
+            raise MacsError(f"{path}: not the released AudioToken embedder (git blob {blob}, expected "
+                            f"{RELEASE_BLOB}); fetch it again with: macs-bench weights fetch {EMBEDDER_WEIGHTS}")
     path = Path(path).expanduser()
     if not path.is_file():
         raise MacsError(f"{path}: no AudioToken embedder there; fetch it with: macs-bench weights fetch "

@@ -137,6 +137,15 @@ def test_default_weights_missing_is_one_line(tmp_path, monkeypatch):
         load_model("audiotoken", beats=str(tmp_path / "beats.pt"))
     with pytest.raises(MacsError, match=r"absent.bin: no AudioToken embedder there"):
         load_model("audiotoken", beats=str(tmp_path / "beats.pt"), embedder=str(tmp_path / "absent.bin"))
+    from macs_bench import weights  # files in the cache: BEATs trusted on first use, the embedder's blob checked
+
+    cache = weights.cache_dir()
+    cache.mkdir(parents=True)
+    (cache / weights.WEIGHTS["beats-as2m-cpt2"].filename).write_bytes((tmp_path / "beats.pt").read_bytes())
+    torch.save({"fc1.weight": torch.zeros(1), "fc2.weight": torch.zeros(1)},
+               cache / weights.WEIGHTS["audiotoken-embedder"].filename)
+    with pytest.raises(MacsError, match=r"not the released AudioToken embedder \(git blob [0-9a-f]{40}, expected 5d1f"):
+        load_model("audiotoken")
 
 
 @pytest.mark.slow

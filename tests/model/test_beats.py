@@ -139,6 +139,11 @@ def test_forward_matches_the_official_computation_restated():
     for mine, ref in zip([last, *layers], [ref_last, *ref_layers]):
         torch.testing.assert_close(mine, ref, atol=2e-5, rtol=1e-4)
     assert not torch.allclose(layers[0], layers[1], atol=1e-2)
+    sd = model.state_dict()  # the fine-tuned head: sigmoid of the patch-mean logits (no padding)
+    with torch.no_grad():
+        scores = model.classify(waves)
+    torch.testing.assert_close(scores, torch.sigmoid(F.linear(ref_last, sd["predictor.weight"],
+                                                              sd["predictor.bias"]).mean(dim=1)), atol=1e-5, rtol=1e-4)
 
 
 def test_checkpoint_round_trip_and_clear_errors(tmp_path, monkeypatch):
