@@ -426,13 +426,13 @@ def test_every_registry_entry_is_well_formed():
     assert set(weights.WEIGHTS) == {"inception-2015-12-05", "clip-vit-b-32-openai", "wav2clip",
                                     "clap-630k-audioset-best", "stable-diffusion-v1-4", "roberta-base-tokenizer",
                                     "clip-vit-l-14-336-openai", "dinov2-vit-l-14", "imagebind-huge",
-                                    "sd-2-1-unclip"}
+                                    "sd-2-1-unclip", "beats-as2m-cpt2", "audiotoken-embedder"}
     for name, entry in weights.WEIGHTS.items():
         assert entry.name == name and entry.filename and entry.licence and entry.used_by
         assert entry.urls and all(url.startswith("https://") for url in entry.urls), name
         assert entry.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", entry.sha256), name
         if entry.kind == "file":
-            assert entry.urls[0].rsplit("/", 1)[1] == entry.filename, name
+            assert entry.urls[0].split("?")[0].rsplit("/", 1)[1] == entry.filename, name
         else:
             assert re.fullmatch(r"[0-9a-f]{40}", entry.revision) and entry.repo_id in entry.url, name
     clip = weights.WEIGHTS["clip-vit-b-32-openai"]

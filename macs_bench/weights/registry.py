@@ -200,6 +200,33 @@ WEIGHTS: dict[str, WeightSpec] = {
             revision="e2da8e2f811d1448a5b465c236feacd80ffbac7b",
             allow_patterns=("vocab.json", "merges.txt", "tokenizer.json", "config.json"),
         ),
+        WeightSpec(
+            name="beats-as2m-cpt2",
+            filename="BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt",
+            urls=("https://valle.blob.core.windows.net/share/BEATs/BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt"
+                  "?sv=2020-08-04&st=2023-03-01T07%3A51%3A05Z&se=2033-03-02T07%3A51%3A00Z&sr=c&sp=rl"
+                  "&sig=QJXmSJG9DbMKf48UDIU1MfzIro8HQOf3sqlNXiflY1I%3D",),
+            # URL: the microsoft/unilm beats README and guyyariv/AudioToken README (a read-only blob link valid to
+            # 2033); no checksum is published: trusted on first use.
+            sha256=None,
+            size=None,
+            licence="MIT (microsoft/unilm BEATs)",
+            what="BEATs iter3+ pre-trained and fine-tuned on AudioSet-2M (cpt2), the checkpoint AudioToken loads",
+            used_by="AudioToken baselines (macs_model.encoders.beats)",
+        ),
+        WeightSpec(
+            name="audiotoken-embedder",
+            filename="embedder_learned_embeds.bin",
+            urls=("https://github.com/guyyariv/AudioToken/raw/cf75d3012dc16b58c7492dac9de430a011300971/"
+                  "output/embedder_learned_embeds.bin",),
+            # URL: the file at the commit that added it (README "Pre-Trained Embedder"); no sha256 is published, the
+            # commit fixes its git blob id, which macs_model.baselines.audiotoken checks (RELEASE_BLOB).
+            sha256=None,
+            size=None,
+            licence="MIT (guyyariv/AudioToken)",
+            what="AudioToken's learned embedder (FGA) for SD v1.4, trained on VGGSound",
+            used_by="AudioToken baselines (macs_model.baselines.audiotoken)",
+        ),
     )
 }
 

@@ -4,8 +4,8 @@ al., 2023: BEATs features, one token, only the embedder trained with the diffusi
 Here the audio features are the CLAP embeddings stage 2 already computes (:class:`Conditioner`): the mixture's
 (one token: AudioToken) or each separated source's (one token each: AudioToken w/ MSS). Each token replaces a
 placeholder ``*`` of the prompt at the text encoder's input embeddings; SD stays frozen. The BEATs-encoder
-original (guyyariv/AudioToken) is not reimplemented here; the world analogues run on the world's CLAP pair and
-SD base.
+original (guyyariv/AudioToken) is :mod:`macs_model.baselines.audiotoken`, which extends this class; the world
+analogues run on the world's CLAP pair and SD base.
 """
 
 from __future__ import annotations
@@ -123,19 +123,19 @@ class AudioToken:
         if not train:
             raise MacsError(f"{media}: no training clip of {manifest} (fold {fold}) has audio and a frame")
         identity = {"train_ids": sorted(train), "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
-                    "seed": self.train_seed, "conditioning": self.conditioner.provenance,
+                    "seed": self.train_seed, "conditioning": self.conditioning(),
                     "base": self.drawer.components.source, "prompt": self.prompt()}
         record = self.work / "embedder.json"
         if record.is_file() and (self.work / EMBEDDER_FILE).is_file() and \
                 json.loads(record.read_text(encoding="utf-8")) == json.loads(dumps_json(identity)):
-            self.embedder.load_state_dict(load_file(str(self.work / EMBEDDER_FILE)))
+            self.trainable().load_state_dict(load_file(str(self.work / EMBEDDER_FILE)))
             self.trained = set(train)
             return
         audio = self._embed([load_audio(layout.audio(sid)) for sid in train], 16000)
         latents = self._latents([layout.frame(sid) for sid in train])
         self._train(audio, latents)
         atomic_write_bytes(self.work / EMBEDDER_FILE, save({k: v.detach().cpu().contiguous()
-                                                            for k, v in self.embedder.state_dict().items()}))
+                                                            for k, v in self.trainable().state_dict().items()}))
         atomic_write_text(record, dumps_json(identity))
         self.trained = set(train)
 
@@ -159,7 +159,7 @@ class AudioToken:
         unet, scheduler = components.unet.to(device), components.scheduler
         components.text_encoder.to(device)
         self.embedder.to(device).train()
-        optimiser = torch.optim.AdamW(self.embedder.parameters(), lr=self.lr)
+        optimiser = torch.optim.AdamW(self.trainable().parameters(), lr=self.lr)
         generator = torch.Generator().manual_seed(self.train_seed)
         for _ in range(self.steps):
             pick = torch.randint(0, len(audio), (min(self.batch_size, len(audio)),), generator=generator)
@@ -173,6 +173,14 @@ class AudioToken:
             loss.backward()
             optimiser.step()
         self.embedder.eval()
+
+    def conditioning(self) -> dict[str, Any]:
+        """What the tokens are computed from (part of a saved embedder's identity)."""
+        return self.conditioner.provenance
+
+    def trainable(self) -> nn.Module:
+        """The module ``fit`` trains and saves (the embedder; subclasses may keep a frozen encoder beside it)."""
+        return self.embedder
 
     def trained_ids(self) -> set[str] | None:
         if self.trained is None:

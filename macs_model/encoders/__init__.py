@@ -1,1 +1,2 @@
-"""Audio encoders the baselines build on, restated from their authors' code with configs, presets and loading code."""
+"""Audio encoders the baselines build on (BEATs for AudioToken, ImageBind's audio tower for unCLIP), restated
+from their authors' code with configs, presets and loading code."""
