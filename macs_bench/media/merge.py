@@ -24,6 +24,7 @@ from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
 from macs_bench.media.items import read_items
 from macs_bench.media.ledger import Entry, Ledger
 from macs_bench.media.layout import LEDGER_NAME, MediaLayout
+from macs_bench.media.progress import progress_bar
 from macs_bench.media.report import availability, ledger_counts, write_available
 
 RANK = {"ok": 0, "unavailable": 1, "failed": 2}
@@ -129,9 +130,10 @@ def check_quality_settings(folders: dict[Path, dict[str, Entry]]) -> None:
 
 
 def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
-                manifest: str | os.PathLike | None = None) -> dict[str, Any]:
+                manifest: str | os.PathLike | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Merge the ledgers and files of ``sources`` into ``out`` (which may already hold a MEDIA folder, or be
-    one of them); rewrite its available.txt and report. Returns the report."""
+    one of them); rewrite its available.txt and report. Returns the report. ``progress``: a bar on stderr
+    (``None``: when stderr is a terminal)."""
     out = Path(out).expanduser()
     roots = [Path(s).expanduser() for s in sources]
     for root in roots:
@@ -163,15 +165,17 @@ def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
         if conflicts:
             raise MacsError(f"{len(conflicts)} conflicting samples, nothing merged; first: {conflicts[0]}")
         copied, changed = 0, []
-        for sid, (root, entry) in sorted(chosen.items()):
-            if entry.status == "ok" and root != out:
-                for src, dst in zip(sample_files(root, entry), sample_files(out, entry)):
-                    _place(src, dst)
-                if MediaLayout(root).frames_all(sid).is_dir():
-                    _place_tree(MediaLayout(root).frames_all(sid), MediaLayout(out).frames_all(sid))
-                copied += 1
-            if root != out or entry.reason == "files-missing":
-                changed.append(entry)
+        with progress_bar("merge", len(chosen), progress) as advance:
+            for sid, (root, entry) in sorted(chosen.items()):
+                if entry.status == "ok" and root != out:
+                    for src, dst in zip(sample_files(root, entry), sample_files(out, entry)):
+                        _place(src, dst)
+                    if MediaLayout(root).frames_all(sid).is_dir():
+                        _place_tree(MediaLayout(root).frames_all(sid), MediaLayout(out).frames_all(sid))
+                    copied += 1
+                if root != out or entry.reason == "files-missing":
+                    changed.append(entry)
+                advance(1)
         ledger.put_many(changed)  # after the files: a killed merge never leaves an ok row without them
         entries = ledger.all()
         write_available(out, entries)
