@@ -273,3 +273,18 @@ def test_padding_is_recorded_per_sample(tmp_path, padded):
     table = pq.read_table(tmp_path / "pq" / "part-000000.parquet").to_pylist()
     for record in table:
         assert record["pad_start"] == pytest.approx(entries[record["sample_id"]].detail["pad_start"], abs=1e-6)
+
+
+def test_available_txt_records_the_padding_and_stays_an_id_list(padded):
+    from macs_bench.datasets.manifest import read_id_list
+
+    _, media, entries = padded
+    lines = dict(line.split("\t", 1) if "\t" in line else (line, "")
+                 for line in (media / "available.txt").read_text().splitlines())
+    assert sorted(lines) == sorted(entries)
+    late = entries["lateaudio01_30_40"].detail
+    assert f"pad_start={late['pad_start']:g}" in lines["lateaudio01_30_40"].split("\t")
+    for sid, entry in entries.items():  # every padding the ledger holds, and no other
+        want = [f"{k}={entry.detail[k]:g}" for k in ("pad_start", "pad_end") if entry.detail[k]]
+        assert (lines[sid].split("\t") if lines[sid] else []) == want
+    assert read_id_list(media / "available.txt") == set(entries)  # what 'datasets build --available' reads
