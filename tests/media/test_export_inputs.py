@@ -106,6 +106,7 @@ def test_a_read_only_out_is_one_line(tmp_path, fetched):
                        "cannot export")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
 def test_a_file_size_limit_is_one_line_and_leaves_no_temporary_file(tmp_path, fetched, fmt):
     manifest, media, _ = fetched
@@ -160,6 +161,7 @@ class GatedDownloader(FakeDownloader):
         return super().download(ytid, start, end, workdir)
 
 
+@pytest.mark.slow
 def test_export_during_a_fetch_is_refused_and_never_complete(tmp_path, fetched, long_video):
     manifest, _, _ = fetched
     videos = tmp_path / "yt"

@@ -41,6 +41,7 @@ def run_in_terminal(cmd: list[str], tmp_path: Path) -> tuple[int, str, str]:
     return code, (tmp_path / "stdout").read_text(), seen.decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["export", "merge-media"])
 def test_a_bar_in_a_terminal_and_none_in_a_pipe(tmp_path, fetched, command):
     manifest, media, _ = fetched
