@@ -49,7 +49,7 @@ def test_second_fetch_into_one_media_folder_is_refused(tmp_path):
     from macs_bench.media.fetch import _exclusive
 
     with _exclusive(tmp_path):
-        with pytest.raises(MacsError, match="another fetch is writing to this folder"):
+        with pytest.raises(MacsError, match="another fetch, merge or export is using this folder"):
             with _exclusive(tmp_path):
                 pass
 

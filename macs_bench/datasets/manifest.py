@@ -185,14 +185,15 @@ def _replace_together(folder: Path, files: dict[str, bytes | None]) -> None:
 
 
 def read_id_list(path: Path) -> set[str]:
-    """Ids one per line; blank lines and ``#`` comments ignored."""
+    """Ids one per line (the first field: available.txt adds the padding after a tab); blank lines and ``#``
+    comments ignored."""
     try:
         text = Path(path).expanduser().read_text(encoding="utf-8-sig")  # a byte-order mark would glue itself to the first id
     except OSError as exc:
         raise MacsError(f"{path}: cannot read id list ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise MacsError(f"{path}: id list is not UTF-8 text (byte {exc.start})") from None
-    ids = {line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")}
+    ids = {line.split()[0] for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")}
     if not ids:
         raise MacsError(f"{path}: the id list is empty")
     return ids

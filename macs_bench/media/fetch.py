@@ -237,5 +237,5 @@ def _exclusive(media: str | Path) -> Iterator[None]:
     layout = MediaLayout(media)
     with file_lock(layout.lock, wait=False) as held:
         if not held:
-            raise MacsError(f"{layout.root}: another fetch is writing to this folder")
+            raise MacsError(f"{layout.root}: another fetch, merge or export is using this folder; wait for it to end")
         yield

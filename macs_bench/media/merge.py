@@ -24,6 +24,7 @@ from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
 from macs_bench.media.items import read_items
 from macs_bench.media.ledger import Entry, Ledger
 from macs_bench.media.layout import LEDGER_NAME, MediaLayout
+from macs_bench.media.progress import progress_bar
 from macs_bench.media.report import availability, ledger_counts, write_available
 
 RANK = {"ok": 0, "unavailable": 1, "failed": 2}
@@ -95,10 +96,44 @@ def choose(candidates: list[tuple[Path, Entry]]) -> tuple[Path, Entry] | str:
     return min(others, key=lambda c: RANK[c[1].status])
 
 
+def quality_setting(root: Path, entries: dict[str, Entry]) -> dict[str, float] | None | str:
+    """The quality thresholds a folder's samples were judged under (``None``: the filter off; ``"unknown"``: no
+    sample says, e.g. a ledger of failures only); a folder judged under two is refused."""
+    seen = {json.dumps(e.detail["thresholds"], sort_keys=True): e.detail["thresholds"] for e in entries.values()
+            if "thresholds" in e.detail and (e.status == "ok" or e.reason == "poor-quality")}
+    if len(seen) > 1:
+        a, b = list(seen.values())[:2]
+        raise MacsError(f"{root}: holds samples judged under different quality settings ({describe_quality(a, b)} "
+                        f"and {describe_quality(b, a)}); fetch it again with one setting before merging")
+    return next(iter(seen.values())) if seen else "unknown"
+
+
+def describe_quality(setting: dict[str, float] | None, other: dict[str, float] | None = None) -> str:
+    """``filter off``, or the thresholds (only those that differ from ``other``'s, when given)."""
+    if setting is None:
+        return "filter off"
+    keys = [k for k in setting if not isinstance(other, dict) or other.get(k) != setting[k]]
+    return ", ".join(f"{k}={setting[k]}" for k in keys)
+
+
+def check_quality_settings(folders: dict[Path, dict[str, Entry]]) -> None:
+    """Refuse to merge folders fetched with different quality settings: one would bring back clips the other
+    rejects (a poor-quality clip is ok where the filter was off)."""
+    settings = {root: quality_setting(root, entries) for root, entries in folders.items()}
+    known = [(root, s) for root, s in settings.items() if s != "unknown"]
+    for root, setting in known[1:]:
+        first_root, first = known[0]
+        if setting != first:
+            raise MacsError(f"{first_root} and {root} were fetched with different quality settings "
+                            f"({describe_quality(first, setting)} vs {describe_quality(setting, first)}); fetch "
+                            "one again with the other's settings")
+
+
 def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
-                manifest: str | os.PathLike | None = None) -> dict[str, Any]:
+                manifest: str | os.PathLike | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Merge the ledgers and files of ``sources`` into ``out`` (which may already hold a MEDIA folder, or be
-    one of them); rewrite its available.txt and report. Returns the report."""
+    one of them); rewrite its available.txt and report. Returns the report. ``progress``: a bar on stderr
+    (``None``: when stderr is a terminal)."""
     out = Path(out).expanduser()
     roots = [Path(s).expanduser() for s in sources]
     for root in roots:
@@ -114,10 +149,12 @@ def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
                 raise MacsError(f"{folder}: a fetch or merge is writing to this folder")
         ledger = stack.enter_context(Ledger(MediaLayout(out).ledger))
         candidates: dict[str, list[tuple[Path, Entry]]] = {}
+        by_folder: dict[Path, dict[str, Entry]] = {}
         for root in [out, *[r for r in roots if r not in same]]:
-            entries = ledger.all() if root == out else _read_ledger(root)
+            by_folder[root] = entries = ledger.all() if root == out else _read_ledger(root)
             for sid, entry in entries.items():
                 candidates.setdefault(sid, []).append((root, entry))
+        check_quality_settings(by_folder)
         chosen, conflicts = {}, []
         for sid, options in candidates.items():
             picked = choose(options)
@@ -128,15 +165,17 @@ def merge_media(out: str | os.PathLike, sources: list[str | os.PathLike],
         if conflicts:
             raise MacsError(f"{len(conflicts)} conflicting samples, nothing merged; first: {conflicts[0]}")
         copied, changed = 0, []
-        for sid, (root, entry) in sorted(chosen.items()):
-            if entry.status == "ok" and root != out:
-                for src, dst in zip(sample_files(root, entry), sample_files(out, entry)):
-                    _place(src, dst)
-                if MediaLayout(root).frames_all(sid).is_dir():
-                    _place_tree(MediaLayout(root).frames_all(sid), MediaLayout(out).frames_all(sid))
-                copied += 1
-            if root != out or entry.reason == "files-missing":
-                changed.append(entry)
+        with progress_bar("merge", len(chosen), progress) as advance:
+            for sid, (root, entry) in sorted(chosen.items()):
+                if entry.status == "ok" and root != out:
+                    for src, dst in zip(sample_files(root, entry), sample_files(out, entry)):
+                        _place(src, dst)
+                    if MediaLayout(root).frames_all(sid).is_dir():
+                        _place_tree(MediaLayout(root).frames_all(sid), MediaLayout(out).frames_all(sid))
+                    copied += 1
+                if root != out or entry.reason == "files-missing":
+                    changed.append(entry)
+                advance(1)
         ledger.put_many(changed)  # after the files: a killed merge never leaves an ok row without them
         entries = ledger.all()
         write_available(out, entries)

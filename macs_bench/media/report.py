@@ -1,7 +1,8 @@
 """What a MEDIA folder holds, written after every fetch and merge: ``available.txt`` and the report.
 
-``available.txt`` is the ledger's whole ``ok`` set, not one manifest's: fetching a subset into a shared
-MEDIA folder must not shrink the list that ``datasets build --available`` reads next. The report counts the
+``available.txt`` is the ledger's whole ``ok`` set (one id a line, with the seconds of silence fetch padded its
+audio with, if any), not one manifest's: fetching a subset into a shared MEDIA folder must not shrink the list
+that ``datasets build --available`` reads next. The report counts the
 manifest's own samples (``n_ok``) beside the ledger's (``n_ok_in_ledger``).
 """
 
@@ -64,10 +65,18 @@ class FetchDryRun:
     dry_run: bool = True
 
 
+def available_line(sid: str, entry: Entry) -> str:
+    """``<id>``, then ``<TAB>pad_start=<s>`` / ``<TAB>pad_end=<s>`` when fetch padded the audio with silence
+    there (id readers such as ``datasets build --available`` take the first field)."""
+    pads = [f"{key}={entry.detail[key]:g}" for key in ("pad_start", "pad_end") if entry.detail.get(key)]
+    return "\t".join([sid, *pads]) + "\n"
+
+
 def write_available(root: Path, entries: dict[str, Entry]) -> int:
-    """Write the ledger's ``ok`` sample ids, sorted; returns how many."""
+    """Write the ledger's ``ok`` sample ids, sorted, each with its padding (:func:`available_line`); returns
+    how many."""
     ok_ids = sorted(sid for sid, entry in entries.items() if entry.status == "ok")
-    atomic_write_text(MediaLayout(root).available, "".join(f"{sid}\n" for sid in ok_ids))
+    atomic_write_text(MediaLayout(root).available, "".join(available_line(sid, entries[sid]) for sid in ok_ids))
     return len(ok_ids)
 
 

@@ -3,7 +3,6 @@ labels; a killed export resumes to the same bytes."""
 
 import io
 import json
-import os
 import subprocess
 import sys
 import wave
@@ -11,38 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_downloader import FakeDownloader
-from media_helpers import clip_row, write_manifest
 
-from macs_bench.datasets.manifest import manifest_rows
 from macs_bench.errors import MacsError
 from macs_bench.media import export as export_module
 from macs_bench.media.export import export
-from macs_bench.media.fetch import FetchOptions, fetch
 
 
 def pcm(data: bytes):
     with wave.open(io.BytesIO(data)) as fh:
         return fh.getframerate(), np.frombuffer(fh.readframes(fh.getnframes()), dtype="<i2")
-
-
-@pytest.fixture(scope="module")
-def fetched(tmp_path_factory, long_video):
-    tmp = tmp_path_factory.mktemp("export")
-    videos = tmp / "yt"
-    videos.mkdir()
-    rows = []
-    for i in range(6):
-        ytid = f"exportvid{i:02d}"
-        os.symlink(long_video, videos / f"{ytid}.mp4")
-        start = f"{i}.5" if i % 2 else str(i)  # ids with dots: webdataset's key separator
-        end = f"{i + 10}.5" if i % 2 else str(i + 10)
-        rows.append({**clip_row(ytid, start, end, frame=i % 10), "fold": str(i % 3), "labels": f"Dog;Cat{i}",
-                     "mids": f"/m/0{i};/m/1{i}"})
-    manifest = write_manifest(tmp / "m", rows)
-    fetch(manifest, tmp / "media", downloader=FakeDownloader(videos, removed={"exportvid03"}),
-          options=FetchOptions(quality=None, jobs=2))
-    return manifest, tmp / "media", [r for r in manifest_rows(manifest) if r["ytid"] != "exportvid03"]
 
 
 def check_sample(meta, wav, jpg, media, rows):
@@ -89,8 +65,11 @@ def test_parquet_round_trip(tmp_path, fetched):
     assert [r["sample_id"] for r in got] == [r["sample_id"] for r in rows]
     for record in got:
         meta = {k: record[k] for k in ("sample_id", "labels", "mids", "fold", "split", "frame_seconds")}
-        check_sample(meta, record["wav"], record["jpg"], media, by_id)
-        assert json.loads(record["json"])["sha256"]["jpg"] == __import__("hashlib").sha256(record["jpg"]).hexdigest()
+        assert (record["wav"]["path"], record["jpg"]["path"]) == (f"{record['sample_id']}.wav",
+                                                                  f"{record['sample_id']}.jpg")
+        check_sample(meta, record["wav"]["bytes"], record["jpg"]["bytes"], media, by_id)
+        digest = __import__("hashlib").sha256(record["jpg"]["bytes"]).hexdigest()
+        assert json.loads(record["json"])["sha256"]["jpg"] == digest
 
 
 def test_killed_export_resumes_to_the_same_bytes(tmp_path, fetched, monkeypatch):
@@ -121,7 +100,7 @@ def test_killed_export_resumes_to_the_same_bytes(tmp_path, fetched, monkeypatch)
     # overwrite starts afresh: the same shards as a clean export of size 3, none of the size-2 export left
     again = export(manifest, media, tmp_path / "resumed", shard_size=3, overwrite=True)
     assert again["shards"] == export(manifest, media, tmp_path / "clean3", shard_size=3)["shards"]
-    assert sorted(p.name for p in (tmp_path / "resumed").glob("shard-*")) == [s["name"] for s in again["shards"]]
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("shard-*.tar")) == [s["name"] for s in again["shards"]]
 
 
 def test_export_cli(tmp_path, fetched):

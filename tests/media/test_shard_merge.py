@@ -137,3 +137,32 @@ def test_merge_media_cli(tmp_path, world):
     assert "1 samples ok in" in out.stdout and "(1 of the manifest's 1)" in out.stdout
     report = json.loads((tmp_path / "m" / "fetch_report.json").read_text())
     assert report["merged_from"][0]["root"] == str(tmp_path / "a")
+
+
+def test_merge_refuses_shards_fetched_with_different_quality_settings(tmp_path, world):
+    """A shard fetched with the filter off keeps clips a filtered shard would judge again: merging the two would
+    bring back what one setting rejects."""
+    from macs_bench.media.quality import QualityThresholds
+
+    videos, _, rows, _ = world
+    write_manifest(tmp_path / "m0", rows[:1])
+    write_manifest(tmp_path / "m1", rows[1:2])
+    fetch(tmp_path / "m0", tmp_path / "a", downloader=FakeDownloader(videos), options=FetchOptions(quality=None))
+    fetch(tmp_path / "m1", tmp_path / "b", downloader=FakeDownloader(videos, state=tmp_path / "s1"),
+          options=FetchOptions(quality=QualityThresholds(min_motion=0.0)))
+    fetch(tmp_path / "m1", tmp_path / "c", downloader=FakeDownloader(videos, state=tmp_path / "s2"),
+          options=FetchOptions(quality=QualityThresholds(min_motion=0.0, min_rms_dbfs=-50.0)))
+    with pytest.raises(MacsError, match=f"^{tmp_path / 'a'} and {tmp_path / 'b'} were fetched with different "
+                       r"quality settings \(filter off vs min_frame_std=2.0, min_motion=0.0, min_rms_dbfs=-60.0\)"):
+        merge_media(tmp_path / "m", [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(MacsError, match=r"different quality settings \(min_rms_dbfs=-60.0 vs min_rms_dbfs=-50.0\)"):
+        merge_media(tmp_path / "m", [tmp_path / "b", tmp_path / "c"])
+    assert not (tmp_path / "m" / "audio").exists()
+    # the merged folder counts too: a shard of other settings is refused when merged into it later
+    merge_media(tmp_path / "m", [tmp_path / "a"])
+    with pytest.raises(MacsError, match="different quality settings"):
+        merge_media(tmp_path / "m", [tmp_path / "c"])
+    out = subprocess.run([str(BIN), "datasets", "merge-media", str(tmp_path / "a"), str(tmp_path / "c"), "--out",
+                          str(tmp_path / "n")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "different quality settings" in out.stderr and str(tmp_path / "c") in out.stderr
