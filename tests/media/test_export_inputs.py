@@ -187,7 +187,7 @@ def test_export_during_a_fetch_is_refused_and_never_complete(tmp_path, fetched, 
     finally:
         downloader.gate.set()
         worker.join(120)
-    assert errors and errors[0]["n_ok"] == 6
+    assert errors and errors[0].n_ok == 6
     assert export(manifest, media, tmp_path / "snap")["n_samples"] == 6  # after the fetch: all of it
 
 
