@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from macs_bench.metric_sets import set_metric_functions
+from macs_bench.metrics.sets import set_metric_functions
 from macs_bench.metrics.resample import on_rows, resample_intervals
 
 D = 6

@@ -35,7 +35,7 @@ from macs_bench.datasets.manifest import COLUMNS
 from macs_bench.features.encoders import build_encoders
 from macs_bench.features.extract import decode_workers
 from macs_bench.metrics import paired_scores
-from macs_bench.scoring import ScoreConfig, score
+from macs_bench.metrics.scoring import ScoreConfig, score
 
 
 def make_case(root: Path, n: int) -> tuple[Path, Path, Path, list[str]]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from macs_bench.metric_sets import set_metric_functions
+from macs_bench.metrics.sets import set_metric_functions
 from macs_bench.metrics.resample import mean_of, on_rows, resample_intervals
 
 N, D = 120, 6
