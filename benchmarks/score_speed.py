@@ -8,9 +8,13 @@ Prints two ratios, each measured within this run:
       sample (O(N^2) CLIP passes), against ours (one pass per file and an N x N similarity matrix), at N = 40.
 Measured honestly: textured images (full-resolution noise over a smooth pattern, so decoders and resizers do
 real work, unlike upsampled 8 x 8 blocks), one warm-up of each path (allocator, kernel choice, first-call
-imports) not timed, bare and full runs alternated so drifting machine load hits both alike, every full run on a
-fresh cache (no feature reused), and the median of --repeats runs of each.
-Run: .venv/bin/python benchmarks/score_speed.py [--n 300] [--n-release 40] [--repeats 3] [--device cpu]
+imports) not timed, bare and full runs alternated in ABBA order (bare first in even repeats, full first in odd
+ones) so drifting machine load hits both alike, every full run on a fresh cache (no feature reused), and the
+median of --repeats runs of each. Both wall time and this process's CPU time are reported: on a machine shared
+with other jobs the wall clock measures their load as much as ours (an earlier version printed a bare run
+slower than the full one for that reason: two torch threads on two busy cores, three wall-clock runs), while
+CPU time counts only the work done here. --threads (default 1) fixes torch's intra-op threads for both paths.
+Run: .venv/bin/python benchmarks/score_speed.py [--n 300] [--n-release 40] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from PIL import Image
 
 from macs_bench.datasets.manifest import COLUMNS
 from macs_bench.features.encoders import build_encoders
+from macs_bench.features.extract import decode_workers
 from macs_bench.metrics import paired_scores
-from macs_bench.scoring import ScoreConfig, score
+from macs_bench.metrics.scoring import ScoreConfig, score
 
 
 def make_case(root: Path, n: int) -> tuple[Path, Path, Path, list[str]]:
@@ -62,21 +67,38 @@ def textured(rng: np.random.Generator, size: int = 512) -> np.ndarray:
     return np.clip(smooth + noise + stripes, 0, 255).astype(np.uint8)
 
 
+class Clock:
+    """Wall and process CPU seconds of a block (CPU time: every thread of this process, no other job's)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self) -> "Clock":
+        _sync(self.device)
+        self.wall, self.cpu = -time.perf_counter(), -time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _sync(self.device)
+        self.wall += time.perf_counter()
+        self.cpu += time.process_time()
+
+
 def bare_forward_seconds(encoders, media: Path, pred: Path, ids: list[str], batch: int,
-                         device: torch.device) -> float:
-    """Forward passes only, on inputs preprocessed beforehand (not timed)."""
+                         device: torch.device) -> tuple[float, float]:
+    """(wall, CPU) seconds of the forward passes only, on inputs preprocessed beforehand (not timed)."""
     jobs = [("inception", pred, ".png"), ("inception", media / "frames", ".jpg"), ("clip", pred, ".png"),
             ("clip", media / "frames", ".jpg"), ("wav2clip", media / "audio", ".wav")]
-    total = 0.0
+    wall = cpu = 0.0
     for name, folder, ext in jobs:
         enc = encoders[name]
         inputs = [enc.preprocess(folder / f"{sid}{ext}") for sid in ids]
-        _sync(device)
-        t0 = time.perf_counter()
-        for i in range(0, len(inputs), batch):
-            enc.encode(inputs[i:i + batch], device)  # returns host arrays: each batch ends synchronised
-        total += time.perf_counter() - t0
-    return total
+        with Clock(device) as clock:
+            for i in range(0, len(inputs), batch):
+                enc.encode(inputs[i:i + batch], device)  # returns host arrays: each batch ends synchronised
+        wall, cpu = wall + clock.wall, cpu + clock.cpu
+        del inputs
+    return wall, cpu
 
 
 def release_algorithm_seconds(encoders, media: Path, pred: Path, ids: list[str]) -> float:
@@ -113,14 +135,21 @@ def _sync(device: torch.device) -> None:
 
 
 def full_score_seconds(encoders, manifest: Path, media: Path, pred: Path, cache: Path, batch: int,
-                       device: torch.device) -> tuple[float, dict]:
-    """One whole ``score`` call on a fresh feature cache."""
-    _sync(device)
-    t0 = time.perf_counter()
-    result = score(manifest, pred, media, model_name="bench", out=cache / "r.json", encoders=encoders,
-                   config=ScoreConfig(preset="random", batch_size=batch, cache_dir=str(cache), device=str(device)))
-    _sync(device)
-    return time.perf_counter() - t0, result["timings_seconds"]
+                       device: torch.device) -> tuple[float, float, dict]:
+    """(wall, CPU) seconds of one whole ``score`` call on a fresh feature cache, and its own timings."""
+    assert not cache.exists(), cache
+    with Clock(device) as clock:
+        result = score(manifest, pred, media, model_name="bench", out=cache / "r.json", encoders=encoders,
+                       config=ScoreConfig(preset="random", batch_size=batch, cache_dir=str(cache),
+                                          device=str(device)))
+    encoded = result.provenance["encoded_now"]
+    assert min(encoded.values()) == len(ids_of(manifest)), encoded  # nothing came from a cache
+    return clock.wall, clock.cpu, result.provenance["timings_seconds"]
+
+
+def ids_of(manifest: Path) -> list[str]:
+    with open(manifest / "manifest.csv", newline="") as fh:
+        return [row[0] for row in csv.reader(fh)][1:]
 
 
 def main() -> None:
@@ -130,7 +159,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each path (median reported)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (both paths)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     encoders = {name: enc.to(device) for name, enc in build_encoders("random", seed=0).items()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,19 +170,25 @@ def main() -> None:
         bare_forward_seconds(encoders, media, pred, ids[: args.batch_size], args.batch_size, device)  # warm-up
         full_score_seconds(encoders, manifest, media, pred, tmp / "warm", args.batch_size, device)
         bares, fulls, timings = [], [], {}
-        for r in range(args.repeats):  # alternate, so load drifting during the run hits both paths alike
-            bares.append(bare_forward_seconds(encoders, media, pred, ids, args.batch_size, device))
-            seconds, timings = full_score_seconds(encoders, manifest, media, pred, tmp / f"cache{r}",
-                                                  args.batch_size, device)
-            fulls.append(seconds)
-        bare, total = statistics.median(bares), statistics.median(fulls)
-        print(f"N = {args.n} pairs, real architectures (random weights), {device}, CPU threads "
-              f"{torch.get_num_threads()}, median of {args.repeats} alternated runs after one warm-up")
-        print(f"bare encoder forward passes: {bare:8.1f} s   runs {[round(b, 1) for b in bares]}")
-        print(f"whole score call:            {total:8.1f} s   runs {[round(f, 1) for f in fulls]}")
-        print(f"(a) ratio {total / bare:.2f} (target <= 1.3); per-pair ratios "
-              f"{[round(f / b, 2) for f, b in zip(fulls, bares)]}")
-        print("  last score timings:", {k: round(v, 1) for k, v in timings.items()})
+        for r in range(args.repeats):  # ABBA: load drifting during the run hits both paths alike
+            order = ("bare", "full") if r % 2 == 0 else ("full", "bare")
+            for path in order:
+                if path == "bare":
+                    bares.append(bare_forward_seconds(encoders, media, pred, ids, args.batch_size, device))
+                else:
+                    *seconds, timings = full_score_seconds(encoders, manifest, media, pred, tmp / f"cache{r}",
+                                                           args.batch_size, device)
+                    fulls.append(tuple(seconds))
+        print(f"N = {args.n} pairs, real architectures (random weights), {device}, torch threads "
+              f"{torch.get_num_threads()}, decode threads {decode_workers(None)}, median of {args.repeats} "
+              "ABBA-alternated runs after one warm-up of each")
+        for k, clock in enumerate(("wall", "CPU")):
+            bare, total = statistics.median(b[k] for b in bares), statistics.median(f[k] for f in fulls)
+            print(f"{clock:4s} bare encoder forward passes: {bare:7.1f} s   runs {[round(b[k], 1) for b in bares]}")
+            print(f"{clock:4s} whole score call:            {total:7.1f} s   runs {[round(f[k], 1) for f in fulls]}")
+            print(f"{clock:4s} (a) ratio {total / bare:.2f} (target <= 1.3); per-pair ratios "
+                  f"{[round(f[k] / b[k], 2) for f, b in zip(fulls, bares)]}", flush=True)
+        print("  last score timings:", {k: round(v, 1) for k, v in timings.items()}, flush=True)
 
         manifest, media, pred, ids = make_case(tmp / "small", args.n_release)
         ours_similarity_seconds(encoders, media, pred, ids[:4])  # warm-up
@@ -159,7 +196,7 @@ def main() -> None:
                                     for _ in range(args.repeats))
         ours = statistics.median(ours_similarity_seconds(encoders, media, pred, ids) for _ in range(args.repeats))
         print(f"AIS/IIS at N = {args.n_release}: release's re-encoding {release:.1f} s, ours {ours:.1f} s   "
-              f"(b) ratio {release / ours:.1f}x (medians of {args.repeats})")
+              f"(b) ratio {release / ours:.1f}x (medians of {args.repeats})", flush=True)
 
 
 if __name__ == "__main__":

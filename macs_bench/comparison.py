@@ -175,7 +175,7 @@ def compare(results: Sequence[ScoreResult | str | os.PathLike], *, metrics: Sequ
 
     ``metrics``: names (default: every metric all results can recompute); results scored on different samples
     are refused unless ``intersect``; ``intervals=False`` computes the p-values only (faster)."""
-    from macs_bench.metric_sets import set_metric_functions
+    from macs_bench.metrics.sets import set_metric_functions
 
     loaded = [_load(r) for r in results]
     models, folds, by = _strata(loaded)

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, atomic_write_text, dumps_json
-from macs_bench.metric_spec import PAPER_METRICS
+from macs_bench.metrics.spec import PAPER_METRICS
 
 HEAD = ("model", "dataset", "fold", "split", "n", "metrics", "directions")  # the JSON's first keys, in order
 REQUIRED = ("model", "dataset", "fold", "n", "metrics", "metric_version", "encoders", "comparable_with_paper")

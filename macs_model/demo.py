@@ -94,7 +94,7 @@ def metric_checks(means: dict[str, dict[str, float]]) -> list[str]:
     the shuffled row, which should sit near zero."""
     import math
 
-    from macs_bench.metric_spec import DIRECTIONS, LABELS
+    from macs_bench.metrics.spec import DIRECTIONS, LABELS
 
     lines = []
     for metric, direction in DIRECTIONS.items():
@@ -173,7 +173,7 @@ def _run_demo(out: Path, plan: DemoPlan, progress: bool, log: Callable[[str], No
     from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
     from macs_bench.datasets.synthetic import write_synthetic
     from macs_bench.plots.grid import sample_grid
-    from macs_bench.scoring import ScoreConfig, score
+    from macs_bench.metrics.scoring import ScoreConfig, score
     import macs_bench.world.scoring  # noqa: F401  registers the 'world' encoder preset
     from macs_bench.world import SD_DIR, WORLD_DIR
     from macs_bench.world.checksums import verify_tree

@@ -59,7 +59,7 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
     from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
     from macs_bench.datasets.manifest import manifest_dataset
     from macs_bench.device import resolve_device
-    from macs_bench.scoring import ScoreConfig, score
+    from macs_bench.metrics.scoring import ScoreConfig, score
     from macs_model.generation.api import generate
     from macs_model.generation.audio_to_image import AudioToImagePipeline
 

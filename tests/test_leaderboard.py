@@ -27,7 +27,7 @@ PUBLISHED = {"inception": "sha256:" + "a" * 64, "clip": "sha256:" + "b" * 64, "w
 
 def make_result(model="ours", fold=0, *, dataset="llp-multi", metrics=None, metric_version="macs-metrics-v1",
                 weights=None, preset="paper", comparable=True, split=None, n=100):
-    """A dict shaped like the JSON macs_bench.scoring.score() writes."""
+    """A dict shaped like the JSON macs_bench.metrics.scoring.score() writes."""
     weights = {**PUBLISHED, **(weights or {})}
     base = {"fid": 100.0, "clip_fid": 30.0, "kid": 0.02, "ais": 0.07, "ais_z": 1.0, "iis": 0.55, "iis_z": 1.2}
     return {
@@ -82,15 +82,16 @@ def test_reference_rows_live_in_one_pinned_place():
 
 
 def test_metric_names_and_directions_are_defined_once():
-    """The scorer, the leaderboard and the grid read macs_bench.metric_spec; no module keeps its own copy."""
-    from macs_bench import metric_spec, scoring as score
+    """The scorer, the leaderboard and the grid read macs_bench.metrics.spec; no module keeps its own copy."""
+    from macs_bench.metrics import scoring as score, spec as metric_spec
 
     assert score.DIRECTIONS is lb.DIRECTIONS is metric_spec.DIRECTIONS
     assert lb.METRICS == metric_spec.PAPER_METRICS == tuple(lb.DIRECTIONS)
     spec_names = {"DIRECTIONS", "LABELS", "IMAGE_SUFFIXES", "METRICS", "PAPER_METRICS", "DECIMALS", "EXTRAS"}
     copies = []
     for path in (REPO / "macs_bench").rglob("*.py"):
-        if path.name == "metric_spec.py" or "datasets" in path.parts:  # datasets: class labels, not metrics
+        # datasets: class labels, not metrics
+        if path == REPO / "macs_bench" / "metrics" / "spec.py" or "datasets" in path.parts:
             continue
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.Assign):

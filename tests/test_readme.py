@@ -146,7 +146,7 @@ def _named_paths(node: ast.AST) -> set[str]:
 def sandbox(tmp_path, monkeypatch):
     """A fresh working folder with HOME and MACS_HOME inside it, and the tiny encoders for the paper's."""
     import macs_bench.features.encoders as encoders
-    import macs_bench.scoring.core as scoring
+    import macs_bench.metrics.scoring.core as scoring
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

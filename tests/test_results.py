@@ -82,7 +82,7 @@ def test_front_door_is_lazy_and_torch_free():
     code = ("import sys, macs_bench; assert 'torch' not in sys.modules; "
             "from macs_bench import ScoreResult, read_manifest, leaderboard, build, fetch; "
             "assert 'torch' not in sys.modules, 'front door pulled torch'; "
-            "from macs_bench import score, score_folders; import macs_bench.scoring as s; "
+            "from macs_bench import score, score_folders; import macs_bench.metrics.scoring as s; "
             "assert score is s.score and score_folders is s.score_folders; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

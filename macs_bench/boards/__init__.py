@@ -11,7 +11,7 @@ from macs_bench.boards.paper import (MAIN_TABLE, PAPER_DATASETS, REFERENCE_CSV, 
 from macs_bench.boards.render import (GENERATOR, board_dict, to_csv, to_json, to_markdown,
                                            write_leaderboard)
 from macs_bench.boards.rows import PAPER_MARK, REF_MARK, Leaderboard, Row, display_name, mark
-from macs_bench.metric_spec import DIRECTIONS, LABELS, PAPER_METRICS as METRICS
+from macs_bench.metrics.spec import DIRECTIONS, LABELS, PAPER_METRICS as METRICS
 from macs_bench.plots.radar import radar_png, radar_values
 from macs_bench.results import ScoreResult
 

@@ -15,7 +15,7 @@ from macs_bench.boards.intervals import fold_intervals
 from macs_bench.boards.paper import TABLE_PROTOCOL, reference_rows
 from macs_bench.boards.rows import PAPER_MARK, Leaderboard, Row, fold_list, mark
 from macs_bench.boards.significance import significant_marks
-from macs_bench.metric_spec import PAPER_METRICS as METRICS
+from macs_bench.metrics.spec import PAPER_METRICS as METRICS
 from macs_bench.results import ScoreResult
 
 PAPER_ROWS = ("auto", "always", "never")

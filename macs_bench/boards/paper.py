@@ -10,7 +10,7 @@ from typing import Any
 
 from macs_bench.errors import MacsError
 from macs_bench.boards.rows import Leaderboard, Row, mark
-from macs_bench.metric_spec import LABELS, PAPER_METRICS as METRICS
+from macs_bench.metrics.spec import LABELS, PAPER_METRICS as METRICS
 
 # the paper's dataset names -> macs names, and the paper's main comparison table per dataset
 PAPER_DATASETS = {"LLP-multi": "llp-multi", "AudioSet-Eval": "audioset-eval", "Landscape": "landscape"}

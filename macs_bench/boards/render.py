@@ -16,7 +16,7 @@ from macs_bench.boards.intervals import interval_suffix
 from macs_bench.boards.paper import REFERENCE_CSV, reference_csv_bytes
 from macs_bench.boards.rows import REF_MARK, Leaderboard, Row, display_name, fmt_value, fold_list
 from macs_bench.boards.significance import describe, row_kind
-from macs_bench.metric_spec import ARROWS, DIRECTIONS, LABELS, PAPER_METRICS as METRICS
+from macs_bench.metrics.spec import ARROWS, DIRECTIONS, LABELS, PAPER_METRICS as METRICS
 
 GENERATOR = "macs-bench leaderboard"  # marks the JSON this module writes
 

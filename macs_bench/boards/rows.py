@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from macs_bench.metric_spec import DECIMALS, DIRECTIONS, PAPER_METRICS as METRICS
+from macs_bench.metrics.spec import DECIMALS, DIRECTIONS, PAPER_METRICS as METRICS
 
 REF_MARK, PAPER_MARK = "†", "‡"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from macs_bench.errors import MacsError
-from macs_bench.metric_spec import DIRECTIONS, LABELS, PAPER_METRICS as METRICS
+from macs_bench.metrics.spec import DIRECTIONS, LABELS, PAPER_METRICS as METRICS
 
 ALPHA = 0.05
 ROUNDS = 300  # permutations: 7 metrics at the smallest p, 1/301, still pass Holm at 0.05

@@ -33,7 +33,7 @@ def run_command(
     trained on, score them and write OUT/result.json. Under 'accelerate launch' each process draws a slice."""
     from macs_bench.models.registry import load_model, parse_options
     from macs_bench.models.runner import run
-    from macs_bench.scoring import ScoreConfig
+    from macs_bench.metrics.scoring import ScoreConfig
 
     config = ScoreConfig(preset=preset.value, device=device, cache_dir=str(cache_dir) if cache_dir else None)
     done = run(load_model(model, **parse_options(option)), manifest, media, out, fold=fold, split=split,

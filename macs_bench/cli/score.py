@@ -59,7 +59,7 @@ def score_options(
 
 
 def _config(o: dict):
-    from macs_bench.scoring import ScoreConfig
+    from macs_bench.metrics.scoring import ScoreConfig
 
     if o["preset"] is Preset.world:
         import macs_bench.world.scoring  # noqa: F401  the world registers its encoder preset when imported
@@ -78,7 +78,7 @@ def _run(o: dict, call, title: str, suffix: str = "") -> None:
 
     from macs_bench.results import features_path, per_sample_path
 
-    from macs_bench.metric_sets import parse_metrics
+    from macs_bench.metrics.sets import parse_metrics
 
     parse_metrics(o["metrics"])  # a bad option is named before an existing file
     out = o["out"]
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
                       **o) -> None:
         """Score generated images with FID, CLIP-FID, KID, AIS/AIS-z and IIS/IIS-z (one encoder pass per file),
         and opt-in extras (--metrics)."""
-        from macs_bench.scoring import score
+        from macs_bench.metrics.scoring import score
 
         _run(o, lambda config, progress: score(manifest, pred, media, model_name=o["model_name"], fold=fold,
                                                split=split, out=o["out"], config=config, progress=progress),
@@ -155,8 +155,8 @@ def register(app: typer.Typer) -> None:
         """Score the images of PRED against those of REF, paired by file name, without a manifest (AIS needs
         --audio). Unpaired: the distribution metrics of two sets of any sizes (REF: a folder or saved
         reference statistics)."""
-        from macs_bench.scoring import score_folders
-        from macs_bench.scoring.unpaired import score_unpaired
+        from macs_bench.metrics.scoring import score_folders
+        from macs_bench.metrics.scoring.unpaired import score_unpaired
 
         if unpaired:
             if audio is not None:
@@ -208,8 +208,8 @@ def ref_stats_command(
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Encode a reference set once and save its statistics for 'score-folders --unpaired GEN STATS'."""
-    from macs_bench.scoring import ScoreConfig
-    from macs_bench.scoring.unpaired import fold_frames, make_reference_stats
+    from macs_bench.metrics.scoring import ScoreConfig
+    from macs_bench.metrics.scoring.unpaired import fold_frames, make_reference_stats
 
     if (ref is None) == (manifest is None) or (manifest is None) != (media is None):
         raise MacsError("give either REF (a folder) or --manifest with --media (a benchmark fold's frames)")

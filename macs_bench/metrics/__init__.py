@@ -1,9 +1,13 @@
-"""The paper's metrics as pure functions on encoder features (numpy arrays in, floats out).
+"""Every metric concept in one package, laid out as the data path from features to a result:
 
-FID and CLIP-FID are ``frechet_distance`` on Inception or CLIP features, KID is
-``kernel_inception_distance`` on Inception features, and AIS/IIS with their z-scores come from
-``paired_scores``. Beyond the paper: ``source_coverage`` (per-source coverage, AIC), and ``cmmd.cmmd`` and
-``prdc.prdc`` in their modules; ``macs_bench.metrics.classes`` wraps them as torchmetrics classes. Encoding images and audio happens elsewhere.
+- :mod:`.spec`: the one description of each metric (names, directions, versions, ``definitions``), torch-free;
+- the estimators, pure functions on encoder features (numpy in, floats out): ``frechet_distance`` (FID,
+  CLIP-FID, FD-DINOv2), ``kernel_inception_distance`` (KID), ``paired_scores`` (AIS/IIS and z-scores),
+  ``source_coverage`` (per-source coverage, AIC), :mod:`.cmmd`, :mod:`.prdc`;
+- :mod:`.sets`: which metrics a run computes and which encoders they need;
+- :mod:`.scoring`: the pass over files and features (``score``, ``score_folders``, unpaired mode);
+- :mod:`.resample` (intervals by video) and :mod:`.paired` (paired differences between models);
+- :mod:`.classes`, :mod:`.image_metrics`: torchmetrics classes (these import torch; the rest does not).
 """
 
 from macs_bench.metrics.coverage import source_coverage

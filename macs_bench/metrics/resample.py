@@ -15,7 +15,9 @@ Two methods, one per kind of statistic (``docs/scoring.md``, "Intervals"):
   the point estimate.
   It covers the estimator's expectation at this N: the population value for the unbiased estimators (KID,
   ``cmmd_unbiased``), the same-N value for the biased ones (FID, CMMD, PRDC), which is why only runs of equal
-  N are compared.
+  N are compared. Coverage is near nominal when the two sets come from one distribution, but under it when they
+  differ (KID and CMMD about 0.85-0.90 at 95%): the fitted spread runs 10-20% short there, the n/4 spread
+  exceeding what the two-term law allows (measured in ``benchmarks/interval_coverage.py``, docs/scoring.md).
 
 Several strata (folds) combine as the mean over strata, each resampled on its own in every round. Rounds in
 which a statistic is undefined are left out, and the count used is recorded.

@@ -69,7 +69,7 @@ def run(model: Any, manifest: str | os.PathLike, media: str | os.PathLike, out: 
         allow_missing: bool = False, progress: bool = True, result_file: str | os.PathLike | None = None
         ) -> RunResult:
     """Generate the images of ``fold`` (or ``split``, or the whole manifest) with ``model``, score them with
-    ``config`` (a :class:`~macs_bench.scoring.ScoreConfig`) and write ``OUT/result.json``.
+    ``config`` (a :class:`~macs_bench.metrics.scoring.ScoreConfig`) and write ``OUT/result.json``.
 
     ``model``: an object of the protocol, or a name / ``pkg.module:Class`` for :func:`load_model`. ``fit``
     first trains it on the other folds (models with ``fit``). Images already in ``OUT/images`` are kept when
@@ -81,8 +81,8 @@ def run(model: Any, manifest: str | os.PathLike, media: str | os.PathLike, out: 
     from macs_bench.features.inputs import AUDIO_RATE, load_audio
     from macs_bench.media.layout import MediaLayout
     from macs_bench.models.registry import load_model
-    from macs_bench.scoring import ScoreConfig, score
-    from macs_bench.scoring.distributed import process_group
+    from macs_bench.metrics.scoring import ScoreConfig, score
+    from macs_bench.metrics.scoring.distributed import process_group
 
     started = time.perf_counter()
     if isinstance(model, str):

@@ -15,7 +15,7 @@ from pathlib import Path
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes
 from macs_bench.media.layout import MediaLayout
-from macs_bench.metric_spec import IMAGE_SUFFIXES
+from macs_bench.metrics.spec import IMAGE_SUFFIXES
 
 HEADER_H = 22
 CAPTION_H = 30  # two lines of the 12 px font

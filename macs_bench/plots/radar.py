@@ -10,7 +10,7 @@ from pathlib import Path
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes
 from macs_bench.boards.rows import REF_MARK, Row
-from macs_bench.metric_spec import ARROWS, DIRECTIONS, LABELS, PAPER_METRICS as METRICS
+from macs_bench.metrics.spec import ARROWS, DIRECTIONS, LABELS, PAPER_METRICS as METRICS
 
 RADAR_SIZE = 800  # pixels, square
 

@@ -42,7 +42,7 @@ def world_baseline_rows(manifest: str | os.PathLike, media: str | os.PathLike, o
     needs ``separator`` (a world stage-1 run) and is skipped without one. Returns baseline -> result files."""
     from macs_bench.models.registry import load_model
     from macs_bench.models.runner import run
-    from macs_bench.scoring import ScoreConfig
+    from macs_bench.metrics.scoring import ScoreConfig
 
     out, results = Path(out).expanduser(), Path(results).expanduser()
     config = config or ScoreConfig(preset="world", cache_dir=str(out / "features"))

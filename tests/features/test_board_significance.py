@@ -8,7 +8,7 @@ from PIL import Image
 
 import macs_bench.boards as lb
 from macs_bench.results import ScoreResult
-from macs_bench.scoring import ScoreConfig, score
+from macs_bench.metrics.scoring import ScoreConfig, score
 from scoring_helpers import make_scoring_case
 
 

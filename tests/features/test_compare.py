@@ -14,7 +14,7 @@ from PIL import Image
 import macs_bench
 from macs_bench.errors import MacsError
 from macs_bench.metrics import frechet_distance
-from macs_bench.scoring import ScoreConfig, score
+from macs_bench.metrics.scoring import ScoreConfig, score
 from scoring_helpers import make_scoring_case
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from macs_bench.features import encoder_base, extract
 from macs_bench.features.cache import FeatureCache
 from macs_bench.features.encoders import build_encoders
 from macs_bench.features.extract import content_hash, encode_sets
-from macs_bench.scoring import ScoreConfig, score_folders
+from macs_bench.metrics.scoring import ScoreConfig, score_folders
 
 
 def _count_decodes(monkeypatch):

@@ -10,7 +10,7 @@ import torch
 from macs_bench.errors import MacsError
 from macs_bench.features.detector import open_clip_detector
 from macs_bench.metrics.coverage import class_text_embeddings, source_coverage
-from macs_bench.scoring import ScoreConfig, score
+from macs_bench.metrics.scoring import ScoreConfig, score
 
 
 @pytest.mark.slow

@@ -118,7 +118,7 @@ def test_fd_dinov2_with_the_real_architecture_from_a_local_file(tmp_path):
     from transformers import Dinov2Config, Dinov2Model
 
     from macs_bench.metrics import frechet_distance
-    from macs_bench.scoring import ScoreConfig, score
+    from macs_bench.metrics.scoring import ScoreConfig, score
 
     torch.manual_seed(1)
     net = Dinov2Model(Dinov2Config(**encoders_extra.DINOV2_LARGE)).eval()

@@ -12,12 +12,12 @@ from macs_bench.features import encoders
 from macs_bench.features.cache import FeatureCache
 from macs_bench.features.encoders_extra import text_tower
 from macs_bench.features.extract import content_hash, encode_files
-from macs_bench.metric_sets import EXTRAS, parse_metrics
+from macs_bench.metrics.sets import EXTRAS, parse_metrics
 from macs_bench.metrics import frechet_distance
 from macs_bench.metrics.cmmd import cmmd, unit_rows
 from macs_bench.metrics.coverage import class_text_embeddings, source_coverage
 from macs_bench.metrics.prdc import prdc
-from macs_bench.scoring import ScoreConfig, score
+from macs_bench.metrics.scoring import ScoreConfig, score
 
 PAPER_KEYS = ["fid", "clip_fid", "kid", "kid_std", "ais", "ais_z", "iis", "iis_z"]
 

@@ -14,7 +14,7 @@ from macs_bench.features import encoders
 from macs_bench.features.cache import FeatureCache
 from macs_bench.features.extract import content_hash, encode_files
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
-from macs_bench.scoring import ScoreConfig, score
+from macs_bench.metrics.scoring import ScoreConfig, score
 
 
 def run(case, tmp_path, model="m", **kw):
@@ -159,7 +159,7 @@ def test_split_and_output_checked_before_encoding(tmp_path, scoring_case):
 
 
 def test_published_weights_decide_comparability(tmp_path, monkeypatch):
-    from macs_bench import scoring as score_module
+    from macs_bench.metrics import scoring as score_module
 
     tiny = encoders.build_encoders("tiny")
     assert score_module.published_weights(tiny) is False

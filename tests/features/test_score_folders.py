@@ -8,7 +8,7 @@ import pytest
 
 from macs_bench.errors import MacsError
 from macs_bench.results import ScoreResult
-from macs_bench.scoring import ScoreConfig, score, score_folders
+from macs_bench.metrics.scoring import ScoreConfig, score, score_folders
 
 
 def _config(tmp_path, name, **kw):

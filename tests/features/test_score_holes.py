@@ -12,7 +12,7 @@ from macs_bench.errors import MacsError
 from macs_bench.features import encoders
 from macs_bench.features.inputs import load_image
 from macs_bench.metrics import paired_scores
-from macs_bench.scoring import ScoreConfig, compute_metrics, resolve_device, score
+from macs_bench.metrics.scoring import ScoreConfig, compute_metrics, resolve_device, score
 
 
 def run(case, tmp_path, model="m", out=True, encoders_=None, **kw):
@@ -85,7 +85,7 @@ def test_allow_missing_run_is_not_comparable_with_the_paper(tmp_path, scoring_ca
 
 def test_trust_on_first_use_weights_never_count_as_published(tmp_path, monkeypatch):
     from macs_bench import weights
-    from macs_bench.scoring import published_weights
+    from macs_bench.metrics.scoring import published_weights
 
     monkeypatch.setenv("MACS_HOME", str(tmp_path))
     file = weights.local_path("wav2clip")

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from macs_bench.datasets.synthetic import write_synthetic
-from macs_bench.scoring import ScoreConfig, score
+from macs_bench.metrics.scoring import ScoreConfig, score
 
 DATA = Path(__file__).parent / "data" / "score_regression"
 

@@ -13,9 +13,9 @@ from macs_bench.features.extract import content_hash, encode_sets
 from macs_bench.metrics import frechet_distance_from_stats, kernel_inception_distance
 from macs_bench.metrics.fid import feature_stats
 from macs_bench.metrics.prdc import prdc
-from macs_bench.scoring import ScoreConfig
-from macs_bench.scoring.unpaired import (fold_frames, load_reference_stats, make_reference_stats,
-                                         score_unpaired)
+from macs_bench.metrics.scoring import ScoreConfig
+from macs_bench.metrics.scoring.unpaired import (fold_frames, load_reference_stats, make_reference_stats,
+                                                 score_unpaired)
 
 
 def _folder(root, n, seed, shift=0):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from macs_bench.errors import MacsError
 from macs_bench.models import load_model, run
-from macs_bench.scoring import ScoreConfig
+from macs_bench.metrics.scoring import ScoreConfig
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

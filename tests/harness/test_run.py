@@ -13,7 +13,7 @@ import pytest
 from macs_bench.errors import MacsError
 from macs_bench.models import load_model, registered, run
 from macs_bench.models.runner import fold_samples, merged_missing, slice_ids
-from macs_bench.scoring import ScoreConfig
+from macs_bench.metrics.scoring import ScoreConfig
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from macs_bench.metric_sets import set_metric_functions
+from macs_bench.metrics.sets import set_metric_functions
 from macs_bench.metrics.resample import mean_of, on_rows, resample_intervals
 
 N, D = 120, 6
@@ -12,37 +12,51 @@ CHECKED = ("fid", "kid", "cmmd", "cmmd_unbiased", "precision_inception", "covera
 UNBIASED = ("kid", "cmmd_unbiased")  # population value 0 when both sets come from one distribution
 
 
-def draw(seed, n=N):
+def draw(seed, n=N, case="same"):
+    """Generated and reference sets: from one distribution, or (``shifted``) generated moved and widened on two
+    dimensions, as a real model's features differ from the ground truth's."""
     rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, D)), rng.normal(size=(n, D))  # generated, reference: one distribution
+    gen, ref = rng.normal(size=(n, D)), rng.normal(size=(n, D))
+    if case == "shifted":
+        gen[:, :2] = 0.5 + 1.3 * gen[:, :2]
+    return gen, ref
 
 
-@pytest.fixture(scope="module")
-def estimand():
-    """Each metric's value to cover: the population value (0) for an unbiased estimator, else its expectation at
-    this N (Monte Carlo over independent draws; the biased metrics are compared only at equal N)."""
-    out = {}
+@pytest.fixture(scope="module", params=["same", "shifted"])
+def estimand(request):
+    """Each metric's value to cover: the population value (0) for an unbiased estimator on one distribution, else
+    its expectation at this N (Monte Carlo over independent draws; the biased metrics are compared only at equal
+    N)."""
+    case, out = request.param, {}
     for name in CHECKED:
         fn = FNS[name][1]
-        out[name] = 0.0 if name in UNBIASED else float(np.mean([fn(*draw(10_000 + s)) for s in range(300)]))
-    return out
+        out[name] = (0.0 if name in UNBIASED and case == "same"
+                     else float(np.mean([fn(*draw(10_000 + s, case=case)) for s in range(300)])))
+    return case, out
+
+
+# coverage floors at 120 rounds (docs/scoring.md, "Intervals"; benchmarks/interval_coverage.py): near nominal on
+# one distribution; apart, the fitted spread runs short (KID's and CMMD's most) and coverage is 0.80-0.97
+FLOORS = {"same": (0.85, 0.90), "shifted": (0.75, 0.83)}  # (each metric, mean over metrics)
 
 
 @pytest.mark.slow
 def test_set_intervals_contain_the_estimate_and_cover_near_nominal(estimand):
-    seeds, inside, covered = 80, {m: 0 for m in CHECKED}, {m: 0 for m in CHECKED}
+    (case, truth), seeds = estimand, 80 if estimand[0] == "same" else 60
+    inside, covered = {m: 0 for m in CHECKED}, {m: 0 for m in CHECKED}
     for seed in range(seeds):
-        gen, ref = draw(seed)
+        gen, ref = draw(seed, case=case)
         metrics = {m: ("set", on_rows(FNS[m][1], gen, ref)) for m in CHECKED}
         ci = resample_intervals(metrics, list(range(N)), rounds=120, seed=seed + 10**6)
         for m in CHECKED:
             point = FNS[m][1](gen, ref)
             inside[m] += ci[m]["low"] <= point <= ci[m]["high"]
-            covered[m] += ci[m]["low"] <= estimand[m] <= ci[m]["high"]
+            covered[m] += ci[m]["low"] <= truth[m] <= ci[m]["high"]
     assert inside == {m: seeds for m in CHECKED}
     rates = {m: covered[m] / seeds for m in CHECKED}
-    assert all(0.85 <= r <= 1.0 for r in rates.values()), rates
-    assert np.mean(list(rates.values())) < 0.99, rates  # not simply very wide
+    each, mean = FLOORS[case]
+    assert all(each <= r <= 1.0 for r in rates.values()), rates
+    assert mean <= np.mean(list(rates.values())) < 0.99, rates  # near nominal, and not simply very wide
 
 
 def correlated(seed, videos=60, clips=4):

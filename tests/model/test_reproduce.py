@@ -134,7 +134,7 @@ def test_release_weights_through_the_harness_are_stamped(data, tmp_path):
     clips, unless every evaluated id is listed as held out."""
     from macs_bench.models import load_model, run
     from macs_bench.models.runner import fold_samples
-    from macs_bench.scoring import ScoreConfig
+    from macs_bench.metrics.scoring import ScoreConfig
     from macs_model.generation.release_import import import_release_generator
     from macs_model.reproduction import release_files
 

@@ -12,7 +12,7 @@ from macs_bench.errors import MacsError
 from macs_bench.models import load_model, run
 from macs_bench.models.protocol import Item, sample_seed
 from macs_bench.models.runner import fold_samples
-from macs_bench.scoring import ScoreConfig
+from macs_bench.metrics.scoring import ScoreConfig
 
 
 def _config(tmp_path):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from macs_bench.errors import MacsError
-from macs_bench.metric_spec import EXTRAS, PRDC_KEYS
+from macs_bench.metrics.spec import EXTRAS, PRDC_KEYS
 
 
 # the Frechet distances and the features whose dimension their N should exceed

@@ -19,21 +19,21 @@ import numpy as np
 
 from macs_bench.datasets.manifest import manifest_dataset
 from macs_bench.device import resolve_device
-from macs_bench.scoring.distributed import finish, process_group
+from macs_bench.metrics.scoring.distributed import finish, process_group
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
 from macs_bench.io import sha256_file
-from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
-                                    interval_functions, needed_encoders, parse_metrics, small_n_warnings)
-from macs_bench.metric_spec import DIRECTIONS, IMAGE_SUFFIXES, definitions
+from macs_bench.metrics.sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
+                                     interval_functions, needed_encoders, parse_metrics, small_n_warnings)
+from macs_bench.metrics.spec import DIRECTIONS, IMAGE_SUFFIXES, definitions
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
 from macs_bench.metrics.resample import LEVEL, METHODS, resample_intervals
-from macs_bench.scoring.pairing import Pairing, manifest_csv, pair_files, pair_folders
+from macs_bench.metrics.scoring.pairing import Pairing, manifest_csv, pair_files, pair_folders
 from macs_bench.provenance import digest_lines
 from macs_bench.results import ScoreResult, per_sample_frame
-from macs_bench.scoring.checks import check_config, check_out, feature_notes, wide_image_warnings
-from macs_bench.scoring.provenance import (default_cache_dir, encoders_preset, missing_weights, published_weights,
-                                         run_provenance, scope_warnings)
+from macs_bench.metrics.scoring.checks import check_config, check_out, feature_notes, wide_image_warnings
+from macs_bench.metrics.scoring.provenance import (default_cache_dir, encoders_preset, missing_weights,
+                                                   published_weights, run_provenance, scope_warnings)
 
 if TYPE_CHECKING:  # the encoders import torch: loaded when a score runs, not when this module is imported
     from macs_bench.features.encoders import Encoder
@@ -55,7 +55,7 @@ class ScoreConfig:
     kid_seed: int = 0
     allow_missing: bool = False
     cache_dir: str | None = None  # default: $MACS_HOME/features
-    # names: ("paper",), ("all",) or extras such as ("coverage", "cmmd") (macs_bench.metric_spec.EXTRAS); a
+    # names: ("paper",), ("all",) or extras such as ("coverage", "cmmd") (macs_bench.metrics.spec.EXTRAS); a
     # comma string is accepted too
     metrics: tuple[str, ...] | str = ("paper",)
     bootstrap: int = 0  # rounds of the bootstrap confidence intervals (0: none)

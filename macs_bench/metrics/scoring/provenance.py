@@ -81,7 +81,7 @@ def run_provenance(selected_label: str, selected: list[str], encoders: dict, dev
     from dataclasses import asdict
 
     from macs_bench import __version__
-    from macs_bench.metric_spec import METRIC_VERSION, VERSIONS
+    from macs_bench.metrics.spec import METRIC_VERSION, VERSIONS
     from macs_bench.provenance import SCORE_LIBRARIES, package_versions, source_commit
 
     tool = {"name": "macs-bench", "version": __version__, "source_commit": source_commit(),

@@ -10,7 +10,7 @@ from pathlib import Path
 from macs_bench.datasets.manifest import manifest_csv, manifest_rows, split_list
 from macs_bench.errors import MacsError
 from macs_bench.media.layout import MediaLayout
-from macs_bench.metric_spec import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+from macs_bench.metrics.spec import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
 MIN_SAMPLES = 3
 

@@ -80,8 +80,8 @@ def load_reference_stats(path: str | Path) -> ReferenceStats:
 
 def image_files(folder: Path, what: str) -> tuple[list[Path], list[str]]:
     """(the images of ``folder`` in name order, the files skipped); fewer than two images is an error."""
-    from macs_bench.metric_spec import IMAGE_SUFFIXES
-    from macs_bench.scoring.pairing import find_files, skipped_files
+    from macs_bench.metrics.spec import IMAGE_SUFFIXES
+    from macs_bench.metrics.scoring.pairing import find_files, skipped_files
 
     found = find_files(folder, IMAGE_SUFFIXES, what)
     if len(found) < MIN_IMAGES:
@@ -109,7 +109,7 @@ def fold_frames(manifest_dir: str | Path, media: str | Path, fold: int | None = 
 
 def selected_encoders(selected: tuple[str, ...]) -> tuple[str, ...]:
     """The encoders the unpaired metrics need: Inception and CLIP (FID, CLIP-FID, KID) and the extras'."""
-    from macs_bench.metric_sets import needed_encoders
+    from macs_bench.metrics.sets import needed_encoders
 
     if "coverage" in selected:
         raise MacsError("coverage needs each sample's labels: it has no unpaired form; score against a manifest")
@@ -120,7 +120,7 @@ def _encode(paths: list[Path], names: tuple[str, ...], encoders: dict, config, d
     from macs_bench.features.cache import FeatureCache
     from macs_bench.features.extract import content_hash, encode_sets
     from macs_bench.provenance import digest_lines
-    from macs_bench.scoring.provenance import default_cache_dir
+    from macs_bench.metrics.scoring.provenance import default_cache_dir
 
     cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
     hashes = [content_hash(p) for p in paths]
@@ -133,7 +133,7 @@ def _encode(paths: list[Path], names: tuple[str, ...], encoders: dict, config, d
 def _encoders(config, names, encoders):
     from macs_bench.device import resolve_device
     from macs_bench.features.encoders import build_encoders
-    from macs_bench.scoring.provenance import encoders_preset, missing_weights
+    from macs_bench.metrics.scoring.provenance import encoders_preset, missing_weights
 
     if encoders is not None:
         absent = [n for n in names if n not in encoders]
@@ -150,8 +150,8 @@ def make_reference_stats(ref: str | Path | list[Path], out: str | Path | None = 
                          encoders: dict | None = None, progress=None) -> ReferenceStats:
     """Encode a reference set once (a folder of images, or the paths :func:`fold_frames` lists for a benchmark
     fold) for every encoder ``config.metrics`` needs; save it to ``out`` when given."""
-    from macs_bench.metric_sets import parse_metrics
-    from macs_bench.scoring.core import ScoreConfig
+    from macs_bench.metrics.sets import parse_metrics
+    from macs_bench.metrics.scoring.core import ScoreConfig
 
     config = config or ScoreConfig()
     names = selected_encoders(parse_metrics(config.metrics))
@@ -172,13 +172,13 @@ def score_unpaired(gen: str | Path, ref: str | Path | ReferenceStats, *, model_n
     """The distribution metrics of the images in ``gen`` against a reference: a folder of images (any number,
     e.g. 10k against 50k) or saved statistics (a file from :func:`make_reference_stats`, or the object).
     Returns a :class:`~macs_bench.results.ScoreResult` whose ``n`` is the generated set's size."""
-    from macs_bench.metric_sets import compute_extras, directions, parse_metrics
-    from macs_bench.metric_spec import DIRECTIONS
+    from macs_bench.metrics.sets import compute_extras, directions, parse_metrics
+    from macs_bench.metrics.spec import DIRECTIONS
     from macs_bench.metrics import frechet_distance, kernel_inception_distance
     from macs_bench.results import ScoreResult, per_sample_frame
-    from macs_bench.scoring.checks import check_config, check_out
-    from macs_bench.scoring.core import ScoreConfig, skipped_warnings
-    from macs_bench.scoring.provenance import run_provenance
+    from macs_bench.metrics.scoring.checks import check_config, check_out
+    from macs_bench.metrics.scoring.core import ScoreConfig, skipped_warnings
+    from macs_bench.metrics.scoring.provenance import run_provenance
 
     started = time.perf_counter()
     config = config or ScoreConfig()
