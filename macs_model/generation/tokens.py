@@ -6,10 +6,12 @@ embeddings (in separator slot order, as the release feeds them, unless the gener
 LayerNorm -> Linear 512->2048 -> GELU -> Dropout(0.5) -> Linear 2048->768 -> LayerNorm; the linear layers are
 Xavier-normal with zero biases, as the release initialises them. Parameter names are the release's
 ``<dataset>_mlp.pt`` keys (``pe``, ``adapter.{0,1,4,5}``), so its files load as they are. Fewer than M slots
-(``--top-k``) use the first positional rows.
+use the first positional rows (``--top-k``), or, inside ``at_slots``, the rows of the slots chosen (``--slots``).
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -22,6 +24,7 @@ class AudioTokens(nn.Module):
                  dropout: float = 0.5, pos_std: float = 0.05):
         super().__init__()
         self.num_tokens, self.clap_dim, self.token_dim = num_tokens, clap_dim, token_dim
+        self.positions: list[int] | None = None  # set by at_slots
         self.pe = nn.Parameter(torch.randn(num_tokens, clap_dim) * pos_std)
         self.adapter = nn.Sequential(nn.LayerNorm(clap_dim), nn.Linear(clap_dim, hidden), nn.GELU(),
                                      nn.Dropout(dropout), nn.Linear(hidden, token_dim), nn.LayerNorm(token_dim))
@@ -34,4 +37,14 @@ class AudioTokens(nn.Module):
             raise ValueError(f"AudioTokens: expected [B, K <= {self.num_tokens}, {self.clap_dim}], "
                              f"got {tuple(embeddings.shape)}")
         k = embeddings.shape[1]
-        return self.adapter(embeddings + self.pe[:k].to(embeddings.dtype))
+        pe = self.pe[:k] if self.positions is None or k != len(self.positions) else self.pe[self.positions]
+        return self.adapter(embeddings + pe.to(embeddings.dtype))
+
+    @contextmanager
+    def at_slots(self, positions: list[int] | None):
+        """Within the block, K embeddings are the slots ``positions`` (0-based) and get those positional rows."""
+        self.positions = None if positions is None else list(positions)
+        try:
+            yield self
+        finally:
+            self.positions = None
