@@ -28,17 +28,17 @@ def world_data(n: int, seed: int, root: Path) -> dict[str, Any]:
     """``n`` synthetic clips: audio [N, T], images [N, 3, 32, 32] in [0, 1], multi-hot labels [N, 4], label sets."""
     from PIL import Image
 
-    from macs_bench.datasets.manifest import read_manifest
+    from macs_bench.datasets.manifest import manifest_rows, split_list
     from macs_bench.features.inputs import load_audio
 
     made = write_synthetic(root / f"seed{seed}", n_clips=n, seed=seed, prefix=f"w{seed}-")
-    rows = read_manifest(made.manifest)
+    rows = manifest_rows(made.manifest)
     audio, images, sets = [], [], []
     for row in rows:
         audio.append(torch.from_numpy(load_audio(made.media / "audio" / f"{row['sample_id']}.wav")))
         with Image.open(made.media / "frames" / f"{row['sample_id']}.jpg") as img:
             images.append(img.convert("RGB").copy())
-        sets.append(tuple(x for x in row["labels"].split(";") if x))
+        sets.append(tuple(split_list(row["labels"])))
     hot = torch.tensor([[float(c in s) for c in CLASSES] for s in sets])
     return {"audio": torch.stack(audio), "images": image_tensor(images), "hot": hot, "sets": sets}
 
