@@ -39,6 +39,19 @@ def _value(choice: Enum | None) -> str | None:
     return None if choice is None else choice.value
 
 
+def parse_slots(text: str) -> list[int]:
+    """``--slots 4,5,6``: slot numbers counted from 1 (their range is checked against the adapter)."""
+    from macs_bench.errors import MacsError
+
+    try:
+        slots = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise MacsError(f"--slots must be comma-separated slot numbers such as 4,5,6, got {text!r}") from None
+    if not slots:
+        raise MacsError("--slots is empty")
+    return slots
+
+
 @app.command("env")
 def env() -> None:
     """Report torch, CUDA, torchsort and ffmpeg as this environment has them (JSON)."""
@@ -162,6 +175,8 @@ def generate(
     token_order: Optional[TokenOrder] = typer.Option(None, "--token-order", help="Default: the adapter's; "
                                                      "recorded."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Use only the first K source slots."),
+    slots: Optional[str] = typer.Option(None, "--slots", help="Use only these source slots, counted from 1 "
+                                        "(Fig. 4: 4,5,6 is the last three of six)."),
     interpolate: Optional[List[Path]] = typer.Option(None, "--interpolate", help="Two audio files A B: one image "
                                                      "per --alpha of (1 - alpha) A + alpha B."),
     alpha: Optional[List[float]] = typer.Option(None, "--alpha", help="Interpolation weights (repeatable)."),
@@ -178,6 +193,7 @@ def generate(
     from macs_model.generation.api import generate as run_generate
     from macs_model.generation.api import generate_audio
 
+    chosen = parse_slots(slots) if slots is not None else None
     if files and not audio:
         raise MacsError("audio files given as arguments need --audio (generate --audio A.wav B.wav ...)")
     if audio:
@@ -186,7 +202,7 @@ def generate(
         if manifest or media or fold is not None or interpolate or alpha:
             raise MacsError("--audio draws from the files given: drop --manifest, --media, --fold and "
                             "--interpolate")
-        record = generate_audio(files, adapter, out, top_k=top_k, batch_size=batch_size, seed=seed, clap=clap,
+        record = generate_audio(files, adapter, out, top_k=top_k, slots=chosen, batch_size=batch_size, seed=seed, clap=clap,
                                 tokenizer=tokenizer, base=base, device=device, overwrite=overwrite,
                                 allow_partial=allow_partial, token_order=_value(token_order))
         console.print(f"wrote {record['written_now']} image(s) into {out}")
@@ -200,7 +216,8 @@ def generate(
                             "--interpolate B)")
         pair = (interpolate[0], interpolate[1])
     kwargs = {"alphas": tuple(alpha)} if alpha else {}
-    record = run_generate(manifest, media, adapter, out, fold=fold, base=base, top_k=top_k, batch_size=batch_size,
+    record = run_generate(manifest, media, adapter, out, fold=fold, base=base, top_k=top_k, slots=chosen,
+                          batch_size=batch_size,
                           seed=seed, clap=clap, tokenizer=tokenizer, overwrite=overwrite, interpolate=pair,
                           device=device, allow_partial=allow_partial, token_order=_value(token_order), **kwargs)
     console.print(f"wrote {record.get('written_now', record.get('written'))} image(s) into {out}")

@@ -6,7 +6,7 @@ where the key hashes the separator checkpoint, the CLAP and the window length. T
 and epoch from the run's seed (:func:`training_windows`, ``audio_window``); generation takes the centred window.
 Tokens follow the slot order unless ``token_order`` is "similarity". ``no_separation`` is the paper's "without MSS"
 baseline: the mixture's CLAP embedding as a single token, or, with ``mixture_slots=M``, repeated into M slots
-(the separator's capacity without its information). ``chosen_slots`` reads Fig. 4's slot selections.
+(the separator's capacity without its information).
 """
 
 from __future__ import annotations
@@ -27,26 +27,6 @@ from macs_bench.io import atomic_write_bytes
 EMBEDDINGS = "embeddings"
 
 
-def chosen_slots(num_tokens: int, top_k: int | None = None, slots: Sequence[int] | None = None
-                 ) -> list[int] | None:
-    """0-based token indices a generation conditions on (None: all): the first ``top_k``, or ``slots``, slot
-    numbers counted from 1 as the paper's Fig. 4 counts them (``(4, 5, 6)``: the last three of six)."""
-    if top_k is not None and slots is not None:
-        raise MacsError("choose top_k (the first K slots) or slots (explicit slot numbers), not both")
-    if top_k is not None:
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_tokens:
-            raise MacsError(f"top_k must be between 1 and {num_tokens}, got {top_k}")
-        return list(range(top_k))
-    if slots is None:
-        return None
-    chosen = list(slots)
-    if (not chosen or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= num_tokens for s in chosen)
-            or len(set(chosen)) != len(chosen)):
-        raise MacsError(f"slots must be distinct slot numbers between 1 and {num_tokens}, got "
-                        f"{','.join(map(str, chosen)) or 'none'}")
-    return [s - 1 for s in chosen]
-
-
 class Conditioner:
     """Ranked CLAP embeddings of audio clips from a frozen separator (or of the mixture alone), cached per clip."""
 
@@ -56,6 +36,10 @@ class Conditioner:
                  window_seconds: float | None = None, token_order: str = "slot", mixture_slots: int = 1):
         from macs_model.separation.api import clap_identity, load_separator, separator_encoder
 
+        if isinstance(mixture_slots, bool) or not isinstance(mixture_slots, int) or mixture_slots < 1:
+            raise MacsError(f"mixture_slots must be a positive integer, got {mixture_slots!r}")
+        if mixture_slots != 1 and not no_separation:
+            raise MacsError("mixture_slots repeats the mixture's embedding: it needs no_separation")
         self.device = resolve_device(device)
         self.no_separation = no_separation
         if separator is None and not no_separation:
@@ -66,10 +50,6 @@ class Conditioner:
                                          recorded=recorded_clap).to(self.device)
         if self.loaded is not None:
             self.loaded.model.to(self.device)
-        if mixture_slots != 1 and not no_separation:
-            raise MacsError("mixture_slots repeats the mixture's embedding: it needs no_separation")
-        if isinstance(mixture_slots, bool) or not isinstance(mixture_slots, int) or mixture_slots < 1:
-            raise MacsError(f"mixture_slots must be a positive integer, got {mixture_slots!r}")
         self.mixture_slots = mixture_slots
         self.num_tokens = mixture_slots if no_separation else self.loaded.config.num_sources
         self._embed_dim = int(self.encoder.embed_dim)

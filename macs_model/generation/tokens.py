@@ -11,10 +11,33 @@ use the first positional rows (``--top-k``), or, inside ``at_slots``, the rows o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+from macs_bench.errors import MacsError
+
+
+def chosen_slots(num_tokens: int, top_k: int | None = None, slots: Sequence[int] | None = None
+                 ) -> list[int] | None:
+    """0-based token indices a generation conditions on (None: all): the first ``top_k``, or ``slots``, slot
+    numbers counted from 1 as the paper's Fig. 4 counts them (``(4, 5, 6)``: the last three of six)."""
+    if top_k is not None and slots is not None:
+        raise MacsError("choose top_k (the first K slots) or slots (explicit slot numbers), not both")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_tokens:
+            raise MacsError(f"top_k must be between 1 and {num_tokens}, got {top_k}")
+        return list(range(top_k))
+    if slots is None:
+        return None
+    chosen = list(slots)
+    if (not chosen or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= num_tokens for s in chosen)
+            or len(set(chosen)) != len(chosen)):
+        raise MacsError(f"slots must be distinct slot numbers between 1 and {num_tokens}, got "
+                        f"{','.join(map(str, chosen)) or 'none'}")
+    return [s - 1 for s in chosen]
 
 
 class AudioTokens(nn.Module):
@@ -37,13 +60,22 @@ class AudioTokens(nn.Module):
             raise ValueError(f"AudioTokens: expected [B, K <= {self.num_tokens}, {self.clap_dim}], "
                              f"got {tuple(embeddings.shape)}")
         k = embeddings.shape[1]
-        pe = self.pe[:k] if self.positions is None or k != len(self.positions) else self.pe[self.positions]
+        if self.positions is None:
+            pe = self.pe[:k]
+        elif k == len(self.positions):
+            pe = self.pe[self.positions]
+        else:
+            raise ValueError(f"AudioTokens: {k} embeddings inside at_slots({self.positions})")
         return self.adapter(embeddings + pe.to(embeddings.dtype))
 
     @contextmanager
-    def at_slots(self, positions: list[int] | None):
-        """Within the block, K embeddings are the slots ``positions`` (0-based) and get those positional rows."""
-        self.positions = None if positions is None else list(positions)
+    def at_slots(self, positions: Sequence[int] | None):
+        """Within the block, K embeddings are the slots ``positions`` (0-based) and get those positional rows
+        (inside the UNet the tokens run as diffusers' image projection, so the choice cannot be an argument)."""
+        chosen = None if positions is None else [int(p) for p in positions]
+        if chosen is not None and (not chosen or not all(0 <= p < self.num_tokens for p in chosen)):
+            raise ValueError(f"AudioTokens: slot positions must lie in [0, {self.num_tokens}), got {chosen}")
+        self.positions = chosen
         try:
             yield self
         finally:
