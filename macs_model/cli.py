@@ -286,5 +286,57 @@ def demo(
     console.print(Path(summary["leaderboard"]).read_text(encoding="utf-8"), markup=False, highlight=False)
 
 
+@app.command("ablations")
+def ablations(
+    world: bool = typer.Option(False, "--world", help="The synthetic world (its CLAP, SD base and towers; CPU)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="A real benchmark's manifest folder."),
+    media: Optional[Path] = typer.Option(None, "--media", help=MEDIA_HELP),
+    pretrain: str = typer.Option("fsd50k", "--pretrain", help="Stage 1's pre-training manifest (the paper: "
+                                 "fsd50k) for the separators the ablations retrain."),
+    pretrain_media: Optional[Path] = typer.Option(None, "--pretrain-media", help="Its MEDIA folder."),
+    clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
+    base: Optional[str] = typer.Option(None, "--base", help="Stable Diffusion v1.x folder or hub id."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder; reruns reuse what is done (default: "
+                                       "runs/ablations, runs/ablations-quick with --quick)."),
+    folds: Optional[str] = typer.Option(None, "--folds", help="Folds to run, e.g. 0 or 0,1 (default: the plan's)."),
+    rows: Optional[str] = typer.Option(None, "--rows", help="Comma-separated subset of the rows (MACS always "
+                                       "runs), e.g. 'no-RL,no-CL'."),
+    quick: bool = typer.Option(False, "--quick", help="One fold, short training, 200 resampling rounds."),
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the world baselines."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the jobs and exit."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+) -> None:
+    """The paper's ablations (no-RL, no-CL, no-DC, waveform, no separation with 1 or M slots, Fig. 4's slots)
+    per fold, one table with paired intervals against MACS, controls beside it, a radar and a grid."""
+    from dataclasses import replace
+
+    from macs_bench.errors import MacsError
+    from macs_model.ablations import AblationPlan, Benchmark, check_real, run_ablations
+
+    if world and (manifest or media or pretrain_media):
+        raise MacsError("--world brings its own benchmark: drop --manifest, --media and --pretrain-media")
+    changes: dict = {"world": world}
+    if folds is not None:
+        changes["folds"] = tuple(parse_folds(folds))
+    if rows is not None:
+        changes["rows"] = tuple(part.strip() for part in rows.split(",") if part.strip())
+    if no_baselines or not world:
+        changes["baselines"] = False
+    if not world:
+        changes.update(separator_steps=None, generator_steps=None)  # the paper presets' lengths
+    plan = AblationPlan.quick(**changes) if quick else replace(AblationPlan(), **changes)
+    if dry_run:
+        for line in plan.jobs():
+            console.print(line, markup=False, highlight=False)
+        return
+    benchmark = None
+    if not world:
+        check_real(manifest, media, pretrain_media, device)
+        benchmark = Benchmark(manifest, media, pretrain, pretrain_media, clap=clap, base=base, device=device)
+    out = out or Path("runs/ablations-quick" if quick else "runs/ablations")
+    result = run_ablations(out, plan=plan, benchmark=benchmark, log=console.print)
+    console.print(f"done in {result.seconds / 60:.1f} min: {result.table}, {result.radar}, {result.grid}")
+
+
 def main() -> None:
     run(app)

@@ -50,7 +50,7 @@ def test_quick_demo_learns_runs_end_to_end_and_reruns_without_redoing_work(tmp_p
     assert c.get("iis", "MACS-world", "noise").value > 0 and "p (Holm)" in c.table()
 
     with Image.open(out / "leaderboard" / "radar.png") as radar:
-        assert radar.format == "PNG" and radar.size == (800, 800)
+        assert radar.format == "PNG" and radar.size == (800 + 320, 800)  # legend beside the chart
     with Image.open(out / "leaderboard" / "grid.png") as grid:
         assert grid.format == "PNG" and grid.size[0] > grid.size[1] / 10
     assert summary["notice"] == NOTICE and any("stage 1" in line for line in lines)
