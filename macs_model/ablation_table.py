@@ -37,7 +37,8 @@ def differences(results: dict[str, list], reference: str, rows: list[str], round
     found: dict[str, dict[str, dict[str, Any]]] = {}
     for row in rows:
         comparison = compare([*results[row], *results[reference]], rounds=rounds, seed=seed)
-        found[row] = {d.metric: {**d.to_dict(), "better": comparison.better(d)} for d in comparison.differences}
+        found[row] = {d.metric: {**d.to_dict(), "better": comparison.better(d), "unit": comparison.unit,
+                                 "n": comparison.n} for d in comparison.differences}
     cells = [(row, metric) for row in found for metric in found[row]]
     adjusted = holm([found[r][m]["p"] for r, m in cells])
     for (row, metric), q in zip(cells, adjusted):
