@@ -17,7 +17,7 @@ import torch
 
 SIZE = 32
 TEXT_WIDTH = 64
-MAX_TOKENS = 32
+MAX_TOKENS = 48
 
 
 def prompt(labels: Sequence[str]) -> str:
@@ -26,7 +26,7 @@ def prompt(labels: Sequence[str]) -> str:
 
 
 def tokenizer():
-    """A character-level CLIP BPE tokenizer (printable ASCII), ``model_max_length`` 32."""
+    """A character-level CLIP BPE tokenizer (printable ASCII), ``model_max_length`` 48."""
     from transformers import CLIPTokenizer
 
     symbols = ["<|startoftext|>", "<|endoftext|>"]
