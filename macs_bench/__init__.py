@@ -3,7 +3,7 @@
 The notebook front door (each name is imported on first use, so ``import macs_bench`` stays fast and
 torch-free)::
 
-    from macs_bench import build, fetch, score, score_folders, leaderboard, read_manifest, ScoreResult
+    from macs_bench import build, fetch, score, score_folders, compare, leaderboard, read_manifest, ScoreResult, run
 """
 
 from __future__ import annotations
@@ -21,9 +21,14 @@ _FRONT_DOOR = {
     "score_folders": ("macs_bench.scoring", "score_folders"),
     "ScoreConfig": ("macs_bench.scoring", "ScoreConfig"),
     "ScoreResult": ("macs_bench.results", "ScoreResult"),
+    "compare": ("macs_bench.comparison", "compare"),
+    "Comparison": ("macs_bench.comparison", "Comparison"),
     "leaderboard": ("macs_bench.api", "leaderboard"),
     "read_manifest": ("macs_bench.api", "read_manifest"),
     "resolve_device": ("macs_bench.device", "resolve_device"),
+    "run": ("macs_bench.models.runner", "run"),
+    "load_model": ("macs_bench.models.registry", "load_model"),
+    "AudioToImageModel": ("macs_bench.models.protocol", "AudioToImageModel"),
 }
 __all__ = ["__version__", *_FRONT_DOOR]
 

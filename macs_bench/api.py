@@ -7,27 +7,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from macs_bench.datasets.manifest import COLUMNS, LIST_SEP
-from macs_bench.datasets.manifest import read_manifest as read_rows
-from macs_bench.metric_spec import PAPER_METRICS
+from macs_bench.datasets.manifest import read_manifest
 
-LIST_COLUMNS = ("labels", "mids", "frame_seconds")
-INT_COLUMNS = ("n_labels", "fold")
-
-
-def read_manifest(path: str | os.PathLike):
-    """A built manifest (its folder or ``manifest.csv``) as a DataFrame indexed by ``sample_id``: list columns
-    as lists, counts and folds as nullable integers, everything else as the CSV's text."""
-    import pandas as pd
-
-    rows = read_rows(Path(path).expanduser())
-    frame = pd.DataFrame(rows, columns=list(COLUMNS) + [k for k in (rows[0] if rows else {}) if k not in COLUMNS])
-    for column in LIST_COLUMNS:
-        frame[column] = [[x for x in v.split(LIST_SEP) if x] for v in frame[column]]
-    frame["frame_seconds"] = [[int(x) for x in v] for v in frame["frame_seconds"]]
-    for column in INT_COLUMNS:
-        frame[column] = pd.array([int(v) if v != "" else None for v in frame[column]], dtype="Int64")
-    return frame.set_index("sample_id")
+__all__ = ["leaderboard", "read_manifest"]  # read_manifest: the one reader, re-exported
 
 
 def leaderboard(results: str | os.PathLike | Iterable[Any], dataset: str, *, folds: Iterable[int] | None = None,
@@ -46,16 +28,3 @@ def leaderboard(results: str | os.PathLike | Iterable[Any], dataset: str, *, fol
         write_leaderboard(Path(out).expanduser(), board, radar=radar)
     return board
 
-
-def board_frame(board):
-    """One line per leaderboard row: name, flags, folds, n, signature, then mean and std of each metric."""
-    import pandas as pd
-
-    records = []
-    for row, marks in zip(board.rows, board.marks):
-        record = {"name": row.name, "paper": row.paper, "reference_only": row.reference_only,
-                  "folds": row.folds, "missing_folds": row.missing_folds, "n": row.n, "signature": row.signature}
-        for m in PAPER_METRICS:
-            record.update({m: row.mean.get(m), f"{m}_std": row.std.get(m), f"{m}_mark": marks.get(m, "")})
-        records.append(record)
-    return pd.DataFrame.from_records(records).set_index("name")

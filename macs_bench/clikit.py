@@ -3,14 +3,17 @@ and help texts. Neutral ground: importing it loads no command module of either C
 
 from __future__ import annotations
 
-from enum import Enum
-
 import sys
+from enum import Enum
 from typing import NoReturn
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from typer import rich_utils
 from typer.exceptions import TyperException
 
 from macs_bench import __version__
@@ -18,6 +21,70 @@ from macs_bench.errors import MacsError
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+NAME_WIDTH = 30  # the option column of --help (longer choice lists show as CHOICE); the help gets the rest
+
+
+TYPE_LABELS = {"int": "INT", "int range": "INT", "float": "FLOAT", "float range": "FLOAT", "str": "TEXT",
+               "path": "PATH", "list[str]": "TEXT", "list[path]": "PATH", "list[int]": "INT"}
+
+
+def type_label(param, ctx) -> tuple[str, str]:
+    """(short label beside the option, note for its help) in click's vocabulary: no label for a flag, PATH,
+    INT, FLOAT, TEXT, a|b|c, a number range written into the help."""
+    if getattr(param, "is_flag", False) or param.param_type_name == "argument":
+        return "", ""
+    shown = (param.display_type(ctx) or "").strip("<>")
+    note = ""
+    if param.metavar:
+        label = param.metavar
+    elif shown in TYPE_LABELS:
+        label = TYPE_LABELS[shown]
+    elif "|" in shown:
+        label = shown.removeprefix("list[").removesuffix("]")
+    else:
+        label = shown.upper()
+    number_range = param._get_number_range_help_str() if hasattr(param, "_get_number_range_help_str") else None
+    if number_range:
+        note = number_range
+    repeated = shown.startswith("list[") or getattr(param, "multiple", False)
+    return label + ("..." if repeated and not label.endswith("...") else ""), note
+
+
+def _options_panel(*, name, params, ctx, markup_mode, console) -> None:
+    """typer's options panel in two columns that read at 80: the option with a short type label, then the help.
+
+    (typer's own spreads long option, short option, negative forms and a `<type>` label over five columns and
+    leaves the help about 22.)"""
+    table = Table(show_header=False, expand=True, box=None, padding=(0, 1), pad_edge=False)
+    table.add_column(width=1)
+    table.add_column(max_width=NAME_WIDTH, overflow="fold")
+    table.add_column(ratio=1)
+    for param in params:
+        label, note = type_label(param, ctx)
+        if param.param_type_name == "argument":
+            names = param.metavar or param.name.upper()
+        else:
+            names = ", ".join(sorted(param.opts, key=lambda o: not o.startswith("--")))
+        if "|" in label and len(names) + 1 + len(label) > NAME_WIDTH:  # too long to stand beside the name
+            label, note = "CHOICE", "one of: " + label.replace("|", ", ")
+        parts = list(rich_utils._get_parameter_help(param=param, ctx=ctx, markup_mode=markup_mode).renderables)
+        if note:
+            parts.insert(1 if parts else 0, Text(f"[{note}]", style=rich_utils.STYLE_OPTION_DEFAULT))
+        # help, range, default and required run on as one paragraph instead of a line each
+        help_text = Text(" ").join(parts) if all(isinstance(p, Text) for p in parts) else rich_utils.Columns(parts)
+        required = Text(rich_utils.REQUIRED_SHORT_STRING, style=rich_utils.STYLE_REQUIRED_SHORT) \
+            if param.required else ""
+        table.add_row(required, Text.assemble((names, "bold cyan"), (f" {label}" if label else "", "yellow")),
+                      help_text)
+    if params:
+        console.print(rich_utils.Panel(table, border_style=rich_utils.STYLE_OPTIONS_PANEL_BORDER, title=name,
+                                       title_align=rich_utils.ALIGN_OPTIONS_PANEL))
+
+
+TYPER_OPTIONS_PANEL = rich_utils._print_options_panel
+rich_utils._print_options_panel = _options_panel  # both CLIs build their apps through this module
 
 
 def new_app(name: str, help: str) -> typer.Typer:

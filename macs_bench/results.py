@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from macs_bench.errors import MacsError
-from macs_bench.io import atomic_write_text, dumps_json
+from macs_bench.io import atomic_write_bytes, atomic_write_text, dumps_json
 from macs_bench.metric_spec import PAPER_METRICS
 
 HEAD = ("model", "dataset", "fold", "split", "n", "metrics", "directions")  # the JSON's first keys, in order
@@ -40,6 +40,7 @@ class ScoreResult(Mapping):
     provenance: dict[str, Any] = field(default_factory=dict)  # every other JSON field, in file order
     per_sample: Any = None  # pandas DataFrame indexed by sample_id, or None when not loaded
     source: str = "<memory>"  # the file it was read from
+    features: dict[str, Any] | None = None  # per-sample feature matrices (gen_*/gt_*), saved as a sidecar .npz
 
     # ---- the JSON record
     def to_dict(self) -> dict[str, Any]:
@@ -79,16 +80,55 @@ class ScoreResult(Mapping):
         return result
 
     def save(self, out: str | os.PathLike) -> None:
-        """Write the JSON and, when there is a per-sample table, ``<stem>.per_sample.csv`` (each atomically)."""
+        """Write the JSON and, when there is a per-sample table, ``<stem>.per_sample.csv``, and when there are
+        features, ``<stem>.features.npz`` (its name and sha256 recorded in the JSON's ``features_file``), each
+        atomically."""
         out = Path(out).expanduser()
         try:
             if self.per_sample is not None:
                 atomic_write_text(per_sample_path(out), per_sample_csv(self.per_sample))
+            if self.features:
+                blob = features_npz(self.features, list(self.per_sample.index) if self.per_sample is not None
+                                    else [])
+                atomic_write_bytes(features_path(out), blob)
+                self.provenance["features_file"] = {"name": features_path(out).name,
+                                                    "sha256": hashlib.sha256(blob).hexdigest(),
+                                                    "keys": sorted(self.features)}
             atomic_write_text(out, self.to_json())
         except OSError as exc:
             raise MacsError(f"{exc.filename or out}: cannot write the result ({exc.strerror})") from None
 
     # ---- what the leaderboard reads
+    def load_features(self) -> dict[str, Any] | None:
+        """The per-sample features of the sidecar ``features_file`` (checked against its sha256), with
+        ``sample_ids``; None when the result records none. One MacsError naming the file when it is absent or
+        changed."""
+        if self.features is not None:
+            return self.features
+        record = self.provenance.get("features_file")
+        if not record or self.source.startswith("<"):
+            return None
+        path = Path(self.source).with_name(record["name"])
+        try:
+            blob = path.read_bytes()
+        except OSError as exc:
+            raise MacsError(f"{path}: cannot read the result's features ({exc.strerror})") from None
+        if hashlib.sha256(blob).hexdigest() != record["sha256"]:
+            raise MacsError(f"{path}: sha256 differs from the one {self.source} records; the features changed")
+        import numpy as np
+
+        with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+            self.features = {k: data[k] for k in data.files}
+        return self.features
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """How a leaderboard shows this result: ``kind`` model | control, ``source`` computed | quoted,
+        ``may_have_seen_test`` (None: unknown), ``note``; absent fields mean a computed model row."""
+        given = self.provenance.get("row") or {}
+        return {"kind": given.get("kind", "model"), "source": given.get("source", "computed"),
+                "may_have_seen_test": given.get("may_have_seen_test"), "note": given.get("note", "")}
+
     @property
     def comparable_with_paper(self) -> bool:
         return self.provenance["comparable_with_paper"]
@@ -102,9 +142,11 @@ class ScoreResult(Mapping):
         """What must agree for two results to be averaged or ranked together."""
         config = self.provenance.get("config") or {}
         out: dict[str, Any] = {"metric_version": self.provenance["metric_version"], "preset": config.get("preset")}
-        for knob in ("kid_subsets", "kid_subset_size"):  # they change KID's value
+        for knob in ("kid_subsets", "kid_subset_size", "kid_seed"):  # they change KID's value
             if knob in config:
                 out[f"config.{knob}"] = config[knob]
+        for name, version in sorted((self.provenance.get("extra_metric_versions") or {}).items()):
+            out[f"extra_metric_versions.{name}"] = version
         encoders = self.provenance["encoders"]
         for name in sorted(encoders):
             out[f"encoders.{name}.weights"] = encoders[name]["weights"]  # first: a weights change changes the id
@@ -192,6 +234,21 @@ def check_record(data: Any, source: str) -> None:
 # ---- the per-sample table
 
 
+def features_path(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(out.stem + ".features.npz")
+
+
+def features_npz(features: dict[str, Any], sample_ids: list[str]) -> bytes:
+    """The sidecar's bytes: each feature matrix (float32, as the encoders give them) and the sample ids."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, sample_ids=np.asarray(sample_ids, dtype=str),
+             **{k: np.asarray(v, dtype=np.float32) for k, v in sorted(features.items())})
+    return buf.getvalue()
+
+
 def per_sample_path(out: str | os.PathLike) -> Path:
     out = Path(out)
     return out.with_name(out.stem + ".per_sample.csv")
@@ -230,7 +287,7 @@ def read_per_sample(path: str | os.PathLike):
 
     try:
         return pd.read_csv(path, index_col="sample_id", dtype={"sample_id": str},
-                           converters={c: str for c in ("pred_sha256", "frame_sha256", "audio_sha256")})
+                           converters={c: str for c in ("pred_sha256", "frame_sha256", "audio_sha256", "video_id")})
     except (OSError, ValueError) as exc:
         raise MacsError(f"{path}: cannot read the per-sample table ({exc})") from None
 

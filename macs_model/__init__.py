@@ -22,6 +22,8 @@ _ENTRY_POINTS = {
     "AudioToImagePipeline": "macs_model.generation.audio_to_image",
     "import_release_generator": "macs_model.generation.release_import",
     "reproduce": "macs_model.reproduction",
+    "TrainSummary": "macs_model.results",
+    "Separation": "macs_model.results",
 }
 
 __all__ = ["__version__", *_ENTRY_POINTS]

@@ -132,10 +132,11 @@ def train_generator(
     """Train the stage-2 audio adapter on a frozen Stable Diffusion (decoupled cross-attention)."""
     from macs_model.generation.api import train_generator as train
 
-    if preset is GeneratorPreset.world and base is None:
-        from macs_bench.world import SD_DIR, WORLD_DIR
+    if base is None:
+        from macs_model.registry import default_base
 
-        base = str(WORLD_DIR / SD_DIR)
+        default = default_base(preset.value)  # a plug-in's preset (the world's) names its own base
+        base = str(default) if default is not None else None
     summary = train(manifest, media, out, fold=fold, separator=separator, base=base, preset=preset.value,
                     no_separation=no_separation, decoupled=not no_decoupled, prompt=prompt, clap=clap,
                     tokenizer=tokenizer, steps=steps, token_order=_value(token_order), resume=not restart,

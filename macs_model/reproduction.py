@@ -24,26 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from macs_bench.errors import MacsError
-from macs_bench.io import atomic_write_text, dumps_json, sha256_file
+from macs_bench.io import atomic_write_text, dumps_json
+from macs_model.generation.release_import import RELEASE_NAMES, SEPARATOR_FILE, import_release, release_files
 
-RELEASE_NAMES = {"llp-multi": "LLP", "audioset-eval": "AudioSet", "landscape": "Landscape"}
-SEPARATOR_FILE = "separator_FSD50K_full.pt"
+__all__ = ["reproduce", "release_files", "missing_weights", "RELEASE_NAMES", "SEPARATOR_FILE", "MODEL_NAME"]
+
 MODEL_NAME = "MACS (release weights)"
 SCORE_WEIGHTS = ("inception-2015-12-05", "clip-vit-b-32-openai", "wav2clip")
-
-
-def release_files(release_dir: Path, dataset: str) -> dict[str, Path]:
-    """The three release files for ``dataset``; every missing one is named in one error."""
-    if dataset not in RELEASE_NAMES:
-        raise MacsError(f"dataset {dataset!r}: the release has stage-2 weights for "
-                        f"{', '.join(RELEASE_NAMES)} only")
-    name = RELEASE_NAMES[dataset]
-    files = {"separator": release_dir / SEPARATOR_FILE, "mlp": release_dir / f"{name}_mlp.pt",
-             "unet": release_dir / f"{name}_unet.pt"}
-    missing = [str(p) for p in files.values() if not p.is_file()]
-    if missing:
-        raise MacsError(f"{release_dir}: missing {', '.join(missing)} (the authors' files, Hugging Face alxzzz/MACS)")
-    return files
 
 
 def missing_weights(names: Sequence[str]) -> list[str]:
@@ -74,7 +61,6 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
     from macs_bench.device import resolve_device
     from macs_bench.scoring import ScoreConfig, score
     from macs_model.generation.api import generate
-    from macs_model.generation.release_import import import_release_generator
 
     resolve_device(device)  # a device this machine lacks is refused before any work
 
@@ -95,10 +81,7 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
     if absent:
         raise MacsError("reproduce needs weights that are not here; fetch them with: "
                         + "; ".join(f"macs-bench weights fetch {name}" for name in absent))
-    run = out / "import"
-    identity = {"mlp_sha256": sha256_file(files["mlp"]), "separator_sha256": sha256_file(files["separator"]),
-                "preset": preset}
-    _import_once(run, files, identity, base, preset, import_release_generator)
+    run, identity = import_release(release_dir, dataset, out / "import", base=base, preset=preset)
     steps = []
     for fold in folds:
         images = out / "images"
@@ -124,23 +107,6 @@ def reproduce(release_dir: str | os.PathLike, dataset: str, manifest: str | os.P
     return summary
 
 
-def _import_once(run: Path, files: dict[str, Path], identity: dict[str, Any], base, preset, importer) -> None:
-    """Import the release into ``run`` unless it already holds this import; another import there is refused."""
-    marker = run / "release-import.json"
-    if marker.is_file():
-        recorded = json.loads(marker.read_text(encoding="utf-8"))
-        if recorded != identity:
-            raise MacsError(f"{run}: holds an import of other release files or another preset ({marker.name}); "
-                            "use another output folder")
-        return
-    if run.exists():
-        import shutil
-
-        shutil.rmtree(run)  # an import that stopped before its marker: redo it
-    importer(files["mlp"], files["unet"], files["separator"], run, base=base, preset=preset)
-    atomic_write_text(marker, dumps_json(identity))
-
-
 def _scored(result_file: Path, record: dict[str, Any], score_preset: str) -> bool:
     """Whether ``result_file`` already scores these images (same adapter hash, fold, score preset)."""
     try:
@@ -152,7 +118,12 @@ def _scored(result_file: Path, record: dict[str, Any], score_preset: str) -> boo
 
 
 def _stamp(result_file: Path, result: dict[str, Any], record: dict[str, Any], score_preset: str) -> None:
-    """Add what was scored to the result file, so a rerun knows it is done."""
-    result = {**result, "reproduce": {"adapter_sha256": record["adapter_sha256"], "fold": record["fold"],
+    """Add what was scored to the result file, so a rerun knows it is done, and the comparability stamp: the
+    release adapter was trained on most of the benchmark's clips, so the row may have seen the test clips."""
+    from macs_bench.models.protocol import RowInfo
+    from macs_model.baselines.macs import RELEASE_NOTE
+
+    row = RowInfo("model", "computed", True, RELEASE_NOTE).to_dict()
+    result = {**result, "row": row, "reproduce": {"adapter_sha256": record["adapter_sha256"], "fold": record["fold"],
                                       "score_preset": score_preset, "samples": record["samples"]}}
     atomic_write_text(result_file, dumps_json(result))

@@ -221,3 +221,12 @@ def run_records(path: Path) -> list[dict[str, Any]]:
         if isinstance(record, dict):
             records.append(record)
     return records
+
+
+def generator_run_info(adapter_run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run_info, generator_config) of a generator run folder (or of the run above a checkpoint)."""
+    for saved in run_records(adapter_run):
+        info, config = saved.get("run_info"), saved.get("generator_config")
+        if isinstance(info, dict) and "conditioning" in info and isinstance(config, dict):
+            return info, config
+    raise MacsError(f"{adapter_run}: not a 'macs-model train generator' run folder (no config.json with run_info)")

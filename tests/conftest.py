@@ -22,6 +22,17 @@ def manifests():
     return get
 
 
+@pytest.fixture(scope="session")
+def one_torch_thread():
+    """One intra-op torch thread for the session, restored after: small models run deterministically and fast."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def metadata_copy(tmp_path):
     """A writable copy of the vendored metadata, for tampering."""

@@ -136,7 +136,7 @@ def test_datasets_help_is_whole_at_80_columns(command):
     for param in click_command.params:
         for name in [*param.opts, *param.secondary_opts]:
             if name.startswith("-"):
-                assert name in result.output.split(), name
+                assert name in result.output.replace(",", " ").split(), name
     assert not [p for p in click_command.params if p.secondary_opts], "use plain flags, not --x/--no-x pairs"
 
 
@@ -183,12 +183,79 @@ def _assert_help_is_whole(app, path):
     command = get_command(app)
     for name in path:
         command = command.commands[name]
-    words = result.output.replace("│", " ").split()
+    words = result.output.replace("│", " ").replace(",", " ").split()
     for param in command.params:
         for name in [*param.opts, *param.secondary_opts]:
             if name.startswith("-"):
                 assert name in words, name
     assert not [p for p in command.params if p.secondary_opts], "use plain flags, not --x/--no-x pairs"
+    _assert_help_reads_at_80(result.output, command)
+
+
+HELP_START = 38  # the help text of an option starts by this column, so it gets at least 40 of the 80
+TYPER_LABEL = re.compile(r"<(bool|int|float|str|path|text|int range|float range|list\[[a-z]+\])>")
+
+
+def _assert_help_reads_at_80(output, command):
+    """Flags show no type, types are short click-style labels, the help text is not squeezed into a narrow
+    column."""
+    assert not TYPER_LABEL.search(output), TYPER_LABEL.search(output).group(0)
+    lines = output.splitlines()
+    for param in command.params:
+        if param.param_type_name != "option" or not param.opts:
+            continue
+        name = max(param.opts, key=len)
+        row = next(line for line in lines if re.search(rf"(^|[\s,]){re.escape(name)}(\s|,|$)", line))
+        shown = re.match(r"│ [* ] +((?:-{1,2}[\w-]+(?:, )?)+)( \S+)?\s{2,}(\S)", row)
+        assert shown, (name, row)
+        label = (shown.group(2) or "").strip()
+        if getattr(param, "is_flag", False):
+            assert not label, (name, row)
+        else:
+            assert label.rstrip(".").isupper() or "|" in label, (name, row)  # INT, PATH, a|b, ... shown
+        help_at = shown
+        assert help_at.start(3) <= HELP_START, (name, row)
+
+
+def test_help_layout_checks_catch_typers_default_layout():
+    """The checks above fail on typer's own panel (the `<bool>` labels and the 22-column help)."""
+    import typer.rich_utils as rich_utils
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    import macs_bench.clikit as clikit
+    from macs_bench.cli import app
+
+    ours = rich_utils._print_options_panel
+    rich_utils._print_options_panel = clikit.TYPER_OPTIONS_PANEL
+    try:
+        result = CliRunner().invoke(app, ["datasets", "fetch", "--help"],
+                                    env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    finally:
+        rich_utils._print_options_panel = ours
+    with pytest.raises(AssertionError):
+        _assert_help_reads_at_80(result.output, get_command(app).commands["datasets"].commands["fetch"])
+
+
+def test_datasets_fetch_help_is_short():
+    from typer.testing import CliRunner
+
+    from macs_bench.cli import app
+
+    result = CliRunner().invoke(app, ["datasets", "fetch", "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert len(result.output.splitlines()) <= 70  # 102 with typer's own layout
+
+
+def test_leaderboard_paper_prints_the_table_without_out(tmp_path):
+    from typer.testing import CliRunner
+
+    from macs_bench.boards import paper_leaderboard, to_markdown
+    from macs_bench.cli import app
+
+    result = CliRunner().invoke(app, ["leaderboard", "paper", "--table", "3"])
+    assert result.exit_code == 0, result.output
+    assert result.output == to_markdown(paper_leaderboard(3))
+    assert "| Method |" in result.output
 
 
 @pytest.mark.parametrize("path", _macs_bench_commands(), ids=" ".join)
@@ -271,4 +338,5 @@ def test_score_leaderboard_and_weights_share_one_vocabulary():
     for path, choices in ((["score"], "paper|random|tiny"), (["leaderboard", "build"], "auto|always|never"),
                           (["leaderboard", "paper"], "1|2|3|4")):
         shown = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"}).output
-        assert choices in shown, path  # choices are enums, listed in the help
+        # choices are enums, listed in the help: beside the option, or as "one of: a, b" when too long for it
+        assert choices in shown or choices.replace("|", ", ") in " ".join(shown.replace("│", " ").split()), path

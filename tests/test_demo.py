@@ -6,7 +6,7 @@ import json
 import pytest
 from PIL import Image
 
-from macs_model.demo import MODELS, NOTICE, ROWS, DemoPlan, run_demo
+from macs_model.demo import CONTROLS, MODELS, NOTICE, ROWS, DemoPlan, run_demo
 
 # Measured on the quick run: MACS-world coverage 0.944 vs noise 0.583, IIS-z 1.83 vs shuffled -0.05. The same run
 # with an untrained adapter (generator_steps=1) fails both: coverage 0.583 vs 0.583, IIS-z 0.67 vs shuffled 0.90.
@@ -22,7 +22,10 @@ def test_quick_demo_learns_runs_end_to_end_and_reruns_without_redoing_work(tmp_p
     board = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
     assert sorted(row["name"] for row in board["rows"]) == sorted(ROWS)
     assert all(row["folds"] == [0] for row in board["rows"])
+    kinds = {row["name"]: row["row"]["kind"] for row in board["rows"]}
+    assert kinds == {name: "control" if name in CONTROLS else "model" for name in ROWS}
     markdown = (out / "leaderboard" / "leaderboard.md").read_text()
+    assert "**" not in next(line for line in markdown.splitlines() if line.startswith("| oracle"))
     assert NOTICE in markdown and "MACS-world" in markdown and "coverage" in markdown
     for model in ROWS:
         result = json.loads((out / "results" / f"{model}-fold0.json").read_text())
@@ -37,6 +40,14 @@ def test_quick_demo_learns_runs_end_to_end_and_reruns_without_redoing_work(tmp_p
     assert coverage["oracle"]["coverage"] > 0.95
     assert abs(metrics["shuffled"]["ais_z"]) < 0.5
     assert any("orders oracle above shuffled and noise" in line for line in summary["metric_checks"])
+    # issue 19's acceptance: compare on two demo rows gives a difference interval and a p-value
+    import macs_bench
+
+    c = macs_bench.compare([out / "results" / "MACS-world-fold0.json", out / "results" / "noise-fold0.json"],
+                           metrics=["iis", "fid"], rounds=100)
+    for d in c.differences:
+        assert d.low <= d.value <= d.high and 0 < d.p <= d.p_adjusted <= 1
+    assert c.get("iis", "MACS-world", "noise").value > 0 and "p (Holm)" in c.table()
 
     with Image.open(out / "leaderboard" / "radar.png") as radar:
         assert radar.format == "PNG" and radar.size == (800, 800)

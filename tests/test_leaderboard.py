@@ -69,12 +69,14 @@ def run_cli(*args, cwd=None):
 # ------------------------------------------------------------------------------------------ reference data
 
 
-def test_reference_copies_are_identical_and_pinned():
+def test_reference_rows_live_in_one_pinned_place():
     shipped = (REPO / "macs_bench" / "reference" / "paper_tables.csv").read_bytes()
-    committed = (REPO / "leaderboards" / "reference" / "paper_tables.csv").read_bytes()
-    assert shipped == committed == lb.reference_csv_bytes()
+    assert shipped == lb.reference_csv_bytes()
     digest = hashlib.sha256(shipped).hexdigest()
-    assert f"{digest}  paper_tables.csv" in (REPO / "leaderboards" / "reference" / "README.md").read_text()
+    assert f"{digest}  paper_tables.csv" in (REPO / "macs_bench" / "reference" / "README.md").read_text()
+    copies = [p for top in ("macs_bench", "macs_model", "leaderboards", "docs", "datasets", "tests")
+              for p in (REPO / top).rglob("paper_tables*.csv")]
+    assert copies == [REPO / "macs_bench" / "reference" / "paper_tables.csv"]
     if SHARED_CSV.is_file():
         assert SHARED_CSV.read_bytes() == shipped
 
@@ -315,7 +317,8 @@ def test_paper_rows_policy():
 def test_markdown_marks_the_right_cells():
     metrics = [{"fid": 50.0, "iis_z": 1.8, "ais": 0.01, "kid": 0.0157}, {"fid": 60.0, "iis_z": 1.9, "ais": 0.01,
                                                                           "kid": 0.0157}]
-    board = lb.build_leaderboard([make_result("ours", f, metrics=m) for f, m in enumerate(metrics)], "llp-multi")
+    board = lb.build_leaderboard([make_result("ours", f, metrics=m) for f, m in enumerate(metrics)], "llp-multi",
+                                 significance=False)  # marks by value; the test of significance is apart
     md = lb.to_markdown(board)
     cells = md_rows(md)
     ours, macs, imagebind = cells["ours"], cells["MACS‡"], cells["ImageBind†‡"]
@@ -326,14 +329,15 @@ def test_markdown_marks_the_right_cells():
     assert ours[6] == "**1.8500 ± 0.0707**" and macs[6] == "<u>1.7231</u>"  # IIS-z: ImageBind (2.0361) excluded
     assert imagebind[6] == "2.0361" and "**" not in "".join(imagebind) and "<u>" not in "".join(imagebind)
     assert ours[3] == "0.0100 ± 0.0000"  # AIS: last, unmarked
-    assert ours[7:] == ["0,1", "200", f"`{board.rows[-1].signature}`"] and macs[7:] == ["—", "—", "—"]
-    assert "| Method | FID↓ | CLIP-FID↓ | KID↓ | AIS↑ | AIS-z↑ | IIS↑ | IIS-z↑ | folds | n | signature |" in md
+    assert ours[7:] == ["0,1", "200", f"`{board.rows[-1].signature}`", "computed"]
+    assert macs[7:] == ["—", "—", "—", "quoted"]
+    assert "| Method | FID↓ | CLIP-FID↓ | KID↓ | AIS↑ | AIS-z↑ | IIS↑ | IIS-z↑ | folds | n | signature | row |" in md
     assert "† Reference only" in md and "Rows marked ‡ are the paper's numbers (Table 1" in md
 
 
 def test_csv_and_json_hold_everything(tmp_path):
     paths = [write(tmp_path, f"f{f}.json", make_result("ours", f, metrics={"fid": 10.0 + f})) for f in range(3)]
-    board = lb.build_leaderboard(lb.load_results(tmp_path), "llp-multi", folds=range(4))
+    board = lb.build_leaderboard(lb.load_results(tmp_path), "llp-multi", folds=range(4), significance=False)
     data = json.loads(lb.to_json(board))
     ours = data["rows"][-1]
     assert ours["mean"]["fid"] == 11.0 and ours["std"]["fid"] == 1.0 and ours["folds"] == [0, 1, 2]

@@ -14,6 +14,7 @@ from macs_bench.errors import MacsError
 from macs_bench.boards.intervals import fold_intervals
 from macs_bench.boards.paper import TABLE_PROTOCOL, reference_rows
 from macs_bench.boards.rows import PAPER_MARK, Leaderboard, Row, fold_list, mark
+from macs_bench.boards.significance import significant_marks
 from macs_bench.metric_spec import PAPER_METRICS as METRICS
 from macs_bench.results import ScoreResult
 
@@ -101,13 +102,19 @@ def aggregate(results: Iterable[ScoreResult | dict[str, Any]], dataset: str, *, 
             mean[m], std[m] = _mean_std(values)
             defined[m] = len(values)
         present = [r.fold for r in group]
+        kinds = [r.row for r in group]
+        seen_test = [k["may_have_seen_test"] for k in kinds]
         rows.append(Row(
             name=f"{model} [{sig}]" if sig else model, mean=mean, std=std, folds_with_value=defined, folds=present,
             missing_folds=[f for f in expected if f not in present], split=first.split,
             n=sum(r.n for r in group), n_per_fold={"all" if r.fold is None else str(r.fold): r.n for r in group},
             model=model, signature=group[0].signature, signature_fields=group[0].signature_fields,
             comparable_with_paper=all(r.comparable_with_paper for r in group), sources=[r.source for r in group],
-            intervals=fold_intervals(group, METRICS)))
+            intervals=fold_intervals(group, METRICS),
+            kind="control" if any(k["kind"] == "control" for k in kinds) else "model",
+            source="quoted" if any(k["source"] == "quoted" for k in kinds) else "computed",
+            may_have_seen_test=True if True in seen_test else (None if None in seen_test else False),
+            note="; ".join(dict.fromkeys(k["note"] for k in kinds if k["note"])), results=group))
     return rows
 
 
@@ -115,9 +122,13 @@ def aggregate(results: Iterable[ScoreResult | dict[str, Any]], dataset: str, *, 
 
 def build_leaderboard(results: Iterable[ScoreResult | dict[str, Any]], dataset: str, *,
                       folds: Iterable[int] | None = None, separate_signatures: bool = False,
-                      paper_rows: str = "auto") -> Leaderboard:
+                      paper_rows: str = "auto", significance: bool = True, rounds: int = 300,
+                      seed: int = 0) -> Leaderboard:
     """Our results for ``dataset`` (see :func:`aggregate`) with the paper's rows for it per ``paper_rows``:
-    ``auto`` adds them only when every result is comparable with the paper, ``always`` / ``never``."""
+    ``auto`` adds them only when every result is comparable with the paper, ``always`` / ``never``.
+
+    With ``significance`` (the default) a best mark stands only where the best row's lead over the second is
+    significant (:mod:`.significance`, ``rounds`` permutations); without, marks go by value alone."""
     if paper_rows not in PAPER_ROWS:
         raise MacsError(f"paper_rows must be one of {', '.join(PAPER_ROWS)}, got {paper_rows!r}")
     ours = aggregate(results, dataset, folds=folds, separate_signatures=separate_signatures)
@@ -148,5 +159,18 @@ def build_leaderboard(results: Iterable[ScoreResult | dict[str, Any]], dataset: 
     if len({r.signature for r in ours}) > 1:
         notes.append("The rows were measured differently (see the signature column): they are listed, not ranked, "
                      "so no cell is marked.")
-    return Leaderboard(title=f"Leaderboard: {dataset}", dataset=dataset, rows=rows, marks=mark(rows), notes=notes,
+    controls = [r.name for r in ours if r.kind == "control"]
+    if controls:
+        notes.append(f"Controls, never ranked: {', '.join(controls)} (a cheat that wins against them is caught; "
+                     "they are not models).")
+    seen = [r.name for r in ours if r.may_have_seen_test]
+    if seen:
+        notes.append(f"May have seen the test clips, kept out of the marks: {', '.join(seen)}.")
+    marks = mark(rows)
+    if significance:
+        marks, why = significant_marks(rows, marks, rounds=rounds, seed=seed)
+        notes += why
+    else:
+        notes.append("Marks go by value alone (no significance test was asked for).")
+    return Leaderboard(title=f"Leaderboard: {dataset}", dataset=dataset, rows=rows, marks=marks, notes=notes,
                        paper_rows=paper_rows, expected_folds=expected or None)

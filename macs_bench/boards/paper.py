@@ -53,7 +53,7 @@ def _paper_records() -> tuple[dict[str, Any], ...]:
 
 def _paper_row(rec: dict[str, Any]) -> Row:
     return Row(name=rec["method"], mean=dict(rec["metrics"]), std={m: None for m in METRICS}, paper=True,
-               reference_only=rec["reference_only"], paper_table=rec["table"],
+               reference_only=rec["reference_only"], paper_table=rec["table"], source="quoted",
                sources=[f"{REFERENCE_CSV} (Table {rec['table']})"])
 
 

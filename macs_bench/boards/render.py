@@ -15,6 +15,7 @@ from macs_bench.io import atomic_write_text, dumps_json
 from macs_bench.boards.intervals import interval_suffix
 from macs_bench.boards.paper import REFERENCE_CSV, reference_csv_bytes
 from macs_bench.boards.rows import REF_MARK, Leaderboard, Row, display_name, fmt_value, fold_list
+from macs_bench.boards.significance import describe, row_kind
 from macs_bench.metric_spec import ARROWS, DIRECTIONS, LABELS, PAPER_METRICS as METRICS
 
 GENERATOR = "macs-bench leaderboard"  # marks the JSON this module writes
@@ -57,14 +58,14 @@ def to_markdown(board: Leaderboard) -> str:
     header = ["Method", *(f"{LABELS[m]}{ARROWS[DIRECTIONS[m]]}" for m in METRICS)]
     align = ["---", *("---:" for _ in METRICS)]
     if ours:
-        header += ["folds", "n", "signature"]
-        align += ["---", "---:", "---"]
+        header += ["folds", "n", "signature", "row"]
+        align += ["---", "---:", "---", "---"]
     table = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for row, marks in zip(board.rows, board.marks):
         cells = [_md_escape(display_name(row, board)), *(_cell(row, m, marks) for m in METRICS)]
         if ours:
             cells += [_folds_cell(row), "—" if row.n is None else str(row.n),
-                      f"`{row.signature}`" if row.signature else "—"]
+                      f"`{row.signature}`" if row.signature else "—", row_kind(row)]
         table.append("| " + " | ".join(cells) + " |")
     has_ref = any(r.reference_only for r in board.rows)
     notes = list(board.notes)
@@ -102,7 +103,7 @@ def board_dict(board: Leaderboard) -> dict[str, Any]:
             "n": row.n, "n_per_fold": row.n_per_fold or None,
             "signature": row.signature, "signature_fields": row.signature_fields,
             "comparable_with_paper": row.comparable_with_paper, "sources": row.sources,
-            **({"intervals": row.intervals} if row.intervals else {}),
+            **({"intervals": row.intervals} if row.intervals else {}), "row": describe(row),
         })
     return {
         "title": board.title,
@@ -113,7 +114,9 @@ def board_dict(board: Leaderboard) -> dict[str, Any]:
         "metrics": list(METRICS),
         "labels": LABELS,
         "directions": DIRECTIONS,
-        "marking": "best and second-best distinct value per metric over the rows not reference_only; ties share",
+        "marking": "best and second-best distinct value per metric over the ranked rows (not reference_only, "
+                   "not controls, not may_have_seen_test); ties share; on boards of our results only where the "
+                   "best's lead over the second is significant (see notes)",
         "rows": rows,
         "notes": board.notes,
         "reference": {"file": REFERENCE_CSV, "sha256": hashlib.sha256(reference_csv_bytes()).hexdigest()},
@@ -137,20 +140,22 @@ def _csv_value(value: Any) -> str:
 
 def to_csv(board: Leaderboard) -> str:
     """One line per row: flags, folds, samples, signature, then mean / std / folds with a value / mark per
-    metric, then the source files (``;``-separated); numbers at full precision."""
+    metric, the row's kind, source and may-have-seen-test flag, then the source files (``;``-separated);
+    numbers at full precision."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     head = ["name", "model", "paper", "paper_table", "reference_only", "folds", "missing_folds", "split", "n",
             "signature", "comparable_with_paper"]
     for m in METRICS:
         head += [m, f"{m}_std", f"{m}_folds", f"{m}_mark"]
-    writer.writerow(head + ["sources"])
+    writer.writerow(head + ["row_kind", "row_source", "may_have_seen_test", "sources"])
     for row, marks in zip(board.rows, board.marks):
         cells = [row.name, row.model, row.paper, row.paper_table, row.reference_only,
                  ";".join("all" if f is None else str(f) for f in row.folds), ";".join(map(str, row.missing_folds)),
                  row.split, row.n, row.signature, row.comparable_with_paper]
         for m in METRICS:
             cells += [row.mean.get(m), row.std.get(m), row.folds_with_value.get(m), marks.get(m, "")]
+        cells += [row.kind, row.source, row.may_have_seen_test]
         writer.writerow([_csv_value(c) for c in cells] + [";".join(row.sources)])
     return buf.getvalue()
 

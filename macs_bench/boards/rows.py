@@ -32,6 +32,16 @@ class Row:
     comparable_with_paper: bool | None = None
     sources: list[str] = field(default_factory=list)
     intervals: dict[str, list] = field(default_factory=dict)  # per metric, each fold's bootstrap [low, high]
+    kind: str = "model"  # model | control (oracle, shuffled, noise, colour-only, all-motifs: never ranked)
+    source: str = "computed"  # computed here | quoted (the paper's numbers)
+    may_have_seen_test: bool | None = None  # True: kept out of the marks and stamped; None: unknown
+    note: str = ""
+    results: list = field(default_factory=list, repr=False)  # the score results behind the row (for tests)
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the row competes for the marks."""
+        return not (self.reference_only or self.kind == "control" or self.may_have_seen_test)
 
 
 @dataclass
@@ -48,10 +58,18 @@ class Leaderboard:
     expected_folds: list[int] | None = None
 
     def to_frame(self):
-        """The rows as a pandas DataFrame (one line per row, mean / std / mark per metric)."""
-        from macs_bench.api import board_frame
+        """The rows as a pandas DataFrame indexed by name: flags, folds, n, signature, then mean / std / mark per
+        metric."""
+        import pandas as pd
 
-        return board_frame(self)
+        records = []
+        for row, marks in zip(self.rows, self.marks):
+            record = {"name": row.name, "paper": row.paper, "reference_only": row.reference_only,
+                      "folds": row.folds, "missing_folds": row.missing_folds, "n": row.n, "signature": row.signature}
+            for m in METRICS:
+                record.update({m: row.mean.get(m), f"{m}_std": row.std.get(m), f"{m}_mark": marks.get(m, "")})
+            records.append(record)
+        return pd.DataFrame.from_records(records).set_index("name")
 
     @property
     def mixed(self) -> bool:
@@ -80,7 +98,8 @@ def _tie_key(value: float, metric: str) -> float:
 
 def mark(rows: list[Row]) -> list[dict[str, str]]:
     """Per row, ``{metric: "best" | "second"}``: the best and the second-best distinct value per metric by its
-    direction, over the rows that are not reference-only; ties share the mark; None values are skipped.
+    direction, over the ranked rows (not reference-only, not a control, not one that may have seen the test
+    clips); ties share the mark; None values are skipped.
 
     Rows measured differently (several signatures, see ``separate_signatures``) are not ranked at all."""
     marks: list[dict[str, str]] = [{} for _ in rows]
@@ -88,7 +107,7 @@ def mark(rows: list[Row]) -> list[dict[str, str]]:
         return marks
     for m in METRICS:
         values = [(i, _tie_key(r.mean[m], m)) for i, r in enumerate(rows)
-                  if not r.reference_only and r.mean.get(m) is not None]
+                  if r.ranked and r.mean.get(m) is not None]
         ranked = sorted({v for _, v in values}, reverse=DIRECTIONS[m] == "higher")
         for label, target in zip(("best", "second"), ranked):
             for i, v in values:

@@ -61,6 +61,9 @@ def leaderboard_build(
                                              "rows instead of refusing."),
     paper_rows: PaperRows = typer.Option(PaperRows.auto, "--paper-rows", help="The paper's rows: auto (only when "
                                          "every result ran the published encoder weights), always or never."),
+    no_significance: bool = typer.Option(False, "--no-significance", help="Mark best and second by value alone "
+                                         "(default: only where the best's lead is significant)."),
+    rounds: int = typer.Option(300, "--rounds", min=4, help="Permutations of the significance test."),
     no_radar: bool = typer.Option(False, "--no-radar", help=NO_RADAR_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
@@ -69,7 +72,8 @@ def leaderboard_build(
 
     _refuse_existing([out / name for name in BOARD_FILES], overwrite)
     board = build_leaderboard(load_results(results), dataset, folds=parse_folds(folds),
-                              separate_signatures=separate_signatures, paper_rows=paper_rows.value)
+                              separate_signatures=separate_signatures, paper_rows=paper_rows.value,
+                              significance=not no_significance, rounds=rounds)
     _print_written(write_leaderboard(out, board, radar=not no_radar), board)
 
 
@@ -77,15 +81,18 @@ def leaderboard_build(
 def leaderboard_paper(
     table: PaperTable = typer.Option(..., "--table", help="The paper's table: 1 (LLP-multi), 2 (AudioSet-Eval), "
                                      "3 (Landscape) or 4 (separators on LLP-multi)."),
-    out: Path = typer.Option(..., "--out", help=OUT_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP + " Default: print the Markdown table."),
     no_radar: bool = typer.Option(False, "--no-radar", help=NO_RADAR_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
-    """Render one of the paper's Tables 1-4 alone, marked by the leaderboard's rules."""
-    from macs_bench.boards import paper_leaderboard, write_leaderboard
+    """Show one of the paper's Tables 1-4 alone, marked by the leaderboard's rules (--out writes the files)."""
+    from macs_bench.boards import paper_leaderboard, to_markdown, write_leaderboard
 
-    _refuse_existing([out / name for name in BOARD_FILES], overwrite)
     board = paper_leaderboard(int(table.value))
+    if out is None:
+        typer.echo(to_markdown(board), nl=False)
+        return
+    _refuse_existing([out / name for name in BOARD_FILES], overwrite)
     _print_written(write_leaderboard(out, board, radar=not no_radar), board, notes=False)
 
 

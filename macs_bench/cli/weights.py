@@ -13,10 +13,15 @@ weights_app = typer.Typer(help="The model weights every metric and model uses, i
 
 
 @weights_app.command("list")
-def weights_list() -> None:
+def weights_list(baselines: bool = typer.Option(False, "--baselines", help="List the runnable baselines "
+                                                "(macs-bench run), the weights each loads and their licences.")
+                 ) -> None:
     """The registry: each entry, whether it is present, how it is pinned, its size and who uses it."""
     from macs_bench.weights import cache_dir, list_weights
 
+    if baselines:
+        _baselines()
+        return
     console.print(f"cache: {cache_dir()}", highlight=False, soft_wrap=True)
     table = Table("name", "present", "pin", "size", "used by", box=None, pad_edge=False)
     table.columns[0].no_wrap = True
@@ -58,3 +63,14 @@ def weights_verify(names: list[str] = typer.Argument(None, help="Entries to chec
     console.print(table)
     if any(r.status == "corrupt" for r in results):
         raise typer.Exit(1)
+
+
+def _baselines() -> None:
+    """Each baseline of ``macs_model.baselines`` with its weights and licence (several are non-commercial)."""
+    try:
+        from macs_model.baselines import LICENCES
+    except ImportError:
+        raise MacsError("the baselines live in macs_model: install the model extra (pip install 'macs[model]')"
+                        ) from None
+    for name, (loads, licence) in LICENCES.items():
+        console.print(f"{name}\n  weights: {loads}\n  licence: {licence}", highlight=False)

@@ -15,11 +15,11 @@ from typing import Any
 
 from macs_bench import __version__
 from macs_bench.datasets import audioset_eval, fsd50k, landscape, llp_multi
-from macs_bench.datasets.manifest import Manifest, Sample, read_manifest
+from macs_bench.datasets.manifest import Manifest, Sample, manifest_rows, read_manifest
 from macs_bench.datasets.metadata import MetadataStore, datasets_root
 from macs_bench.errors import MacsError
 
-__all__ = ["DATASETS", "DatasetSpec", "Manifest", "Sample", "build", "card", "read_manifest"]
+__all__ = ["DATASETS", "DatasetSpec", "Manifest", "Sample", "build", "card", "manifest_rows", "read_manifest"]
 
 
 MAX_SOURCES = 64

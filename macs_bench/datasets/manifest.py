@@ -12,7 +12,7 @@ import csv
 import hashlib
 import io
 import os
-import tempfile
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -20,14 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from macs_bench.errors import MacsError
-from macs_bench.io import _umask as umask
-from macs_bench.io import dumps_json, sha256_file
+from macs_bench.io import dumps_json, sha256_file, stage_bytes
 
 COLUMNS = ("sample_id", "ytid", "start", "end", "labels", "mids", "n_labels", "frame_seconds", "fold", "split")
 LIST_SEP = ";"
+
 MANIFEST_NAME = "manifest.csv"
 STATS_NAME = "stats.json"
 DROPPED_NAME = "dropped.txt"
+
+
+def split_list(cell: str | None) -> list[str]:
+    """A ``;``-joined manifest cell (labels, mids, frame seconds, prompts) as its items; empty items dropped."""
+    return [x for x in (cell or "").split(LIST_SEP) if x]
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,9 @@ class Manifest:
     def _write(self, out: Path, dropped: Iterable[str] | None) -> dict[str, Path]:
         if out.exists() and not out.is_dir():
             raise MacsError(f"{out}: exists and is not a directory")
+        existing = manifest_dataset(out / MANIFEST_NAME)
+        if existing is not None and existing != self.dataset:
+            raise MacsError(f"{out}: holds the {existing} manifest; build {self.dataset} into another folder")
         csv_bytes = self.to_csv().encode("utf-8")
         stats = {
             "dataset": self.dataset,
@@ -157,21 +165,14 @@ class Manifest:
 
 
 def _replace_together(folder: Path, files: dict[str, bytes | None]) -> None:
-    """Write every file to a temporary beside it first, then rename them all (``None``: remove the file), so
-    a failure while writing leaves the folder's previous files untouched and matching each other."""
+    """Stage every file beside its target first, then rename them all (``None``: remove the file), so a
+    failure while writing leaves the folder's previous files untouched and matching each other."""
     folder.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[str, Path]] = []
     try:
         for name, data in files.items():
-            if data is None:
-                continue
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-            staged.append((name, Path(tmp)))
-            os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; give the file the mode open() would
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            if data is not None:
+                staged.append((name, stage_bytes(folder / name, data)))
     except BaseException:
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)
@@ -203,28 +204,78 @@ def manifest_csv(path: str | os.PathLike) -> Path:
     return path / MANIFEST_NAME if path.is_dir() else path
 
 
-def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of a written manifest (folder or CSV) as dicts (lists still ``;``-joined); checks the columns."""
+NUMBER_RE = re.compile(r"\d+(\.\d+)?")  # seconds as the builders write them: no sign, exponent or spaces
+INT_COLUMNS = ("n_labels", "fold")
+LIST_COLUMNS = ("labels", "mids", "frame_seconds")
+
+
+def manifest_rows(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The cells of a written manifest (folder or CSV), one dict per row, lists still ``;``-joined: for the
+    stages that need the text as written (ids, ranges). Checked on the way: the columns, each row's cell count
+    and its numeric cells, so a bad cell is one line naming the file, row and column."""
     path = manifest_csv(path)
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        # utf-8-sig: a spreadsheet's byte-order mark would otherwise glue itself to the first column's name
+        with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None or tuple(reader.fieldnames[: len(COLUMNS)]) != COLUMNS:
                 raise MacsError(f"{path}:1: not a macs manifest (columns {reader.fieldnames})")
-            return list(reader)
+            rows = list(reader)
     except OSError as exc:
         raise MacsError(f"{path}: cannot read manifest ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise MacsError(f"{path}: manifest is not UTF-8 text (byte {exc.start})") from None
     except csv.Error as exc:
         raise MacsError(f"{path}: malformed CSV ({exc})") from None
+    for lineno, row in enumerate(rows, 2):
+        _check_row(path, lineno, row)
+    return rows
 
 
-def manifest_dataset(manifest_csv: str | os.PathLike) -> str | None:
-    """The dataset a manifest was built for, from the stats.json beside it (``None`` for a hand-made one)."""
+def _check_row(path: Path, lineno: int, row: dict[str, str]) -> None:
+    if None in row.values() or None in row:
+        raise MacsError(f"{path}:{lineno}: wrong number of cells for the header's columns")
+    for column in INT_COLUMNS:
+        if row[column] and not (row[column].isascii() and row[column].isdigit()):
+            raise MacsError(f"{path}:{lineno}: {column} {row[column]!r} is not a whole number (column {column})")
+    for column in ("start", "end"):
+        if row[column] and not NUMBER_RE.fullmatch(row[column]):
+            raise MacsError(f"{path}:{lineno}: {column} {row[column]!r} is not a number of seconds such as "
+                            f"30 or 12.5 (column {column})")
+    bad = [x for x in row["frame_seconds"].split(LIST_SEP) if x and not (x.isascii() and x.isdigit())]
+    if bad:
+        raise MacsError(f"{path}:{lineno}: frame_seconds {row['frame_seconds']!r} holds {bad[0]!r}, not a whole second "
+                        "(column frame_seconds)")
+
+
+def read_manifest(path: str | os.PathLike):
+    """A built manifest (its folder or ``manifest.csv``) as a pandas DataFrame indexed by ``sample_id``: list
+    columns as lists, counts and folds as nullable integers, everything else as the CSV's text."""
+    import pandas as pd
+
+    rows = manifest_rows(path)
+    extra = [k for k in (rows[0] if rows else {}) if k not in COLUMNS]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS) + extra)
+    for column in LIST_COLUMNS:
+        frame[column] = [[x for x in v.split(LIST_SEP) if x] for v in frame[column]]
+    frame["frame_seconds"] = [[int(x) for x in v] for v in frame["frame_seconds"]]
+    for column in INT_COLUMNS:
+        frame[column] = pd.array([int(v) if v != "" else None for v in frame[column]], dtype="Int64")
+    return frame.set_index("sample_id")
+
+
+def manifest_stats(manifest: str | os.PathLike) -> dict[str, Any]:
+    """The stats.json beside a manifest (folder or CSV); empty for a hand-made manifest without one."""
     import json
 
     try:
-        return json.loads((Path(manifest_csv).parent / STATS_NAME).read_text(encoding="utf-8")).get("dataset")
-    except (OSError, ValueError, AttributeError):
-        return None
+        stats = json.loads((manifest_csv(manifest).parent / STATS_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return stats if isinstance(stats, dict) else {}
+
+
+def manifest_dataset(manifest: str | os.PathLike) -> str | None:
+    """The dataset a manifest was built for, from the stats.json beside it (``None`` for a hand-made one)."""
+    dataset = manifest_stats(manifest).get("dataset")
+    return dataset if isinstance(dataset, str) else None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from macs_bench.errors import MetadataError
-from macs_bench.io import sha256_file
+from macs_bench.io import parse_sha256sums, sha256_file
 
 
 # sha256 of datasets/metadata/SHA256SUMS; change it only together with a deliberate metadata update.
@@ -34,16 +34,7 @@ def datasets_root() -> Path:
 
 
 def read_sha256sums(path: Path) -> dict[str, str]:
-    sums: dict[str, str] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2 or len(parts[0]) != 64:
-                raise MetadataError(f"{path}:{lineno}: expected '<sha256>  <file>'")
-            sums[parts[1]] = parts[0]
-    return sums
+    return parse_sha256sums(Path(path).read_text(encoding="utf-8"), path, MetadataError)
 
 
 class MetadataStore:

@@ -11,6 +11,7 @@ preset loads the published weights, and a missing file is an error that says how
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,10 +21,10 @@ import torch
 
 from macs_bench.errors import MacsError
 from macs_bench.features.inputs import AUDIO_RATE, load_audio, load_image
+from macs_bench.features.registry import EncoderPreset, get_preset, register_preset
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-PRESETS = ("paper", "random", "tiny", "world")
 
 
 @dataclass
@@ -44,10 +45,13 @@ class Encoder:
     # a text tower in this encoder's space (sentences -> embeddings) for per-source coverage; None: the
     # network's own (CLIP's encode_text), see macs_bench.features.encoders_extra.text_tower
     text: Callable[[list[str]], np.ndarray] | None = None
+    # the code that runs the weights, when it matters for the numbers (DINOv2's position interpolation)
+    implementation: str = ""
 
     @property
     def id(self) -> str:
-        return f"{self.name}/{self.weights}/{self.preprocess_version}"
+        base = f"{self.name}/{self.weights}/{self.preprocess_version}"
+        return f"{base}/{self.implementation}" if self.implementation else base
 
     def to(self, device: torch.device) -> "Encoder":
         self.model.to(device)
@@ -70,28 +74,51 @@ class Encoder:
 
 # -- preprocessing ----------------------------------------------------------------------------------------
 
-def inception_input(path: Path) -> torch.Tensor:
-    """clean-fid 'clean' mode: PIL bicubic resize to 299 in float32, no re-quantisation, values 0..255."""
+class ImageFile:
+    """An image encoder's preprocessing: decode the file (:func:`load_image`), then ``transform`` the
+    ``H x W x 3`` uint8 array. The scorer decodes each file once and hands the array to every encoder's
+    ``transform`` (see :func:`macs_bench.features.extract.encode_sets`); picklable for DataLoader workers."""
+
+    def __init__(self, transform: Callable[[np.ndarray], torch.Tensor]):
+        self.transform = transform
+
+    def __call__(self, path: Path) -> torch.Tensor:
+        return self.transform(load_image(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _cleanfid_resizer():
     from cleanfid.resize import make_resizer
 
-    resized = make_resizer("PIL", False, "bicubic", (299, 299))(load_image(path))
+    return make_resizer("PIL", False, "bicubic", (299, 299))
+
+
+def inception_transform(image: np.ndarray) -> torch.Tensor:
+    """clean-fid 'clean' mode: PIL bicubic resize to 299 in float32, no re-quantisation, values 0..255."""
+    resized = _cleanfid_resizer()(image)
     return torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+
+
+@functools.lru_cache(maxsize=None)
+def _clip_resize_pipeline():
+    from torchvision import transforms
+
+    return transforms.Compose([transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC),
+                               transforms.CenterCrop(224)])
 
 
 def clip_resize(image: np.ndarray) -> np.ndarray:
     """clean-fid's CLIP resize (``cleanfid.clip_features.img_preprocess_clip``, whose module needs OpenAI's
     ``clip`` package to import): PIL bicubic resize of the short side to 224, centre crop, uint8."""
     from PIL import Image
-    from torchvision import transforms
 
-    resize = transforms.Compose([transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC),
-                                 transforms.CenterCrop(224)])
-    return np.asarray(resize(Image.fromarray(image.astype(np.uint8)).convert("RGB"))).clip(0, 255).astype(np.uint8)
+    resized = _clip_resize_pipeline()(Image.fromarray(image.astype(np.uint8)).convert("RGB"))
+    return np.asarray(resized).clip(0, 255).astype(np.uint8)
 
 
-def clip_input(path: Path) -> torch.Tensor:
+def clip_transform(image: np.ndarray) -> torch.Tensor:
     """:func:`clip_resize`, then OpenAI's normalisation: the numbers clean-fid feeds CLIP for CLIP-FID."""
-    x = torch.from_numpy(clip_resize(load_image(path)).transpose(2, 0, 1).copy()).float() / 255.0
+    x = torch.from_numpy(clip_resize(image).transpose(2, 0, 1).copy()).float() / 255.0
     mean = torch.tensor(OPENAI_MEAN).view(3, 1, 1)
     std = torch.tensor(OPENAI_STD).view(3, 1, 1)
     return (x - mean) / std
@@ -101,11 +128,16 @@ def audio_input(path: Path) -> torch.Tensor:
     return torch.from_numpy(load_audio(path))
 
 
-def tiny_image_input(path: Path) -> torch.Tensor:
+def tiny_transform(image: np.ndarray) -> torch.Tensor:
     from PIL import Image
 
-    img = Image.fromarray(load_image(path)).resize((32, 32), Image.BICUBIC)
+    img = Image.fromarray(image).resize((32, 32), Image.BICUBIC)
     return torch.from_numpy(np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+
+
+inception_input = ImageFile(inception_transform)
+clip_input = ImageFile(clip_transform)
+tiny_image_input = ImageFile(tiny_transform)
 
 
 # -- builders ---------------------------------------------------------------------------------------------
@@ -275,37 +307,11 @@ def _builders() -> dict[str, Callable[..., Encoder]]:
     return {**BUILDERS, **BUILDERS_EXTRA}
 
 
-def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None, seed: int = 0,
-                   names: tuple[str, ...] | list[str] | None = None) -> dict[str, Encoder]:
-    """The scoring encoders ``names`` (default: the paper's three). ``paper``: published weights (explicit files
-    in ``weights``, else the ``macs-bench weights`` cache); ``random``: the real architectures with random
-    weights; ``tiny``: small random networks; ``world``: the synthetic world's trained towers
-    (``macs_bench.world``, the demo's; the paper's three only). Only ``paper`` gives numbers comparable with the
-    paper."""
-    if preset not in PRESETS:
-        raise MacsError(f"unknown encoder preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    builders = _builders()
-    names = list(names or PAPER_ENCODERS)
-    unknown = [n for n in names if n not in builders]
-    if unknown:
-        raise MacsError(f"unknown encoder {unknown[0]!r}; known: {', '.join(builders)}")
-    if preset == "tiny":
-        from macs_bench.features.encoders_extra import tiny_extra
-
-        return {name: tiny(name, seed) if name in BUILDERS else tiny_extra(name, seed) for name in names}
-    if preset == "world":
-        from macs_bench.world.scoring import world_encoders
-
-        missing = [n for n in names if n not in BUILDERS]
-        if missing:
-            raise MacsError(f"the world preset has no {missing[0]!r} encoder; it stands in for "
-                            f"{', '.join(BUILDERS)} only")
-        return {name: encoder for name, encoder in world_encoders().items() if name in names}
-    if preset == "random":
-        return {name: builders[name](None, seed=seed) for name in names}
+def _paper(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Encoder]:
+    """Published weights: the user's own files in ``given``, else the ``macs-bench weights`` cache (verified)."""
     from macs_bench import weights as weight_store
 
-    given = weights or {}
+    builders = _builders()
     built = {}
     for name in names:
         build = builders[name]
@@ -318,3 +324,41 @@ def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None
             raise MacsError(f"{path}: corrupt weights ({built[name].weights}, expected {expected_weights(name)}); "
                             f"fetch them again with: macs-bench weights fetch --overwrite {WEIGHT_NAMES[name]}")
     return built
+
+
+def _random(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Encoder]:
+    builders = _builders()
+    return {name: builders[name](None, seed=seed) for name in names}
+
+
+def _tiny(names: list[str], given: dict[str, Path], seed: int) -> dict[str, Encoder]:
+    from macs_bench.features.encoders_extra import tiny_extra
+
+    return {name: tiny(name, seed) if name in BUILDERS else tiny_extra(name, seed) for name in names}
+
+
+register_preset(EncoderPreset("paper", _paper, "published weights (comparable with the paper)"))
+register_preset(EncoderPreset("random", _random, "the real architectures with random weights (smoke tests)"))
+register_preset(EncoderPreset("tiny", _tiny, "small random networks (fast smoke tests)"))
+
+
+def build_encoders(preset: str = "paper", weights: dict[str, Path] | None = None, seed: int = 0,
+                   names: tuple[str, ...] | list[str] | None = None) -> dict[str, Encoder]:
+    """The scoring encoders ``names`` (default: the paper's three) from a registered preset
+    (:mod:`macs_bench.features.registry`). ``paper``: published weights (explicit files in ``weights``, else the
+    ``macs-bench weights`` cache); ``random``: the real architectures with random weights; ``tiny``: small
+    random networks; other presets are registered by the packages that bring them (the synthetic world's
+    ``world``, when ``macs_bench.world.scoring`` is imported). Only ``paper`` gives numbers comparable with the
+    paper."""
+    spec = get_preset(preset)
+    builders = _builders()
+    names = list(names or PAPER_ENCODERS)
+    unknown = [n for n in names if n not in builders]
+    if unknown:
+        raise MacsError(f"unknown encoder {unknown[0]!r}; known: {', '.join(builders)}")
+    if spec.provides is not None:
+        missing = [n for n in names if n not in spec.provides]
+        if missing:
+            raise MacsError(f"the {preset} preset has no {missing[0]!r} encoder; it stands in for "
+                            f"{', '.join(spec.provides)} only")
+    return spec.build(names, dict(weights or {}), seed)

@@ -6,19 +6,24 @@ Preprocessing follows each metric's reference implementation:
   OpenAI's normalisation; the embeddings are L2-normalised at metric time.
 - FD-DINOv2 (layer6ai-labs ``dgm-eval``, ``DINOv2Encoder``): torchvision bicubic resize to 224 x 224 (no crop),
   ImageNet normalisation; the feature is the CLS token after the final LayerNorm (``pooler_output`` of
-  transformers' ``Dinov2Model``, which is the hub model's ``forward``).
+  transformers' ``Dinov2Model``, which is the hub model's ``forward``), with the hub model's position-embedding
+  interpolation (:func:`hub_interpolate_pos_encoding`; the encoder id names this implementation).
 Random weights are built only on request (``seed``), as for the paper's encoders.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import types
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from macs_bench.errors import MacsError
-from macs_bench.features.encoders import OPENAI_MEAN, OPENAI_STD, Encoder, _file_weights, openai_clip, tiny_image_input
+from macs_bench.features.encoders import (OPENAI_MEAN, OPENAI_STD, Encoder, ImageFile, _file_weights, openai_clip,
+                                         tiny_image_input)
 from macs_bench.features.inputs import load_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -30,11 +35,11 @@ DINOV2_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=
                     patch_size=14, image_size=518, layerscale_value=1.0, layer_norm_eps=1e-6)
 
 
-def cmmd_input(path: Path) -> torch.Tensor:
+def cmmd_transform(image: np.ndarray) -> torch.Tensor:
     """CMMD's reference preprocessing: centre square crop, PIL bicubic to 336, /255, OpenAI normalisation."""
     from PIL import Image
 
-    image = Image.fromarray(load_image(path))
+    image = Image.fromarray(image)
     w, h = image.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -43,14 +48,53 @@ def cmmd_input(path: Path) -> torch.Tensor:
     return (x - torch.tensor(OPENAI_MEAN).view(3, 1, 1)) / torch.tensor(OPENAI_STD).view(3, 1, 1)
 
 
-def dinov2_input(path: Path) -> torch.Tensor:
-    """dgm-eval's DINOv2 preprocessing: bicubic resize to 224 x 224, to [0, 1], ImageNet normalisation."""
-    from PIL import Image
+@functools.lru_cache(maxsize=None)
+def _dinov2_pipeline():
     from torchvision import transforms
 
-    pipeline = transforms.Compose([transforms.Resize((224, 224), transforms.InterpolationMode.BICUBIC),
-                                   transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-    return pipeline(Image.fromarray(load_image(path)))
+    return transforms.Compose([transforms.Resize((224, 224), transforms.InterpolationMode.BICUBIC),
+                               transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def dinov2_transform(image: np.ndarray) -> torch.Tensor:
+    """dgm-eval's DINOv2 preprocessing: bicubic resize to 224 x 224, to [0, 1], ImageNet normalisation (the
+    torchvision pipeline is built once per process, not per image)."""
+    from PIL import Image
+
+    return _dinov2_pipeline()(Image.fromarray(image))
+
+
+cmmd_input = ImageFile(cmmd_transform)
+dinov2_input = ImageFile(dinov2_transform)
+
+# the hub model's interpolation settings (``dinov2_vitl14``: interpolate_offset 0.1, interpolate_antialias False)
+HUB_INTERPOLATE_OFFSET = 0.1
+DINOV2_IMPLEMENTATION = "transformers-Dinov2Model+hub-pos-interp-v1"
+
+
+def hub_interpolate_pos_encoding(self, embeddings: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """facebookresearch/dinov2's ``DinoVisionTransformer.interpolate_pos_encoding`` on transformers'
+    ``Dinov2Embeddings`` (bound as a method): bicubic, no antialias, with the *scale factor*
+    ``(n + 0.1) / M`` (the hub's "historical kludge"), which moves the sampling grid; transformers passes the
+    output size instead, so its embeddings at 224 px differ (about 1e-3 relative on the CLS feature)."""
+    pos = self.position_embeddings
+    n_pos = pos.shape[1] - 1
+    if embeddings.shape[1] - 1 == n_pos and height == width:
+        return pos
+    dtype = pos.dtype
+    pos = pos.float()
+    dim = embeddings.shape[-1]
+    patch_h, patch_w = self.patch_embeddings.patch_size
+    rows, cols = height // patch_h, width // patch_w
+    side = int(math.sqrt(n_pos))
+    grid = torch.nn.functional.interpolate(
+        pos[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2), mode="bicubic", antialias=False,
+        scale_factor=((rows + HUB_INTERPOLATE_OFFSET) / side, (cols + HUB_INTERPOLATE_OFFSET) / side))
+    if tuple(grid.shape[-2:]) != (rows, cols):
+        raise MacsError(f"DINOv2 position embeddings: {side} x {side} grid interpolated to "
+                        f"{tuple(grid.shape[-2:])}, expected {(rows, cols)}")
+    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, dim)
+    return torch.cat((pos[:, :1], grid), dim=1).to(dtype)
 
 
 def clip_l336(weights_file: Path | None, *, seed: int | None = None) -> Encoder:
@@ -85,10 +129,11 @@ def dinov2(weights_dir: Path | None, *, seed: int | None = None) -> Encoder:
         blob = file.resolve().name  # a hub snapshot links to a blob named by the file's sha256
         weights = f"sha256:{blob}" if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob) \
             else _file_weights(file)
+    model.embeddings.interpolate_pos_encoding = types.MethodType(hub_interpolate_pos_encoding, model.embeddings)
     model.eval()
     dim = model.config.hidden_size
     return Encoder("dinov2", "image", dim, weights, "dgmeval-224-v1", dinov2_input, model,
-                   lambda m, x: m(pixel_values=x).pooler_output)
+                   lambda m, x: m(pixel_values=x).pooler_output, implementation=DINOV2_IMPLEMENTATION)
 
 
 class _TinyText(torch.nn.Module):

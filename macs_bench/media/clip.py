@@ -26,7 +26,7 @@ from macs_bench.media.checks import DURATION_TOLERANCE, audio_padding, explain, 
 from macs_bench.media.items import FetchItem
 from macs_bench.media.layout import MediaLayout, all_frame_name
 from macs_bench.media.ledger import Entry
-from macs_bench.media.quality import QualityThresholds, assess
+from macs_bench.media.quality import DIGITAL_SILENCE_DBFS, QualityThresholds, assess, rms_dbfs
 from macs_bench.media.sources import Downloader, LocalFSD50K, LocalVideos, Transient, Unavailable, classify_error
 
 TRIMMED_SLACK = 2.0  # a pre-trimmed clip may run this much longer than the range
@@ -185,7 +185,8 @@ class Fetcher:
                                   "source_duration": round(info.duration, 3), "frame_seconds": list(item.frame_seconds),
                                   "pad_start": pad_start, "pad_end": pad_end,
                                   "width": info.width, "height": info.height}
-        quality = self._filter(wav, selected, frames)
+        quality = self._filter(wav, selected, frames)  # the paper's filter first: it reports every problem
+        reject_digital_silence(wav)
         self._install(item, wav, selected, frames)
         return Outcome("ok", "", detail=detail, quality=quality)
 
@@ -210,6 +211,7 @@ class Fetcher:
         detail: dict[str, Any] = {"source": "fsd50k", "source_name": src.name, "frame_seconds": [],
                                   "source_duration": round(info.duration, 3)}
         quality = self._filter(wav, [], [])
+        reject_digital_silence(wav)
         self._install(item, wav, [], [])
         return Outcome("ok", "", detail=detail, quality=quality)
 
@@ -289,6 +291,15 @@ class Fetcher:
             staging.replace(final)
         self.audio_path(item).parent.mkdir(parents=True, exist_ok=True)
         wav.replace(self.audio_path(item))
+
+
+def reject_digital_silence(wav: Path) -> None:
+    """No clip of only zeros (or at most :data:`DIGITAL_SILENCE_DBFS`) is ever ``ok``, whatever the quality
+    filter says: an audio-to-image benchmark cannot score a sample without sound."""
+    level = round(rms_dbfs(wav), 2)
+    if level <= DIGITAL_SILENCE_DBFS:
+        raise Unavailable("silent", f"digital silence (rms_dbfs {level} <= {DIGITAL_SILENCE_DBFS})",
+                          {"rms_dbfs": level, "problems": ["silent"]})
 
 
 def _remove(path: Path) -> None:

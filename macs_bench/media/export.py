@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from macs_bench import __version__
-from macs_bench.datasets.manifest import LIST_SEP, manifest_csv, read_manifest
+from macs_bench.datasets.manifest import manifest_csv, manifest_rows, split_list
 from macs_bench.errors import MacsError
-from macs_bench.io import atomic_write_text, dumps_json, file_lock, sha256_file
+from macs_bench.io import atomic_write_text, dumps_json, file_lock, format_sha256sums, sha256_file
 from macs_bench.media.layout import LEDGER_NAME, MediaLayout
 from macs_bench.media.ledger import Ledger
 
@@ -55,7 +55,7 @@ META_COLUMNS = ("sample_id", "ytid", "start", "end", "labels", "mids", "n_labels
 
 
 def _split(cell: str) -> list[str]:
-    return [x for x in (cell or "").split(LIST_SEP) if x]
+    return split_list(cell)
 
 
 def selection(manifest: Path, media: MediaLayout) -> list[dict[str, str]]:
@@ -64,7 +64,7 @@ def selection(manifest: Path, media: MediaLayout) -> list[dict[str, str]]:
         raise MacsError(f"{media.root}: not a MEDIA folder (no {LEDGER_NAME})")
     with Ledger(media.ledger) as ledger:
         ok = {sid for sid, e in ledger.all().items() if e.status == "ok"}
-    rows = [r for r in read_manifest(manifest) if r["sample_id"] in ok
+    rows = [r for r in manifest_rows(manifest) if r["sample_id"] in ok
             and media.audio(r["sample_id"]).is_file()
             and (not r["frame_seconds"] or media.frame(r["sample_id"]).is_file())]
     if not rows:
@@ -140,7 +140,7 @@ def _resumable(out: Path, index: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _write_index(out: Path, index: dict[str, Any]) -> None:
-    atomic_write_text(out / SUMS_NAME, "".join(f"{s['sha256']}  {s['name']}\n" for s in index["shards"]))
+    atomic_write_text(out / SUMS_NAME, format_sha256sums({s["name"]: s["sha256"] for s in index["shards"]}))
     atomic_write_text(out / INDEX_NAME, dumps_json(index))
 
 

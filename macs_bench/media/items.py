@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from macs_bench.datasets.frames import whole_seconds
-from macs_bench.datasets.manifest import LIST_SEP, manifest_csv, read_manifest
+from macs_bench.datasets.manifest import manifest_csv, manifest_rows, split_list
 from macs_bench.datasets.segments import is_ytid
 from macs_bench.errors import MacsError
 
@@ -44,9 +44,7 @@ def read_items(manifest_dir: Path) -> list[FetchItem]:
     items: list[FetchItem] = []
     path = manifest_csv(manifest_dir)
     seen: dict[str, int] = {}
-    for lineno, row in enumerate(read_manifest(path), 2):
-        if None in row.values() or None in row:
-            raise MacsError(f"{path}:{lineno}: wrong number of cells for the header's columns")
+    for lineno, row in enumerate(manifest_rows(path), 2):
         sid = row["sample_id"]
         if not SAMPLE_ID_RE.fullmatch(sid) or ".." in sid:
             raise MacsError(f"{path}:{lineno}: sample_id {sid!r} is not a safe file name")
@@ -56,7 +54,7 @@ def read_items(manifest_dir: Path) -> list[FetchItem]:
         if row["ytid"] and not is_ytid(row["ytid"]):
             raise MacsError(f"{path}:{lineno}: ytid {row['ytid']!r} is not a YouTube id")
         try:
-            frames = tuple(int(x) for x in row["frame_seconds"].split(LIST_SEP) if x)
+            frames = tuple(int(x) for x in split_list(row["frame_seconds"]))
             n_labels = int(row["n_labels"] or 0)
             item = FetchItem(sid, row["ytid"], row["start"], row["end"], frames, n_labels)
             if not item.audio_only:

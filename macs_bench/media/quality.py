@@ -24,6 +24,8 @@ class QualityThresholds:
         return asdict(self)
 
 
+# at or below this a clip is digitally silent (all zeros, or dither at most): never ok, filter on or off
+DIGITAL_SILENCE_DBFS = -90.0
 SILENCE_FLOOR_DBFS = -200.0  # digital silence reads as this rather than -inf, so reports stay valid JSON
 
 

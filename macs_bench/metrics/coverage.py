@@ -8,7 +8,8 @@ highest score (ties go to the class listed first in V),
 
 (AIC is AudioToken's audio-image consistency: the top-1 class is one of the clip's labels). Coverage and AIC
 are reported as means over samples, and coverage also per number of sources |Y|. The same numbers on the
-ground-truth frames are the detector's ceiling on this data; ``coverage_rel`` = coverage / ceiling.
+ground-truth frames are the detector's ceiling on this data; ``coverage_rel`` = coverage / ceiling. The chance
+level |Y_i| / |V| (:func:`chance_level`, a detector that ranks without looking) is reported beside them.
 
 Everything here is a pure function of (image embeddings, class text embeddings, label sets), so any joint
 image-text space can be plugged in; :func:`class_text_embeddings` builds the class embeddings from any text
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from macs_bench.errors import MacsError
-from macs_bench.metrics.fid import as_feature_matrix, check_same_dim
+from macs_bench.metrics.fid import as_feature_matrix, check_same_dim, unit_rows
 from macs_bench.metrics.similarity import cosine_matrix
 
 # CLIP-style zero-shot prompts (Radford et al. 2021 average several templates per class): each class embedding
@@ -90,6 +91,14 @@ def source_coverage(image_emb, class_emb, label_sets: Sequence[Sequence[int]]) -
                           float(aic.mean()))
 
 
+def chance_level(label_sets: Sequence[Sequence[int]], n_classes: int) -> np.ndarray:
+    """Each sample's coverage (and AIC) under a detector that ranks classes without looking: |Y_i| / |V|. For any
+    ranking, a label set of size k drawn at random from V overlaps its top k in k^2 / |V| classes on average."""
+    if n_classes < 1:
+        raise MacsError("coverage needs at least one class")
+    return np.array([len(labels) / n_classes for labels in label_sets], dtype=np.float64)
+
+
 def class_text_embeddings(encode_text: Callable[[list[str]], np.ndarray], classes: Sequence[str],
                           prompts: Sequence[str] = PROMPTS) -> np.ndarray:
     """``|V| x d`` class embeddings: per class, the renormalised mean of its unit-norm prompt embeddings."""
@@ -99,9 +108,8 @@ def class_text_embeddings(encode_text: Callable[[list[str]], np.ndarray], classe
     emb = as_feature_matrix(encode_text(sentences), "text embeddings")
     if emb.shape[0] != len(sentences):
         raise MacsError(f"the text tower returned {emb.shape[0]} embeddings for {len(sentences)} prompts")
-    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    mean = emb.reshape(len(classes), len(prompts), -1).mean(axis=1)
-    return mean / np.linalg.norm(mean, axis=1, keepdims=True)
+    emb = unit_rows(emb, "text embeddings")
+    return unit_rows(emb.reshape(len(classes), len(prompts), -1).mean(axis=1), "class embeddings")
 
 
 def coverage_report(gen_emb, gt_emb, class_emb, label_sets) -> tuple[dict[str, float | None], dict,
@@ -114,10 +122,13 @@ def coverage_report(gen_emb, gt_emb, class_emb, label_sets) -> tuple[dict[str, f
                "source_coverage_rel": gen.mean / gt.mean if gt.mean > 0 else None,
                "aic": gen.aic_mean, "aic_gt": gt.aic_mean}
     ceiling = gt.by_sources()
+    chance = chance_level(label_sets, np.asarray(class_emb).shape[0])
     breakdown = {str(k): {"n": v["n"], "coverage": v["coverage"], "coverage_gt": ceiling[k]["coverage"],
-                          "aic": v["aic"], "aic_gt": ceiling[k]["aic"]} for k, v in gen.by_sources().items()}
+                          "aic": v["aic"], "aic_gt": ceiling[k]["aic"],
+                          "chance": float(chance[gen.n_sources == k].mean())}
+                 for k, v in gen.by_sources().items()}
     per_sample = {"source_coverage": gen.per_sample, "source_coverage_gt": gt.per_sample, "aic": gen.aic,
-                  "aic_gt": gt.aic}
+                  "aic_gt": gt.aic, "source_coverage_chance": chance}
     return metrics, breakdown, per_sample
 
 

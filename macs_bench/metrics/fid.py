@@ -39,6 +39,18 @@ def as_feature_matrix(feats, name: str, min_rows: int = 2) -> np.ndarray:
     return array
 
 
+def unit_rows(feats, name: str = "feats") -> np.ndarray:
+    """Rows of ``feats`` scaled to unit L2 norm, in float64 (cosines, CLIP embeddings for CMMD, class text
+    embeddings). A zero row has no direction: it is an error naming the rows, never a row of NaN."""
+    array = as_feature_matrix(feats, name, min_rows=1)
+    norms = np.linalg.norm(array, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        shown = ", ".join(str(i) for i in zero[:10]) + (", ..." if zero.size > 10 else "")
+        raise MacsError(f"{name}: {zero.size} zero-norm rows have no direction (rows {shown})")
+    return array / norms[:, None]
+
+
 def check_same_dim(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     """MacsError unless the two feature matrices have the same number of columns."""
     if a.shape[1] != b.shape[1]:

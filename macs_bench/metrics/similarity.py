@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from macs_bench.errors import MacsError
-from macs_bench.metrics.fid import as_feature_matrix, check_same_dim
+from macs_bench.metrics.fid import as_feature_matrix, check_same_dim, unit_rows
 
 MIN_SAMPLES = 3  # z needs at least two other generated images for a spread
 STD_FLOOR = 1e-12  # an off-diagonal std at or below this (cosines lie in [-1, 1]) leaves z undefined
@@ -30,21 +30,12 @@ class SimilarityScores:
     z_mean: float
 
 
-def _unit_rows(array: np.ndarray, name: str) -> np.ndarray:
-    norms = np.linalg.norm(array, axis=1)
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        shown = ", ".join(str(i) for i in zero[:10]) + (", ..." if zero.size > 10 else "")
-        raise MacsError(f"{name}: {zero.size} zero-norm rows have no direction (rows {shown})")
-    return array / norms[:, None]
-
-
 def cosine_matrix(queries, generated) -> np.ndarray:
     """float64 matrix R with R[i, j] = cosine(queries[i], generated[j]); rows are L2-normalised first."""
     q = as_feature_matrix(queries, "queries", min_rows=1)
     g = as_feature_matrix(generated, "generated", min_rows=1)
     check_same_dim(q, g, "queries", "generated")
-    return _unit_rows(q, "queries") @ _unit_rows(g, "generated").T
+    return unit_rows(q, "queries") @ unit_rows(g, "generated").T
 
 
 def paired_scores(queries, generated, *, undefined_z: str = "raise") -> SimilarityScores:

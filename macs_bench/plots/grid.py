@@ -100,7 +100,7 @@ def sample_grid(manifest_dir: str | os.PathLike, media: str | os.PathLike, predi
     """
     from PIL import Image, ImageDraw
 
-    from macs_bench.datasets.manifest import LIST_SEP, read_manifest
+    from macs_bench.datasets.manifest import manifest_rows, split_list
 
     out = Path(out_png)
     if out.is_dir():
@@ -112,7 +112,7 @@ def sample_grid(manifest_dir: str | os.PathLike, media: str | os.PathLike, predi
     if tile < 16:
         raise MacsError(f"the tile size must be >= 16 pixels, got {tile}")
     found = {name: _predictions(name, Path(folder)) for name, folder in predictions.items()}
-    labels = {row["sample_id"]: [x for x in row["labels"].split(LIST_SEP) if x] for row in read_manifest(manifest_dir)}
+    labels = {row["sample_id"]: split_list(row["labels"]) for row in manifest_rows(manifest_dir)}
     if sample_ids is not None:
         ids = list(sample_ids)
         if not ids:

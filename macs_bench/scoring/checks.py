@@ -26,6 +26,9 @@ def check_config(config) -> None:
     for label, seed in (("KID seed", config.kid_seed), ("bootstrap seed", getattr(config, "bootstrap_seed", 0))):
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
             raise MacsError(f"the {label} must be in [0, 2**32), got {seed!r}")
+    rounds = getattr(config, "bootstrap", 0)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0 or 0 < rounds < 4:
+        raise MacsError(f"the interval rounds (bootstrap) must be 0 (none) or at least 4, got {rounds!r}")
     if config.kid_subsets < 1 or config.kid_subset_size < 2:
         raise MacsError(f"KID needs at least 1 subset of at least 2 samples, got {config.kid_subsets} of "
                         f"{config.kid_subset_size}")
@@ -34,11 +37,11 @@ def check_config(config) -> None:
 def check_out(out: Path, inputs: list[Path]) -> None:
     """Fail before any encoding when the result cannot be written, or would overwrite or land among the inputs
     (the manifest, its stats, a prediction or media file or folder)."""
-    from macs_bench.results import per_sample_path
+    from macs_bench.results import features_path, per_sample_path
 
     if out.is_dir():
         raise MacsError(f"{out}: the output is a folder; give a file name such as result.json")
-    for target in (out, per_sample_path(out)):
+    for target in (out, per_sample_path(out), features_path(out)):
         resolved = target.resolve()
         for given in inputs:
             where = given.resolve()

@@ -11,32 +11,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from macs_bench import __version__
 from macs_bench.datasets.manifest import manifest_dataset
 from macs_bench.device import resolve_device
 from macs_bench.scoring.distributed import finish, process_group
 from macs_bench.errors import MacsError
 from macs_bench.features.cache import FeatureCache
-from macs_bench.features.encoders import PAPER_ENCODERS, Encoder, build_encoders
-from macs_bench.features.extract import content_hash, encode_files
 from macs_bench.io import sha256_file
 from macs_bench.metric_sets import (compute_extras, coverage_inputs, coverage_provenance, directions, extra_jobs,
                                     interval_functions, needed_encoders, parse_metrics, small_n_warnings)
-from macs_bench.metric_spec import DIRECTIONS, METRIC_VERSION, VERSIONS
+from macs_bench.metric_spec import DIRECTIONS, IMAGE_SUFFIXES, definitions
 from macs_bench.metrics import frechet_distance, kernel_inception_distance, paired_scores
-from macs_bench.metrics.bootstrap import LEVEL, bootstrap_intervals
+from macs_bench.metrics.resample import LEVEL, METHODS, resample_intervals
 from macs_bench.scoring.pairing import Pairing, manifest_csv, pair_files, pair_folders
-from macs_bench.provenance import SCORE_LIBRARIES, digest_lines, package_versions, source_commit
+from macs_bench.provenance import digest_lines
 from macs_bench.results import ScoreResult, per_sample_frame
 from macs_bench.scoring.checks import check_config, check_out, feature_notes, wide_image_warnings
 from macs_bench.scoring.provenance import (default_cache_dir, encoders_preset, missing_weights, published_weights,
-                                         scope_warnings)
+                                         run_provenance, scope_warnings)
+
+if TYPE_CHECKING:  # the encoders import torch: loaded when a score runs, not when this module is imported
+    from macs_bench.features.encoders import Encoder
 
 __all__ = ["ScoreConfig", "score", "score_folders", "compute_metrics"]
 
@@ -48,16 +48,19 @@ class ScoreConfig:
     preset: str = "paper"  # encoder weights: paper | random | tiny (only paper is comparable with the paper)
     weights: dict[str, str] = field(default_factory=dict)  # explicit weight files per encoder name
     batch_size: int = 32
-    num_workers: int = 0
+    num_workers: int | None = None  # decoding: DataLoader processes; None: a thread pool (up to 8 threads)
     device: str = "auto"
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     kid_seed: int = 0
     allow_missing: bool = False
     cache_dir: str | None = None  # default: $MACS_HOME/features
-    metrics: str = "paper"  # paper | all | comma list of extras (see macs_bench.metric_spec.EXTRAS)
+    # names: ("paper",), ("all",) or extras such as ("coverage", "cmmd") (macs_bench.metric_spec.EXTRAS); a
+    # comma string is accepted too
+    metrics: tuple[str, ...] | str = ("paper",)
     bootstrap: int = 0  # rounds of the bootstrap confidence intervals (0: none)
     bootstrap_seed: int = 0
+    coverage_detector: str | None = None  # open_clip ARCH/PRETRAINED for coverage (None: the CLIP of AIS/IIS)
 
 
 @dataclass
@@ -148,12 +151,17 @@ def _check(job: _Job, inputs: list[Path]) -> None:
     """Checks that need no file read: the options, the output path."""
     check_config(job.config)
     job.selected = parse_metrics(job.config.metrics)
+    if job.config.coverage_detector and "coverage" not in job.selected:
+        raise MacsError("a coverage detector serves the coverage metrics: add coverage to the metrics")
     if job.out is not None:
         check_out(job.out, inputs)
 
 
 def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | None) -> ScoreResult | None:
     """Encode every file each metric needs (cached, sharded across processes), then summarise on the main one."""
+    from macs_bench.features.encoders import PAPER_ENCODERS, build_encoders
+    from macs_bench.features.extract import content_hash, encode_sets
+
     started = time.perf_counter()
     config, pairing = job.config, job.pairing
     accelerator = process_group()
@@ -164,12 +172,16 @@ def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | No
         job.config = config = replace(config, preset=encoders_preset(encoders))
         absent = [n for n in names if n not in encoders]
         if absent:
-            raise MacsError(f"metrics {config.metrics}: need the {', '.join(absent)} encoder(s), which were not "
+            raise MacsError(f"metrics {','.join(job.selected)}: need the {', '.join(absent)} encoder(s), which were not "
                             "given")
     else:
         missing_weights(config.preset, names, config.weights)
-    encoders = encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()},
-                                          names=names)
+    encoders = dict(encoders or build_encoders(config.preset, {k: Path(v) for k, v in config.weights.items()},
+                                               names=names))
+    if config.coverage_detector and "detector" not in encoders:
+        from macs_bench.features.detector import open_clip_detector
+
+        encoders["detector"] = open_clip_detector(config.coverage_detector, config.preset)
     cache = FeatureCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
 
     timings: dict[str, float] = {}
@@ -181,14 +193,18 @@ def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | No
     jobs = [("gen_inception", "inception", pairing.predictions), ("gt_inception", "inception", pairing.frames),
             ("gen_clip", "clip", pairing.predictions), ("gt_clip", "clip", pairing.frames),
             *([("audio_wav2clip", "wav2clip", pairing.audio)] if with_audio else []),
-            *extra_jobs(job.selected, pairing.predictions, pairing.frames)]
-    for key, name, paths in jobs:
+            *extra_jobs(job.selected, pairing.predictions, pairing.frames),
+            *([("gen_detector", "detector", pairing.predictions), ("gt_detector", "detector", pairing.frames)]
+              if "detector" in encoders else [])]
+    for role, paths, wanted in _by_file_set(jobs):  # one decode per file for all its encoders
         t = time.perf_counter()
-        tick = progress(key, len(paths)) if progress else None
-        features[key], encoded_now[key] = encode_files(
-            paths, [hashes[p] for p in paths], encoders[name], cache, device=device, batch_size=config.batch_size,
-            num_workers=config.num_workers, accelerator=accelerator, progress=tick)
-        timings[f"encode_{key}"] = time.perf_counter() - t
+        tick = progress(role, len(paths)) if progress else None
+        done = encode_sets(paths, [hashes[p] for p in paths], {key: encoders[name] for key, name in wanted},
+                           cache, device=device, batch_size=config.batch_size, num_workers=config.num_workers,
+                           accelerator=accelerator, progress=tick)
+        for key, (matrix, count) in done.items():
+            features[key], encoded_now[key] = matrix, count
+        timings[f"encode_{role}"] = time.perf_counter() - t
     if accelerator is not None and not accelerator.is_main_process:
         finish(accelerator)
         return None
@@ -202,6 +218,24 @@ def _run(job: _Job, encoders: dict[str, Encoder] | None, progress: Progress | No
     return result
 
 
+def skipped_warnings(skipped: list[str]) -> list[str]:
+    """One warning naming every file a folder held that scoring did not read."""
+    if not skipped:
+        return []
+    return [f"{len(skipped)} file(s) skipped (not an image of {', '.join(IMAGE_SUFFIXES)} or an audio clip): "
+            + ", ".join(skipped)]
+
+
+def _by_file_set(jobs: list[tuple[str, str, list[Path]]]) -> list[tuple[str, list[Path], list[tuple[str, str]]]]:
+    """The encoder jobs grouped by the files they read (``gen_*``, ``gt_*``, ``audio_*``): ``(role, paths,
+    [(feature key, encoder name), ...])``."""
+    groups: dict[str, tuple[list[Path], list[tuple[str, str]]]] = {}
+    for key, name, paths in jobs:
+        role = key.split("_", 1)[0]
+        groups.setdefault(role, (paths, []))[1].append((key, name))
+    return [(role, paths, wanted) for role, (paths, wanted) in groups.items()]
+
+
 def _summarise(job: _Job, features, encoders, encoded_now, timings, started, accelerator, device,
                hashes) -> ScoreResult:
     """Metrics and the result record from the encoded features (main process only)."""
@@ -213,51 +247,57 @@ def _summarise(job: _Job, features, encoders, encoded_now, timings, started, acc
     metrics, per_sample, notes = compute_metrics(features["gen_inception"], features["gt_inception"],
                                                  features["gen_clip"], features["gt_clip"],
                                                  features.get("audio_wav2clip"), config)
-    extra, breakdown, extra_per_sample = compute_extras(selected, features, lambda: coverage_inputs(
-        encoders["clip"], pairing))
+    space = "detector" if "detector" in encoders else "clip"  # coverage's detector: its own, or AIS/IIS's CLIP
+    # compute_extras reads coverage's image features under the clip keys (nothing else there reads them)
+    seen = {**features, "gen_clip": features[f"gen_{space}"], "gt_clip": features[f"gt_{space}"]}
+    extra, breakdown, extra_per_sample = compute_extras(selected, seen, lambda: coverage_inputs(
+        encoders[space], pairing))
     intervals = None
     if config.bootstrap:
         functions = interval_functions(selected, features, per_sample, extra_per_sample, config,
                                        metrics["kid"] is not None)
         if not pairing.audio:
             functions = {k: fn for k, fn in functions.items() if k not in ("ais", "ais_z")}
-        intervals = bootstrap_intervals(functions, len(pairing.sample_ids), config.bootstrap, config.bootstrap_seed)
+        intervals = resample_intervals(functions, pairing.videos, config.bootstrap, config.bootstrap_seed)
     timings["metrics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
     comparable = job.benchmark and published_weights(encoders) and not pairing.missing
     provenance = {
-        "metrics_selected": ["paper", *selected],
-        "metric_version": METRIC_VERSION,
-        "extra_metric_versions": {name: VERSIONS[name] for name in selected},
-        "encoders": {name: {"id": enc.id, "weights": enc.weights} for name, enc in encoders.items()},
-        "device": device.type,
-        "comparable_with_paper": comparable,
-        "seeds": {"kid": config.kid_seed, **({"bootstrap": config.bootstrap_seed} if config.bootstrap else {})},
-        "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
-        "tool": {"name": "macs-bench", "version": __version__, "source_commit": source_commit(),
-                 "libraries": package_versions(*SCORE_LIBRARIES),
-                 "processes": accelerator.num_processes if accelerator is not None else 1},
+        **run_provenance("paper", selected, encoders, device, comparable,
+                         {"kid": config.kid_seed, **({"bootstrap": config.bootstrap_seed} if config.bootstrap else {})},
+                         config, processes=accelerator.num_processes if accelerator is not None else 1),
         "inputs": {**job.inputs,
                    "predictions_sha256": digest_lines(zip(pairing.sample_ids, file_hashes["pred_sha256"])),
                    "media_sha256": digest_lines(zip(pairing.sample_ids, file_hashes["frame_sha256"],
                                                     file_hashes["audio_sha256"])),
-                   "left_out_missing": pairing.missing, "left_out_extra": pairing.extra},
+                   "left_out_missing": pairing.missing, "left_out_extra": pairing.extra,
+                   "skipped_files": pairing.skipped},
         "encoded_now": encoded_now,
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        "warnings": [*notes, *scope_warnings(pairing, encoders, job.benchmark),
+        "warnings": [*notes, *skipped_warnings(pairing.skipped), *scope_warnings(pairing, encoders, job.benchmark),
                      *wide_image_warnings(pairing.predictions, pairing.frames),
                      *small_n_warnings(len(pairing.sample_ids), features, selected, config.kid_subset_size),
                      *(f"{k} is undefined: every generated image is equally similar to some sample's query"
                        for k in ("ais_z", "iis_z") if metrics[k] is None and (pairing.audio or k == "iis_z"))],
     }
+    provenance["definitions"] = definitions([*metrics, *extra], provenance["encoders"], provenance["config"])
     if breakdown:
         provenance["breakdown"] = breakdown
     if "coverage" in selected:
-        provenance["coverage"] = coverage_provenance(pairing.classes, encoders["clip"])
+        provenance["coverage"] = {**coverage_provenance(pairing.classes, encoders[space]),
+                                  **({"detector": f"{encoders[space].id} (independent open_clip detector, zero-shot)"}
+                                     if space == "detector" else {}),
+                                  "chance_level": float(extra_per_sample["source_coverage_chance"].mean())}
     if intervals is not None:
-        provenance["intervals"] = {"method": "percentile bootstrap over samples", "level": LEVEL,
-                                   "rounds": config.bootstrap, "seed": config.bootstrap_seed, "metrics": intervals}
+        provenance["intervals"] = {"methods": METHODS, "unit": _unit(pairing), "n_units": len(set(pairing.videos)),
+                                   "level": LEVEL, "rounds": config.bootstrap, "seed": config.bootstrap_seed,
+                                   "metrics": intervals}
     shown = {k: v for k, v in extra_per_sample.items() if k == "source_coverage"}
-    table = per_sample_frame(pairing.sample_ids, {**per_sample, **shown, **file_hashes})
+    table = per_sample_frame(pairing.sample_ids, {**per_sample, **shown, **file_hashes, "video_id": pairing.videos})
     return ScoreResult(**job.identity, n=len(pairing.sample_ids), metrics={**metrics, **extra},
-                       directions={**DIRECTIONS, **directions(selected)}, provenance=provenance, per_sample=table)
+                       directions={**DIRECTIONS, **directions(selected)}, provenance=provenance, per_sample=table,
+                       features={k: v for k, v in features.items() if k.startswith(("gen_", "gt_"))})
+
+
+def _unit(pairing: Pairing) -> str:
+    return "video (the manifest's ytid)" if pairing.unit == "video" else "sample (no manifest: each file its own)"

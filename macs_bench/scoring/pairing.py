@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from macs_bench.datasets.manifest import manifest_csv, read_manifest
+from macs_bench.datasets.manifest import manifest_csv, manifest_rows, split_list
 from macs_bench.errors import MacsError
 from macs_bench.media.layout import MediaLayout
 from macs_bench.metric_spec import AUDIO_SUFFIXES, IMAGE_SUFFIXES
@@ -25,6 +25,15 @@ class Pairing:
     extra: list[str]
     labels: list[list[str]] = field(default_factory=list)  # each scored sample's label names
     classes: list[str] = field(default_factory=list)  # V: every label in the whole manifest, sorted
+    videos: list[str] = field(default_factory=list)  # each sample's resampling unit (manifest ytid, else itself)
+    unit: str = "sample"  # what ``videos`` holds: "video" (the manifest's ytid) or "sample"
+    skipped: list[str] = field(default_factory=list)  # files in the folders that are not of a scored kind
+
+
+def skipped_files(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """Every visible file in ``folder`` that scoring does not read (another suffix), by path."""
+    return [str(p) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+            and p.suffix.lower() not in suffixes]
 
 
 def find_files(folder: Path, suffixes: tuple[str, ...], what: str) -> dict[str, Path]:
@@ -56,8 +65,9 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
                split: str | None = None) -> Pairing:
     """Match manifest samples with predictions and ground truth; missing or extra predictions are an error
     listing them, unless ``allow_missing`` (then the intersection is scored and the rest recorded)."""
-    rows = read_manifest(manifest_dir)
-    by_id = {r["sample_id"]: [x for x in r["labels"].split(";") if x] for r in rows}
+    rows = manifest_rows(manifest_dir)
+    by_id = {r["sample_id"]: split_list(r["labels"]) for r in rows}
+    video_of = {r["sample_id"]: r.get("ytid") or r["sample_id"] for r in rows}
     counts = Counter(r["sample_id"] for r in rows)
     twice = [sid for sid, k in counts.items() if k > 1]
     if twice:
@@ -89,7 +99,7 @@ def pair_files(manifest_dir: Path, pred_dir: Path, media: Path, fold: int | None
     _enough(pred_dir, ids)
     classes = sorted({x for labels in by_id.values() for x in labels})
     return Pairing(ids, [found[sid] for sid in ids], frames, audio, missing, extra, [by_id[s] for s in ids],
-                   classes)
+                   classes, [video_of[s] for s in ids], "video", skipped_files(Path(pred_dir), IMAGE_SUFFIXES))
 
 
 def pair_folders(pred: Path, ref: Path, audio: Path | None, allow_missing: bool) -> Pairing:
@@ -108,8 +118,11 @@ def pair_folders(pred: Path, ref: Path, audio: Path | None, allow_missing: bool)
                         "score the common stems")
     ids = sorted(common)
     _enough(pred, ids)
+    skipped = [*skipped_files(pred, IMAGE_SUFFIXES), *skipped_files(ref, IMAGE_SUFFIXES),
+               *(skipped_files(audio, AUDIO_SUFFIXES) if audio is not None else [])]
     return Pairing(ids, [preds[s] for s in ids], [refs[s] for s in ids],
-                   [clips[s] for s in ids] if clips is not None else [], missing, extra)
+                   [clips[s] for s in ids] if clips is not None else [], missing, extra, videos=list(ids),
+                   skipped=skipped)
 
 
 def _enough(pred_dir: Path, ids: list[str]) -> None:

@@ -5,9 +5,12 @@ not comparable although its numbers are right."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from macs_bench.errors import MacsError
-from macs_bench.features.encoders import PAPER_ENCODERS, WEIGHT_NAMES, Encoder
+
+if TYPE_CHECKING:  # the encoders import torch; the functions below import what they need when they run
+    from macs_bench.features.encoders import Encoder
 
 
 def encoders_preset(encoders: dict[str, Encoder]) -> str:
@@ -24,6 +27,7 @@ def published_weights(encoders: dict[str, Encoder]) -> bool:
     """Whether every encoder runs the published weights (the registry's pinned sha256; a hash recorded on first
     use proves nothing about where a file came from): only then are the numbers comparable with the paper's."""
     from macs_bench.features import encoders as registry
+    from macs_bench.features.encoders import PAPER_ENCODERS
 
     return all(registry.published_hash(name) is not None and enc.weights == registry.published_hash(name)
                for name, enc in encoders.items() if name in PAPER_ENCODERS)
@@ -33,6 +37,7 @@ def missing_weights(preset: str, names: tuple[str, ...], given: dict[str, str]) 
     """Before building anything: one error listing every cache entry the ``paper`` preset needs and lacks."""
     if preset != "paper":
         return
+    from macs_bench.features.encoders import WEIGHT_NAMES
     from macs_bench.weights import local_path
 
     missing = [WEIGHT_NAMES[n] for n in names if n not in given and n in WEIGHT_NAMES
@@ -53,7 +58,7 @@ def scope_warnings(pairing, encoders: dict[str, Encoder], benchmark: bool = True
         out.append("two folders paired by file stem, not a benchmark manifest: not comparable with the paper")
         if not pairing.audio:
             out.append("ais and ais_z are undefined: no audio folder was given")
-    from macs_bench.features.encoders import published_hash
+    from macs_bench.features.encoders import PAPER_ENCODERS, published_hash
 
     unpinned = [name for name, enc in encoders.items()
                 if name in PAPER_ENCODERS and published_hash(name) is None and enc.weights.startswith("sha256:")]
@@ -67,3 +72,28 @@ def default_cache_dir() -> Path:
     from macs_bench.weights import cache_dir
 
     return cache_dir().parent / "features"
+
+
+def run_provenance(selected_label: str, selected: list[str], encoders: dict, device, comparable: bool,
+                   seeds: dict, config, processes: int | None = None) -> dict:
+    """The head every score result records, in its file order: what was selected and at which versions, the
+    encoders and their weights, device, comparability, seeds, config (less the cache folder) and the tool."""
+    from dataclasses import asdict
+
+    from macs_bench import __version__
+    from macs_bench.metric_spec import METRIC_VERSION, VERSIONS
+    from macs_bench.provenance import SCORE_LIBRARIES, package_versions, source_commit
+
+    tool = {"name": "macs-bench", "version": __version__, "source_commit": source_commit(),
+            "libraries": package_versions(*SCORE_LIBRARIES)}
+    return {
+        "metrics_selected": [selected_label, *selected],
+        "metric_version": METRIC_VERSION,
+        "extra_metric_versions": {name: VERSIONS[name] for name in selected},
+        "encoders": {name: {"id": enc.id, "weights": enc.weights} for name, enc in encoders.items()},
+        "device": device.type,
+        "comparable_with_paper": comparable,
+        "seeds": seeds,
+        "config": {k: v for k, v in asdict(config).items() if k != "cache_dir"},
+        "tool": {**tool, "processes": processes} if processes is not None else tool,
+    }

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from macs_bench.errors import MacsError
-from macs_bench.io import atomic_write_text, dumps_json, sha256_file
+from macs_bench.io import atomic_write_text, dumps_json, format_sha256sums, parse_sha256sums, sha256_file
 from macs_bench.weights import registry
 from macs_bench.weights.registry import _HEX40, _HEX64, VerifyResult, WeightRow, WeightSpec, pin_kind
 
@@ -190,21 +190,13 @@ def _read_sums() -> dict[str, str]:
         text = sums_file.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    sums = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        digest, sep, filename = line.partition("  ")
-        if not line.strip():
-            continue
-        if not (sep and _HEX64.fullmatch(digest) and filename):
-            raise MacsError(f"{sums_file}:{lineno}: expected '<sha256>  <filename>', got {line!r}")
-        sums[filename] = digest
-    return sums
+    return parse_sha256sums(text, sums_file)
 
 
 def _record(filename: str, digest: str) -> None:
     sums = _read_sums()
     sums[filename] = digest
-    atomic_write_text(cache_dir() / LOCAL_SUMS, "".join(f"{d}  {f}\n" for f, d in sorted(sums.items())))
+    atomic_write_text(cache_dir() / LOCAL_SUMS, format_sha256sums(dict(sorted(sums.items()))))
 
 
 # -- downloads ---------------------------------------------------------------------------------------------------

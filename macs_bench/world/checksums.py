@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from macs_bench.errors import MacsError
-from macs_bench.io import atomic_write_text, sha256_file
+from macs_bench.io import atomic_write_text, format_sha256sums, parse_sha256sums, sha256_file
 
 
 def _root_and_sums(path: Path) -> tuple[Path, Path] | None:
@@ -25,13 +25,7 @@ def read_sums(sums: Path) -> dict[str, str]:
     except OSError as exc:
         raise MacsError(f"{sums}: cannot read the world checksums ({exc.strerror}); rebuild the world with: "
                         "python tools/train_world.py") from None
-    out = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        digest, _, name = line.partition("  ")
-        if len(digest) != 64 or not name:
-            raise MacsError(f"{sums}:{lineno}: not a sha256sum line")
-        out[name] = digest
-    return out
+    return parse_sha256sums(text, sums)
 
 
 def verify(path: Path) -> str:
@@ -68,5 +62,5 @@ def write_sums(root: Path, names: list[str]) -> dict[str, str]:
     from macs_bench.world import SUMS_FILE
 
     sums = {name: sha256_file(Path(root) / name) for name in sorted(names)}
-    atomic_write_text(Path(root) / SUMS_FILE, "".join(f"{d}  {n}\n" for n, d in sums.items()))
+    atomic_write_text(Path(root) / SUMS_FILE, format_sha256sums(sums))
     return sums

@@ -38,3 +38,18 @@ def world_encoders(path: Path | None = None) -> dict:
         "wav2clip": Encoder("wav2clip", "audio", EMBED_DIM, weights, f"wave-{AUDIO_RATE}-mono-v1", audio_input,
                             towers.audio, lambda m, x: m(x)),
     }
+
+
+def _preset(names: list[str], weights: dict, seed: int) -> dict:
+    return {name: encoder for name, encoder in world_encoders().items() if name in names}
+
+
+def _register() -> None:
+    """Fill the encoder-preset registry's ``world`` entry (the generic factory never imports the world)."""
+    from macs_bench.features.registry import EncoderPreset, register_preset
+
+    register_preset(EncoderPreset("world", _preset, "the synthetic world's trained towers (the demo's)",
+                                  provides=("inception", "clip", "wav2clip")))
+
+
+_register()

@@ -16,18 +16,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from macs_bench.datasets.manifest import read_manifest
+from macs_bench.datasets.manifest import manifest_rows
 from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, dumps_json
 from macs_model.generation.conditioning import EMBEDDINGS, Conditioner, training_windows
+from macs_model.results import TrainSummary
+from macs_model.run_folder import generator_run_info as _run_info
 
 LATENTS = "latents"  # the frames' VAE latents (macs_model.generation.latent_cache)
 
 
 def fold_ids(manifest: str | os.PathLike, fold: int | None) -> tuple[list[str], list[str]]:
     """(train ids, test ids) of a built manifest for fold K, or by its split column without a fold."""
-    rows = read_manifest(manifest)
+    rows = manifest_rows(manifest)
     if fold is not None:
         folds = sorted({r["fold"] for r in rows if r.get("fold")})
         if str(fold) not in folds:
@@ -56,7 +58,7 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
                     decoupled: bool = True, prompt: str = "", clap: str | None = None,
                     tokenizer: str | os.PathLike | None = None, steps: int | None = None,
                     token_order: str | None = None, resume: bool = True, progress: bool = True,
-                    cache_latents: bool = True, device: str = "auto") -> dict[str, Any]:
+                    cache_latents: bool = True, device: str = "auto") -> TrainSummary:
     """Train the audio adapter on the training samples of ``fold``; the run folder holds ``adapter/``.
 
     Under ``accelerate launch`` the main process computes the missing clip embeddings on its device while the
@@ -102,18 +104,9 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     components = load_components(config, base)
     summary = train_adapter(components, items, config, out, resume=resume, progress=progress, run_info=run_info,
                             accelerator=accelerator, latent_dir=out / LATENTS if cache_latents else None)
-    return {**summary, "train_samples": len(ids), "skipped_without_media": skipped}
-
-
-def _run_info(adapter_run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(run_info, generator_config) of a generator run folder (or of the run above a checkpoint)."""
-    from macs_model.run_folder import run_records
-
-    for saved in run_records(adapter_run):
-        info, config = saved.get("run_info"), saved.get("generator_config")
-        if isinstance(info, dict) and "conditioning" in info and isinstance(config, dict):
-            return info, config
-    raise MacsError(f"{adapter_run}: not a 'macs-model train generator' run folder (no config.json with run_info)")
+    return TrainSummary(out, summary["step"], summary["total_steps"], summary["last_metrics"], len(ids), skipped,
+                        adapter=summary["adapter"], record={**summary, "train_samples": len(ids),
+                                                             "skipped_without_media": skipped})
 
 
 def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None, adapter: str | os.PathLike,

@@ -2,8 +2,8 @@
 
 ``AudioToImagePipeline.from_pretrained(run)`` loads what a ``train generator`` run (or ``import-release``
 folder) names: the Stable Diffusion base, the adapter, the stage-1 separator and its CLAP; given the authors'
-release folder and a dataset it imports their files first. ``pipe(audio=[...])`` turns audio files or waveforms
-into PIL images: audio -> centred window -> separator -> CLAP embeddings -> audio tokens -> diffusion. The
+release folder and a dataset it imports their files first. ``pipe(audio=[...]).images`` turns audio files or
+waveforms into PIL images: audio -> centred window -> separator -> CLAP embeddings -> audio tokens -> diffusion. The
 fold-wise ``generate`` and the interpolation are loops over the same object.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,13 @@ from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 
 AudioInput = str | os.PathLike | torch.Tensor
+
+
+@dataclass
+class AudioToImageOutput:
+    """What a pipeline call returns, as diffusers' pipelines do: ``.images``, one PIL image per input."""
+
+    images: list[Any]
 
 
 class AudioToImagePipeline:
@@ -40,7 +48,7 @@ class AudioToImagePipeline:
                         preset: str = "paper") -> AudioToImagePipeline:
         """From a generator run folder, or (with ``dataset``) from a folder of the authors' release files, which
         are imported once into ``import_dir`` (default: ``<path>/macs-import-<dataset>``)."""
-        from macs_model.generation.api import _run_info
+        from macs_model.run_folder import generator_run_info
         from macs_model.generation.conditioning import Conditioner
         from macs_model.generation.config import GeneratorConfig
         from macs_model.generation.pipeline import load_trained
@@ -48,8 +56,11 @@ class AudioToImagePipeline:
         device = resolve_device(device)
         run = Path(path).expanduser()
         if dataset is not None:
-            run = _imported_release(run, dataset, import_dir, base, preset)
-        info, saved_config = _run_info(run)
+            from macs_model.generation.release_import import import_release
+
+            target = Path(import_dir).expanduser() if import_dir is not None else run / f"macs-import-{dataset}"
+            run, _ = import_release(run, dataset, target, base=base, preset=preset)
+        info, saved_config = generator_run_info(run)
         try:
             gen_config = GeneratorConfig.from_dict(saved_config)
         except MacsError as exc:
@@ -96,15 +107,19 @@ class AudioToImagePipeline:
         return items
 
     def draw(self, items: Sequence[tuple[str, torch.Tensor]], *, top_k: int | None = None, seed: int = 0,
-             steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 4) -> list[Any]:
-        """PIL images of (name, embeddings) items; each image's noise is seeded by (seed, name)."""
+             num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 4,
+             generator: torch.Generator | Sequence[torch.Generator] | None = None) -> list[Any]:
+        """PIL images of (name, embeddings) items; each image's noise is seeded by (seed, name), or drawn from
+        ``generator`` (one, or one per item) as diffusers does."""
         from macs_model.generation.pipeline import render
 
         self.check_top_k(top_k)
-        config = self._sampling(steps, guidance_scale)
+        config = self._sampling(num_inference_steps, guidance_scale)
+        if generator is not None and not isinstance(generator, torch.Generator) and len(generator) != len(items):
+            raise MacsError(f"{len(generator)} generators for {len(items)} audio inputs")
         images = []
         for batch in render(self.components, config, self.tokens, list(items), top_k=top_k, batch_size=batch_size,
-                            seed=seed, device=self.device):
+                            seed=seed, device=self.device, generator=generator):
             images += [image for _, image in batch]
         return images
 
@@ -119,33 +134,56 @@ class AudioToImagePipeline:
                                progress=progress)
 
     def __call__(self, audio: AudioInput | Sequence[AudioInput], *, names: Sequence[str] | None = None,
-                 top_k: int | None = None, seed: int = 0, steps: int | None = None,
-                 guidance_scale: float | None = None, batch_size: int = 4) -> list[Any]:
-        """One PIL image per audio input (file paths or waveforms [T] at ``self.conditioner.sample_rate``).
+                 top_k: int | None = None, seed: int = 0, num_inference_steps: int | None = None,
+                 guidance_scale: float | None = None, batch_size: int = 4,
+                 generator: torch.Generator | Sequence[torch.Generator] | None = None) -> AudioToImageOutput:
+        """An :class:`AudioToImageOutput` whose ``.images`` hold one PIL image per audio input (file paths or
+        waveforms [T] at ``self.conditioner.sample_rate``).
 
-        ``top_k``: condition on the first K source slots; ``steps`` / ``guidance_scale`` override the adapter's
-        sampling settings; ``seed`` is mixed with each input's name into its noise, so a file gives the image
-        fold-wise ``generate`` gives its sample id."""
+        ``top_k``: condition on the first K source slots; ``num_inference_steps`` / ``guidance_scale`` override
+        the adapter's sampling settings; without ``generator``, ``seed`` is mixed with each input's name into its
+        noise, so a file gives the image fold-wise ``generate`` gives its sample id."""
         if isinstance(audio, (str, os.PathLike)) or (isinstance(audio, torch.Tensor) and audio.dim() == 1):
             audio = [audio]
-        return self.draw(self.embed(list(audio), names), top_k=top_k, seed=seed, steps=steps,
-                         guidance_scale=guidance_scale, batch_size=batch_size)
+        return AudioToImageOutput(images=self.draw(
+            self.embed(list(audio), names), top_k=top_k, seed=seed, num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale, batch_size=batch_size, generator=generator))
+
+    def to(self, device: str | torch.device) -> AudioToImagePipeline:
+        """Move the diffusion parts, the tokens and the conditioning to ``device`` (as diffusers' ``.to``)."""
+        self.device = resolve_device(str(device))
+        for part in (self.components.vae, self.components.text_encoder, self.components.unet, self.tokens):
+            part.to(self.device)
+        conditioner = self.conditioner
+        conditioner.device = self.device
+        if conditioner.encoder is not None:
+            conditioner.encoder.to(self.device)
+        if conditioner.loaded is not None:
+            conditioner.loaded.model.to(self.device)
+        return self
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write a run folder that :meth:`from_pretrained` loads: ``adapter/`` (through ``save_adapter``) and
+        ``config.json`` (the generator config, the base and what conditions it). The base SD, separator and
+        CLAP are referenced, not copied."""
+        from macs_bench.io import atomic_write_text, dumps_json
+        from macs_model.generation.adapter import save_adapter
+
+        folder = Path(folder).expanduser()
+        if (folder / "config.json").exists():
+            raise MacsError(f"{folder}: already holds a run; save into a new folder")
+        source = self.components.source
+        base = ({"base": "tiny", "seed": self.config.seed} if self.config.base == "tiny" else
+                {k: source[k] for k in ("base", "weights", "repo", "revision") if k in source})
+        save_adapter(folder / "adapter", self.components.unet, {"generator_config": self.config.to_dict(),
+                                                                 "base": base}, tokens=self.tokens,
+                     variant=self.config.audio_variant)
+        atomic_write_text(folder / "config.json", dumps_json({
+            "generator_config": self.generation_config.to_dict(), "base": base,
+            "run_info": {**self.run_info, "saved_from": str(self.run)}}))
+        return folder
 
     def _sampling(self, steps: int | None, guidance_scale: float | None) -> Any:
+        """The adapter's sampling settings with this call's overrides."""
         changes = {k: v for k, v in (("inference_steps", steps), ("guidance_scale", guidance_scale)) if v is not None}
         return self.config.replace(**changes) if changes else self.config
-
-
-def _imported_release(release_dir: Path, dataset: str, import_dir: str | os.PathLike | None,
-                      base: str | os.PathLike | None, preset: str) -> Path:
-    """The run folder of the authors' files for ``dataset``, imported on first use."""
-    from macs_bench.io import sha256_file
-    from macs_model.generation.release_import import import_release_generator
-    from macs_model.reproduction import _import_once, release_files
-
-    files = release_files(release_dir, dataset)
-    run = Path(import_dir).expanduser() if import_dir is not None else release_dir / f"macs-import-{dataset}"
-    identity = {"mlp_sha256": sha256_file(files["mlp"]), "separator_sha256": sha256_file(files["separator"]),
-                "preset": preset}
-    _import_once(run, files, identity, base, preset, import_release_generator)
-    return run

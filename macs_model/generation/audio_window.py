@@ -12,18 +12,11 @@ It does so in training and, unseeded, at inference too. macs keeps the 8 s (the 
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 
 from macs_bench.errors import MacsError
-
-
-def sample_seed(sample_id: str, seed: int = 0) -> int:
-    """A seed for one sample: a hash of (seed, sample id), so it does not depend on batching or order (generation
-    seeds, training windows)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()[:8], "big") % (2**63)
+from macs_bench.models.protocol import sample_seed  # noqa: F401 - one per-sample seed hash, re-exported
 
 MODES = ("random", "centre")
 

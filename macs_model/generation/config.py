@@ -111,7 +111,10 @@ class GeneratorConfig(NamedConfig):
 
     @classmethod
     def presets(cls) -> dict[str, "GeneratorConfig"]:
-        return GENERATOR_PRESETS
+        """The built-in presets and those plug-ins register (the synthetic world's ``world``)."""
+        from macs_model.registry import generator_presets
+
+        return {**GENERATOR_PRESETS, **generator_presets()}
 
 
 GENERATOR_PRESETS: dict[str, GeneratorConfig] = {
@@ -125,10 +128,4 @@ GENERATOR_PRESETS: dict[str, GeneratorConfig] = {
                             grad_accum=1, lr=1e-3, mixed_precision="no", checkpoint_every=10, log_every=5,
                             inference_steps=4, guidance_scale=3.0, lr_schedule="cosine", image_mode="centre-crop",
                             audio_seconds=None),
-    # The synthetic world's trained SD base (macs_bench.world: pass its sd/ folder as the base), 32 x 32 images;
-    # its 2 s clips are heard whole, its square frames centre-cropped, as the tiny preset does.
-    "world": GeneratorConfig(base="sd", height=32, width=32, clap_dim=64, steps=300, epochs=None, batch_size=16,
-                             grad_accum=1, lr=1e-3, mixed_precision="no", checkpoint_every=100, log_every=20,
-                             inference_steps=20, guidance_scale=3.0, lr_schedule="cosine", image_mode="centre-crop",
-                             audio_seconds=None),
 }

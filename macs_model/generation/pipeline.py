@@ -90,11 +90,13 @@ def pipeline(components: Components):
 @torch.no_grad()
 def render(components: Components, config: GeneratorConfig, tokens: AudioTokens,
            items: Sequence[tuple[str, torch.Tensor]], *, top_k: int | None = None, batch_size: int = 4,
-           seed: int = 0, device: str | torch.device = "auto") -> Iterator[list[tuple[str, object]]]:
+           seed: int = 0, device: str | torch.device = "auto", generator=None
+           ) -> Iterator[list[tuple[str, object]]]:
     """Batches of (sample_id, PIL image) for (sample_id, audio embeddings [K, clap_dim] in token order).
 
     ``top_k`` keeps the first K embeddings (paper Fig. 4). Each image's noise comes from
-    ``sample_seed(sample_id, seed)``, so an image does not depend on its batch or position."""
+    ``sample_seed(sample_id, seed)``, so an image does not depend on its batch or position; or, given
+    ``generator`` (one ``torch.Generator`` for all, or one per item), from it as diffusers draws latents."""
     device = resolve_device(device)
     dtype = torch.float16 if device.type == "cuda" and config.mixed_precision == "fp16" else torch.float32
     pipe = pipeline(components).to(device) if dtype == torch.float32 else pipeline(components).to(device, dtype)
@@ -109,9 +111,14 @@ def render(components: Components, config: GeneratorConfig, tokens: AudioTokens,
         chunk = items[start:start + batch_size]
         audio = torch.stack([emb[:top_k] if top_k else emb for _, emb in chunk]).to(device, dtype)
         prompt = text.expand(len(chunk), -1, -1)
-        generators = [torch.Generator(device="cpu").manual_seed(sample_seed(sid, seed)) for sid, _ in chunk]
+        if generator is None:
+            generators = [torch.Generator(device="cpu").manual_seed(sample_seed(sid, seed)) for sid, _ in chunk]
+        elif isinstance(generator, torch.Generator):
+            generators = [generator] * len(chunk)
+        else:
+            generators = list(generator[start:start + batch_size])
         latents = torch.stack([torch.randn(pipe.unet.config.in_channels, config.height // pipe.vae_scale_factor,
-                                           config.width // pipe.vae_scale_factor, generator=g)
+                                           config.width // pipe.vae_scale_factor, generator=g, device=g.device)
                                for g in generators]).to(device, dtype)
         images = pipe(num_inference_steps=config.inference_steps, guidance_scale=config.guidance_scale,
                       height=config.height, width=config.width, latents=latents, output_type="pil",

@@ -22,6 +22,7 @@ from macs_bench import __version__
 from macs_bench.device import resolve_device
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_bytes, atomic_write_text, dumps_json, sha256_file
+from macs_model.results import Separation, TrainSummary
 from macs_model.separation.config import SeparatorConfig
 from macs_model.separation.separator import build_separator
 
@@ -39,16 +40,18 @@ def separator_preset(preset: str, kind: str = "stft-unet") -> SeparatorConfig:
 
 
 def open_encoder(clap: str | os.PathLike | None, tokenizer: str | os.PathLike | None, sample_rate: int):
-    """The CLAP for stage 1: the registry's (None), a local laion-clap checkpoint, ``"tiny"`` (random) or
-    ``"world"`` (the synthetic world's, ``macs_bench.world``)."""
+    """The CLAP for stage 1: the weights registry's (None), a local laion-clap checkpoint, ``"tiny"`` (random) or
+    a name plug-ins registered (``macs_model.registry``: ``"world"``, the synthetic world's)."""
     from macs_model.separation.clap import TinyClap, load_clap
 
     if clap is not None and str(clap) == TINY_CLAP:
         return TinyClap(input_rate=sample_rate)
-    if clap is not None and str(clap) == WORLD_CLAP:
-        from macs_bench.world.clap import WorldClap
+    if clap is not None:
+        from macs_model.registry import clap_factory
 
-        return WorldClap(input_rate=sample_rate)
+        factory = clap_factory(str(clap))
+        if factory is not None:  # a registered name (the world's "world")
+            return factory(sample_rate)
     return load_clap(clap, tokenizer, input_rate=sample_rate)
 
 
@@ -57,8 +60,8 @@ def train_separator(data: str, media: str | os.PathLike, out: str | os.PathLike,
                     clap: str | os.PathLike | None = None, tokenizer: str | os.PathLike | None = None,
                     steps: int | None = None, epochs: int | None = None, seed: int | None = None,
                     checkpoint_every: int | None = None, resume: bool = True, device: str = "auto",
-                    progress: bool = True) -> dict[str, Any]:
-    """Train a stage-1 separator; returns ``training.train``'s summary plus the number of clips used.
+                    progress: bool = True) -> TrainSummary:
+    """Train a stage-1 separator; returns its :class:`TrainSummary` (steps, clips used, latest checkpoint).
 
     ``data``: "fsd50k" or a built manifest folder; ``media``: the folder ``macs-bench datasets fetch`` filled.
     ``contrastive`` / ``ranking`` False are the paper's ablations (both False: MixIT only, no CLAP loaded).
@@ -105,7 +108,9 @@ def train_separator(data: str, media: str | os.PathLike, out: str | os.PathLike,
     summary = train(model, dataset, train_config, out, align_loss=alignment, resume=resume, device=device,
                     progress=progress, extra_parameters=alignment.trainable() if alignment is not None else (),
                     after_step=alignment.after_step if alignment is not None else None, run_info=run_info)
-    return {**summary, "clips": len(dataset), "missing_audio": dataset.missing}
+    record = {**summary, "clips": len(dataset), "missing_audio": dataset.missing}
+    return TrainSummary(out, summary["step"], summary["total_steps"], summary["last_metrics"], len(dataset),
+                        dataset.missing, checkpoint=summary["checkpoint"], record=record)
 
 
 def clap_identity(provenance: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +192,7 @@ def load_separator(checkpoint: str | os.PathLike) -> LoadedSeparator:
 
 def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, out: str | os.PathLike, *,
              clap: str | os.PathLike | None = None, tokenizer: str | os.PathLike | None = None,
-             device: str = "auto", overwrite: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+             device: str = "auto", overwrite: bool = False, progress: bool = True) -> list[Separation]:
     """Separate each audio file into M stems under ``out/<file stem>/``; returns each file's record.
 
     Per input: ``source-1.wav`` ... ``source-M.wav`` (1 = highest CLAP similarity to the input) at the
@@ -217,9 +222,10 @@ def separate(files: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, 
                     and previous.get("checkpoint", {}).get("sha256") == loaded.sha256
                     and previous.get("clap") == encoder.provenance()
                     and all((target / stem["file"]).is_file() for stem in previous.get("stems", []))):
-                records.append(previous)
+                records.append(Separation.from_record(previous, target))
             else:
-                records.append(_separate_one(path, digest, target, model, encoder, loaded, device))
+                records.append(Separation.from_record(
+                    _separate_one(path, digest, target, model, encoder, loaded, device), target))
             if bar is not None:
                 bar.update(task, advance=1)
     return records

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from macs_bench.datasets.manifest import LIST_SEP, MANIFEST_NAME, read_manifest
+from macs_bench.datasets.manifest import MANIFEST_NAME, manifest_rows, split_list
 from macs_bench.errors import MacsError
 
 CROPS = ("random", "start")
@@ -145,11 +145,11 @@ def _read_manifest_dir(folder: Path) -> tuple[Path, Entries, bool]:
     path = folder / MANIFEST_NAME
     entries = []
     audio_only = True
-    for lineno, row in enumerate(read_manifest(path), 2):
+    for lineno, row in enumerate(manifest_rows(path), 2):
         sid = row.get("sample_id") or ""
         if not sid or sid in (".", "..") or "/" in sid or "\\" in sid:
             raise MacsError(f"{path}:{lineno}: sample_id {sid!r} is not a file name")
-        labels = tuple(x for x in (row.get("labels") or "").split(LIST_SEP) if x)
+        labels = tuple(split_list(row.get("labels")))
         entries.append((sid, labels))
         audio_only = audio_only and not row.get("ytid")
     return path, entries, audio_only

@@ -1,6 +1,6 @@
 """The datasets API expands '~' in every path it takes, as the README's examples write them."""
 
-from macs_bench.datasets import build, read_manifest
+from macs_bench.datasets import build, manifest_rows
 
 
 def test_build_and_read_expand_the_home_folder(tmp_path, monkeypatch):
@@ -9,4 +9,4 @@ def test_build_and_read_expand_the_home_folder(tmp_path, monkeypatch):
     manifest = build("landscape", "~/runs/land", available="~/ids.txt")
     assert len(manifest.samples) == 2
     assert (tmp_path / "runs" / "land" / "manifest.csv").is_file() and not (tmp_path / "~").exists()
-    assert [row["sample_id"] for row in read_manifest("~/runs/land")] == [s.sample_id for s in manifest.samples]
+    assert [row["sample_id"] for row in manifest_rows("~/runs/land")] == [s.sample_id for s in manifest.samples]

@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from macs_bench.datasets import build, read_manifest
+from macs_bench.datasets import build, manifest_rows
 from macs_bench.datasets.manifest import COLUMNS, Manifest, Sample
 from macs_bench.errors import MacsError
 
@@ -20,7 +20,7 @@ def test_rebuild_is_byte_identical(tmp_path, name):
 def test_written_manifest_round_trips(tmp_path, manifests):
     m = manifests("llp-multi")
     m.write(tmp_path)
-    rows = read_manifest(tmp_path)
+    rows = manifest_rows(tmp_path)
     assert tuple(rows[0]) == COLUMNS
     assert len(rows) == len(m)
     for row, s in zip(rows, m.samples):

@@ -48,14 +48,42 @@ def _small_dinov2(folder):
     return model
 
 
-def test_dinov2_loads_a_local_folder(tmp_path, image_file):
+def hub_forward(model, x: torch.Tensor) -> torch.Tensor:
+    """facebookresearch/dinov2's ``DinoVisionTransformer.forward`` (the model dgm-eval loads with
+    ``torch.hub.load('facebookresearch/dinov2', 'dinov2_vitl14')``) restated on transformers' weights:
+    ``prepare_tokens_with_masks`` (patch embedding, CLS token, ``interpolate_pos_encoding`` with
+    ``interpolate_offset=0.1``: bicubic, ``scale_factor=((w0 + 0.1) / M, (h0 + 0.1) / M)``, no antialias), the
+    blocks, the final norm, the CLS token (``head`` is the identity)."""
+    emb = model.embeddings
+    b, _, w, h = x.shape
+    tokens = torch.cat([emb.cls_token.expand(b, -1, -1), emb.patch_embeddings(x)], dim=1)
+    pos = emb.position_embeddings.float()
+    n = pos.shape[1] - 1
+    m, dim = int(np.sqrt(n)), pos.shape[-1]
+    w0, h0 = w // 14, h // 14
+    patch = torch.nn.functional.interpolate(pos[:, 1:].reshape(1, m, m, dim).permute(0, 3, 1, 2),
+                                            scale_factor=(float(w0 + 0.1) / m, float(h0 + 0.1) / m),
+                                            mode="bicubic", antialias=False)
+    assert (w0, h0) == patch.shape[-2:]
+    patch = patch.permute(0, 2, 3, 1).view(1, -1, dim)
+    tokens = tokens + torch.cat((pos[:, 0].unsqueeze(0), patch), dim=1)
+    for block in model.encoder.layer:
+        tokens = block(tokens)
+    return model.layernorm(tokens)[:, 0]
+
+
+def test_dinov2_loads_a_local_folder_and_runs_the_hub_models_computation(tmp_path, image_file):
     model = _small_dinov2(tmp_path / "dino")
     enc = encoders_extra.dinov2(tmp_path / "dino")
     assert enc.weights.startswith("sha256:") and enc.dim == 64
+    assert enc.id.endswith("/" + encoders_extra.DINOV2_IMPLEMENTATION)
     x = enc.preprocess(image_file)
     with torch.no_grad():
-        expected = model(pixel_values=x[None]).pooler_output.numpy()
-    np.testing.assert_allclose(enc.encode([x], torch.device("cpu")), expected, rtol=1e-5, atol=1e-6)
+        expected = hub_forward(model, x[None]).numpy()
+        stock = model(pixel_values=x[None]).pooler_output.numpy()  # transformers' own interpolation
+    got = enc.encode([x], torch.device("cpu"))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(stock - expected).max() > 1e3 * np.abs(got - expected).max()  # the interpolations differ
     (tmp_path / "empty").mkdir()
     with pytest.raises(MacsError, match="empty: DINOv2 weights need config.json and model.safetensors"):
         encoders_extra.dinov2(tmp_path / "empty")
@@ -103,7 +131,7 @@ def test_fd_dinov2_with_the_real_architecture_from_a_local_file(tmp_path):
     def direct(folder, suffix):
         x = torch.stack([encoders_extra.dinov2_input(folder / f"{sid}{suffix}") for sid in case.ids])
         with torch.no_grad():
-            return net(pixel_values=x).pooler_output.numpy()
+            return hub_forward(net, x).numpy()
 
     expected = frechet_distance(direct(case.pred, ".png"), direct(case.media / "frames", ".jpg"))
     assert result["metrics"]["fd_dinov2"] == pytest.approx(expected, rel=1e-4)

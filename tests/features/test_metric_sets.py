@@ -81,6 +81,8 @@ def test_extras_equal_their_functions_on_independently_encoded_features(tmp_path
     by = result["breakdown"]["source_coverage_by_sources"]
     assert sorted(by) == ["1", "2", "3"] and sum(v["n"] for v in by.values()) == 8
     assert result["coverage"]["n_classes"] == 5 and result["directions"]["cmmd"] == "lower"
+    assert result["coverage"]["chance_level"] == pytest.approx(np.mean([len(y) / 5 for y in label_sets]))
+    assert all(v["chance"] == pytest.approx(int(k) / 5) for k, v in by.items())
     assert set(result["extra_metric_versions"]) == {"coverage", "cmmd", "fd_dinov2", "prdc_dinov2"}
     assert any("fd_dinov2: N = 8 is not above the feature dimension" in w for w in result["warnings"])
 
@@ -88,6 +90,10 @@ def test_extras_equal_their_functions_on_independently_encoded_features(tmp_path
 def test_metric_names_are_checked_before_encoding(tmp_path, scoring_case):
     assert parse_metrics("paper") == () and parse_metrics("all") == tuple(EXTRAS)
     assert parse_metrics("cmmd, paper,cmmd") == ("cmmd",)
+    assert parse_metrics(("paper", "cmmd", "coverage")) == ("cmmd", "coverage") == parse_metrics(["cmmd", "coverage"])
+    assert parse_metrics(["all"]) == tuple(EXTRAS)
+    with pytest.raises(MacsError, match="metrics: unknown 'fdd'"):
+        parse_metrics(["cmmd", "fdd"])
     with pytest.raises(MacsError, match="metrics: unknown 'fdd'"):
         run(scoring_case, tmp_path, "m", metrics="cmmd,fdd")
     assert not (tmp_path / "cache").exists()

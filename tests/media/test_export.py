@@ -14,7 +14,7 @@ import pytest
 from fake_downloader import FakeDownloader
 from media_helpers import clip_row, write_manifest
 
-from macs_bench.datasets.manifest import read_manifest
+from macs_bench.datasets.manifest import manifest_rows
 from macs_bench.errors import MacsError
 from macs_bench.media import export as export_module
 from macs_bench.media.export import export
@@ -42,7 +42,7 @@ def fetched(tmp_path_factory, long_video):
     manifest = write_manifest(tmp / "m", rows)
     fetch(manifest, tmp / "media", downloader=FakeDownloader(videos, removed={"exportvid03"}),
           options=FetchOptions(quality=None, jobs=2))
-    return manifest, tmp / "media", [r for r in read_manifest(manifest) if r["ytid"] != "exportvid03"]
+    return manifest, tmp / "media", [r for r in manifest_rows(manifest) if r["ytid"] != "exportvid03"]
 
 
 def check_sample(meta, wav, jpg, media, rows):

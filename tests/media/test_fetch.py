@@ -157,9 +157,9 @@ def test_quality_filter(tmp_path):
     # lavfi's sine has amplitude 1/8: RMS 20*log10(0.125/sqrt(2)) = -21.07 dBFS
     assert abs(good.quality["rms_dbfs"] - (-21.07)) < 0.3
     assert good.quality["motion"] > 5
-    # thresholds can be changed, and the filter switched off
+    # the filter switched off keeps blank and frozen clips, never digital silence
     result = fetch(manifest, tmp_path / "media2", source_dir=src, options=opts(quality=None))
-    assert result["n_ok"] == 4
+    assert result["n_ok"] == 3 and result["unavailable_reasons"] == {"silent": 1}
 
 
 def test_source_dir_full_length_and_trimmed(tmp_path, long_video):

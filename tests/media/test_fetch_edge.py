@@ -12,6 +12,7 @@ from macs_bench.errors import MacsError
 from macs_bench.media.fetch import FetchOptions, fetch
 from macs_bench.media.ledger import Ledger
 from macs_bench.media.quality import QualityThresholds
+from macs_bench.media.sources import Unavailable
 
 
 def entries(media):
@@ -111,9 +112,9 @@ def test_changed_thresholds_are_applied_on_rerun(tmp_path):
 def test_quality_filter_defaults_to_audioset_eval_only(tmp_path):
     src = tmp_path / "videos"
     src.mkdir()
-    make_video(src / "silentvideo.mp4", 10, audio="silent")
+    make_video(src / "frozenvideo.mp4", 10, video="still")  # a still picture: only the paper's filter minds
     for dataset, n_ok in (("llp-multi", 1), ("audioset-eval", 0)):
-        manifest = write_manifest(tmp_path / dataset, [clip_row("silentvideo", 0, 10)])
+        manifest = write_manifest(tmp_path / dataset, [clip_row("frozenvideo", 0, 10)])
         (manifest / "stats.json").write_text(json.dumps({"dataset": dataset}))
         assert fetch(manifest, tmp_path / f"media-{dataset}", source_dir=src)["n_ok"] == n_ok
 
@@ -165,3 +166,37 @@ def test_file_without_a_stated_duration(tmp_path):
     result = fetch(write_manifest(tmp_path / "m", [clip_row("pipedvideo1", 30, 40)]), tmp_path / "media",
                    source_dir=src, options=FetchOptions(quality=None))
     assert result["n_ok"] == 1, result
+
+
+@pytest.mark.parametrize("dataset, quality", [("llp-multi", "auto"), ("audioset-eval", None),
+                                              ("audioset-eval", QualityThresholds(min_rms_dbfs=-300))])
+def test_digital_silence_is_never_ok(tmp_path, dataset, quality):
+    """All zeros is unavailable ('silent') whatever the filter: off by default for LLP, off, or set below it."""
+    src = tmp_path / "videos"
+    src.mkdir()
+    make_video(src / "silentvideo.mp4", 10, audio="silent")
+    manifest = write_manifest(tmp_path / dataset, [clip_row("silentvideo", 0, 10)])
+    (manifest / "stats.json").write_text(json.dumps({"dataset": dataset}))
+    result = fetch(manifest, tmp_path / "media", source_dir=src, options=FetchOptions(quality=quality))
+    assert result["n_ok"] == 0
+    reason = "poor-quality" if quality == "auto" and dataset == "audioset-eval" else "silent"
+    assert result["unavailable_reasons"] == {reason: 1}
+    with Ledger(tmp_path / "media" / "ledger.sqlite") as ledger:
+        entry = ledger.get("silentvideo_0_10")
+    assert entry.quality["rms_dbfs"] == -200.0 and "digital silence" in entry.detail["detail"]
+
+
+def test_a_quiet_clip_above_the_digital_floor_stays_ok(tmp_path):
+    """The floor is digital silence, not quiet: a -60 dBFS tone is ok with the filter off."""
+    from macs_bench.media.clip import reject_digital_silence
+
+    for amplitude, silent in ((0.0, True), (10 ** (-95 / 20), True), (10 ** (-60 / 20), False)):
+        wav = tmp_path / f"{amplitude}.wav"
+        samples = (amplitude * np.sqrt(2) * 32768 * np.sin(np.linspace(0, 880 * np.pi, 16000))).astype("<i2")
+        with wave.open(str(wav), "wb") as fh:
+            fh.setnchannels(1), fh.setsampwidth(2), fh.setframerate(16000), fh.writeframes(samples.tobytes())
+        if silent:
+            with pytest.raises(Unavailable, match="digital silence"):
+                reject_digital_silence(wav)
+        else:
+            reject_digital_silence(wav)

@@ -4,7 +4,7 @@ read is exactly what :class:`MediaLayout` names."""
 import os
 from pathlib import Path
 
-from macs_bench.datasets.manifest import read_manifest
+from macs_bench.datasets.manifest import manifest_rows
 from macs_bench.world.synthetic import write_synthetic
 from macs_bench.media.export import export
 from macs_bench.media.fetch import FetchOptions, fetch
@@ -62,5 +62,5 @@ def test_fetch_merge_export_use_the_layout(tmp_path, long_video):
 def test_synthetic_set_writes_the_layout(tmp_path):
     synthetic = write_synthetic(tmp_path / "syn", n_clips=5, seconds=0.2, image_size=16)
     layout = MediaLayout(synthetic.media)
-    ids = [row["sample_id"] for row in read_manifest(synthetic.manifest)]
+    ids = [row["sample_id"] for row in manifest_rows(synthetic.manifest)]
     assert _files(layout.root) == {p for sid in ids for p in (layout.audio(sid), layout.frame(sid))}

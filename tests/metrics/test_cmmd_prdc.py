@@ -34,6 +34,35 @@ def test_cmmd_equals_brute_force_mmd(rng, monkeypatch):
     assert cmmd(x, y, sigma=1.0) == pytest.approx(brute_mmd(x.tolist(), y.tolist(), sigma=1.0), rel=1e-9)
 
 
+def brute_unbiased_mmd(x, y, sigma=10.0):
+    """The U-statistic: within-set means over i != j, the cross mean over all pairs, x1000."""
+    def k(a, b):
+        return math.exp(-sum((p - q) ** 2 for p, q in zip(a, b)) / (2 * sigma**2))
+
+    def within(a):
+        return sum(k(p, q) for i, p in enumerate(a) for j, q in enumerate(a) if i != j) / (len(a) * (len(a) - 1))
+
+    cross = sum(k(p, q) for p in x for q in y) / (len(x) * len(y))
+    return 1000 * (within(x) + within(y) - 2 * cross)
+
+
+def test_unbiased_cmmd_equals_the_u_statistic_and_removes_the_small_n_bias(rng):
+    x = unit_rows(rng.normal(size=(9, 5)))
+    y = unit_rows(rng.normal(size=(7, 5)) + 0.2)
+    assert cmmd(x, y, unbiased=True) == pytest.approx(brute_unbiased_mmd(x.tolist(), y.tolist()), rel=1e-9)
+    # one distribution, N = 20: the biased mean sits far above 0, the unbiased one near 0
+    draws = [(unit_rows(rng.normal(size=(20, 8))), unit_rows(rng.normal(size=(20, 8)))) for _ in range(200)]
+    biased = np.mean([cmmd(a, b) for a, b in draws])
+    unbiased = [cmmd(a, b, unbiased=True) for a, b in draws]
+    assert biased > 5 * np.std(unbiased) / np.sqrt(200)
+    assert abs(np.mean(unbiased)) < 3 * np.std(unbiased) / np.sqrt(200)
+
+
+def test_cmmd_refuses_fewer_than_two_samples(rng):
+    with pytest.raises(MacsError, match="feats_a: needs at least 2 samples, got 1"):
+        cmmd(unit_rows(rng.normal(size=(1, 4))), unit_rows(rng.normal(size=(5, 4))))
+
+
 def test_cmmd_on_unnormalised_embeddings_is_not_unit_rows(rng):
     x, y = rng.normal(size=(10, 4)) * 5, rng.normal(size=(10, 4)) * 5
     assert cmmd(x, y) != pytest.approx(cmmd(unit_rows(x), unit_rows(y)))
@@ -82,3 +111,19 @@ def test_prdc_bad_input(rng):
         prdc(rng.normal(size=(5, 3)), rng.normal(size=(9, 3)))
     with pytest.raises(MacsError, match="k must be a positive integer"):
         prdc(rng.normal(size=(9, 3)), rng.normal(size=(9, 3)), k=0)
+
+
+def test_one_unit_normaliser_refuses_a_zero_row(rng):
+    """CMMD, the cosines and coverage share one unit_rows: unit norms in float64, and a zero row is an error
+    naming it (it used to become a row of NaN in CMMD's copy and an error in the cosines' copy)."""
+    from macs_bench.metrics import coverage, fid, similarity
+
+    assert cmmd_module.unit_rows is similarity.unit_rows is coverage.unit_rows is fid.unit_rows
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    unit = unit_rows(x)
+    assert unit.dtype == np.float64
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(unit, x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True), rtol=1e-12)
+    x[3] = 0
+    with pytest.raises(MacsError, match=r"gen_clip_l336: 1 zero-norm rows have no direction \(rows 3\)"):
+        unit_rows(x, "gen_clip_l336")

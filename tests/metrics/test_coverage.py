@@ -74,7 +74,8 @@ def test_report_gives_the_ground_truth_ceiling_and_relative_coverage():
     metrics, breakdown, per_sample = coverage_report(gen, gt, classes, [[0, 1], [2]])
     assert metrics == {"source_coverage": 0.75, "source_coverage_gt": 1.0, "source_coverage_rel": 0.75,
                        "aic": 1.0, "aic_gt": 1.0}
-    assert breakdown["2"] == {"n": 1, "coverage": 0.5, "coverage_gt": 1.0, "aic": 1.0, "aic_gt": 1.0}
+    assert breakdown["2"] == {"n": 1, "coverage": 0.5, "coverage_gt": 1.0, "aic": 1.0, "aic_gt": 1.0,
+                              "chance": 2 / 3}
     np.testing.assert_array_equal(per_sample["source_coverage"], [0.5, 1.0])
     np.testing.assert_array_equal(per_sample["aic_gt"], [1.0, 1.0])
 
@@ -105,3 +106,17 @@ def test_bad_label_sets():
     with pytest.raises(MacsError, match="'owl' is not among the 2 classes"):
         label_indices(["cat", "dog"], [["cat", "owl"]])
     assert label_indices(["cat", "dog"], [["dog", "cat", "dog"]]) == [[1, 0]]
+
+
+def test_chance_level_is_what_a_blind_detector_scores():
+    """Labels drawn at random, independently of the images: mean coverage and AIC approach |Y| / |V|."""
+    from macs_bench.metrics.coverage import chance_level
+
+    rng = np.random.default_rng(0)
+    n, n_classes = 6000, 7
+    label_sets = [rng.choice(n_classes, size=rng.integers(1, 4), replace=False).tolist() for _ in range(n)]
+    scores = source_coverage(rng.normal(size=(n, 5)), rng.normal(size=(n_classes, 5)), label_sets)
+    chance = chance_level(label_sets, n_classes)
+    np.testing.assert_array_equal(chance, [len(y) / n_classes for y in label_sets])
+    assert abs(scores.mean - chance.mean()) < 0.02 and abs(scores.aic_mean - chance.mean()) < 0.02
+    assert chance.mean() == pytest.approx(2 / 7, abs=0.01)  # |Y| uniform on 1..3

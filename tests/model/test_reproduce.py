@@ -49,6 +49,7 @@ def test_reproduce_runs_end_to_end_and_resumes(data, tmp_path):
     result = json.loads((out / "results" / "MACS" / "fold0.json").read_text())
     assert result["model"] == MODEL_NAME and result["fold"] == 0 and result["n"] == 3
     assert result["dataset"] == "llp-multi" and result["comparable_with_paper"] is False
+    assert result["row"]["may_have_seen_test"] is True and result["row"]["source"] == "computed"
     generation = json.loads((out / "images" / "generation-fold0.json").read_text())
     assert generation["audio_window"]["mode"] == "centre" and generation["token_order"] == "slot"
     assert generation["adapter_training"]["imported"]["base_check"]["sampled_tensors_equal"] > 0
@@ -116,7 +117,33 @@ def test_pipeline_from_the_release_files_draws_what_reproduce_draws(data, tmp_pa
     pipe = AudioToImagePipeline.from_pretrained(release, dataset="llp-multi", preset="tiny", clap="tiny",
                                                 import_dir=tmp_path / "import", device="cpu")
     assert (tmp_path / "import" / "release-import.json").is_file()
-    (image,) = pipe(media / "audio" / "clip00.wav", batch_size=4)
+    (image,) = pipe(media / "audio" / "clip00.wav", batch_size=4).images
     assert np.array_equal(np.asarray(image.convert("RGB")).astype(np.int64), png(out / "images" / "clip00.png"))
     with pytest.raises(MacsError, match="missing"):
         AudioToImagePipeline.from_pretrained(tmp_path, dataset="llp-multi", preset="tiny")
+
+
+@pytest.mark.slow
+def test_release_weights_through_the_harness_are_stamped(data, tmp_path):
+    """The imported release adapter as a protocol model: training ids unknown, so the row may have seen the test
+    clips, unless every evaluated id is listed as held out."""
+    from macs_bench.models import load_model, run
+    from macs_bench.models.runner import fold_samples
+    from macs_bench.scoring import ScoreConfig
+    from macs_model.generation.release_import import import_release_generator
+    from macs_model.reproduction import release_files
+
+    manifest, media, release = data
+    files = release_files(release, "llp-multi")
+    import_release_generator(files["mlp"], files["unet"], files["separator"], tmp_path / "import", preset="tiny")
+    config = ScoreConfig(preset="tiny", cache_dir=str(tmp_path / "features"))
+    model = load_model("macs", run=str(tmp_path / "import"), clap="tiny")
+    assert model.trained_ids() is None and model.name == "MACS (release weights)"
+    done = run(model, manifest, media, tmp_path / "run", fold=0, config=config, progress=False)
+    assert done.score.provenance["row"]["may_have_seen_test"] is True
+    held = fold_samples(manifest / "manifest.csv", 0, None).ids
+    model = load_model("macs", run=str(tmp_path / "import"), clap="tiny", held_out=held)
+    done = run(model, manifest, media, tmp_path / "run", fold=0, config=config, progress=False)
+    assert done.score.provenance["row"]["may_have_seen_test"] is False
+    done = run(model, manifest, media, tmp_path / "run1", fold=1, config=config, progress=False)
+    assert done.score.provenance["row"]["may_have_seen_test"] is True  # fold 1 is not among the held-out ids

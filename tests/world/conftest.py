@@ -2,14 +2,8 @@ import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_thread():
+def one_thread(one_torch_thread):
     """One intra-op thread: the world models are small and deterministic on one thread."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,7 @@ def test_image_and_audio_towers_detect_the_classes_of_fresh_clips(fresh_world):
 
 
 def test_inception_and_clip_stand_ins_are_different_features_of_the_same_tower(fresh_world):
+    import macs_bench.world.scoring  # noqa: F401  registers the 'world' preset
     from macs_bench.features.encoders import build_encoders
 
     enc = build_encoders("world")

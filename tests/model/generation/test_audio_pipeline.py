@@ -33,24 +33,47 @@ def _pixels(image: Image.Image) -> np.ndarray:
 
 def test_pipe_draws_the_images_fold_wise_generate_drew(pipe, stage2, toy):
     files = [toy.media / "audio" / f"{sid}.wav" for sid in FOLD0]
-    images = pipe(audio=files, batch_size=2)
+    images = pipe(audio=files, batch_size=2).images
     assert [type(i) for i in images] == [Image.Image] * 3 and images[0].size == (32, 32)
     for sid, image in zip(FOLD0, images):
         assert np.array_equal(_pixels(image), png(stage2.pred / f"{sid}.png")), sid
     waveforms = [load_audio(f, pipe.conditioner.sample_rate) for f in files]
-    again = pipe(audio=waveforms, names=FOLD0, batch_size=3)
+    again = pipe(audio=waveforms, names=FOLD0, batch_size=3).images
     assert all(np.array_equal(_pixels(a), _pixels(b)) for a, b in zip(images, again))
 
 
 def test_pipe_settings_reach_the_images(pipe, toy):
     file = toy.media / "audio" / "clip00.wav"
-    (base,) = pipe(file)
-    for changed in (pipe(file, seed=1), pipe(file, steps=2), pipe(file, guidance_scale=1.0), pipe(file, top_k=1)):
-        assert np.abs(_pixels(changed[0]) - _pixels(base)).max() > 0
+    (base,) = pipe(file).images
+    for changed in (pipe(file, seed=1), pipe(file, num_inference_steps=2), pipe(file, guidance_scale=1.0),
+                    pipe(file, top_k=1)):
+        assert np.abs(_pixels(changed.images[0]) - _pixels(base)).max() > 0
     with pytest.raises(MacsError, match="top_k must be between 1 and 6, got 7"):
         pipe(file, top_k=7)
     with pytest.raises(MacsError, match="nope.wav: audio file not found"):
         pipe(toy.media / "audio" / "nope.wav")
+
+
+def test_pipe_follows_diffusers_conventions(pipe, stage2, toy, tmp_path):
+    """``generator=`` draws the latents as diffusers does (a seeded generator per input gives the fold-wise image
+    of a sample whose seed it equals), ``.to`` returns the pipeline, and ``save_pretrained`` round-trips."""
+    import torch
+
+    from macs_model.generation.audio_window import sample_seed
+
+    file = toy.media / "audio" / "clip00.wav"
+    seeded = torch.Generator().manual_seed(sample_seed("clip00", 0))
+    (image,) = pipe(file, generator=[seeded]).images
+    assert np.array_equal(_pixels(image), png(stage2.pred / "clip00.png"))
+    other = pipe(file, generator=torch.Generator().manual_seed(1)).images[0]
+    assert np.abs(_pixels(other) - _pixels(image)).max() > 0
+    with pytest.raises(MacsError, match="2 generators for 1 audio inputs"):
+        pipe(file, generator=[seeded, seeded])
+    assert pipe.to("cpu") is pipe and pipe.device.type == "cpu"
+    saved = AudioToImagePipeline.from_pretrained(pipe.save_pretrained(tmp_path / "saved"), device="cpu")
+    assert np.array_equal(_pixels(saved(file).images[0]), _pixels(pipe(file).images[0]))
+    with pytest.raises(MacsError, match="already holds a run"):
+        pipe.save_pretrained(tmp_path / "saved")
 
 
 def _cli(*args):

@@ -4,7 +4,7 @@ import soundfile as sf
 import torch
 
 from macs_bench.datasets import Manifest, Sample
-from macs_bench.datasets.manifest import read_manifest
+from macs_bench.datasets.manifest import manifest_rows as read_manifest
 from macs_bench.errors import MacsError
 from macs_model.separation.data import ClipDataset, open_clips
 from macs_model.separation.training import collate
