@@ -9,7 +9,8 @@ Rows (paper §4.6, Tab. 4, Fig. 4, plus the controls a reviewer asks for):
   into M slots, the separator's capacity without its information;
 - Fig. 4: MACS's adapter conditioned on its first 1, 2, 3 slots (``top-K``) and on slots 4, 5, 6;
 - in the world, the harness's world baselines (``macs_model.baselines.world``);
-- controls beside the table, never ranked: oracle, shuffled, noise and (where the world has it) colour-only.
+- controls beside the table, never ranked: oracle, shuffled, noise, colour-only (a flat tint of the clip's
+  motif colours) and all-motifs (every class drawn).
 
 Every row is scored per fold; the table gives fold means and, against MACS, each metric's paired difference,
 its interval and permutation p (:func:`macs_bench.compare`), Holm-corrected over the whole table. Stage-1 runs,
@@ -67,7 +68,7 @@ VARIANTS = (
     Variant("slots 4,5,6", slots=(4, 5, 6), adapter_of=REFERENCE, note="Fig. 4: the last three slots"),
 )
 ROW_NAMES = tuple(v.name for v in VARIANTS)
-CONTROLS = ("oracle", "shuffled", "noise", "colour-only")
+CONTROLS = ("oracle", "shuffled", "noise", "colour-only", "all-motifs")
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class Benchmark:
 
 def world_benchmark(out: Path, plan: AblationPlan) -> Benchmark:
     """The synthetic world's benchmark (written once under ``out``) with its shipped CLAP and SD base."""
-    from macs_bench.datasets.synthetic import write_synthetic
+    from macs_bench.world.synthetic import write_synthetic
     from macs_bench.world import SD_DIR, WORLD_DIR
     from macs_model.separation.api import WORLD_CLAP
 
@@ -318,17 +319,17 @@ def _score(bench: Benchmark, images: Path, name: str, fold: int, results: Path, 
 
 def _controls(fold: int, test: Sequence[str], bench: Benchmark, plan: AblationPlan, pred: Path, results: Path,
               scoring) -> None:
-    """Oracle, shuffled (MACS's images on the wrong clips), noise and colour-only rows, marked as controls."""
+    """Oracle, shuffled (MACS's images on the wrong clips), noise, colour-only and all-motifs, marked as
+    controls; on a real benchmark only the shuffled row (the others draw the world's motifs)."""
     from macs_bench.world import controls
     from macs_model.demo import _labels, _mark_control
 
     labels = _labels(bench.manifest)
     writers = {"oracle": lambda d: controls.write_oracle({s: labels[s] for s in test}, d),
                "shuffled": lambda d: controls.write_shuffled(pred_dir(pred.parent, REFERENCE), test, d),
-               "noise": lambda d: controls.write_noise(test, d)}
-    colour_only = getattr(controls, "write_colour_only", None)  # the harder world's flat-tint control
-    if colour_only is not None:
-        writers["colour-only"] = lambda d: colour_only({s: labels[s] for s in test}, d)
+               "noise": lambda d: controls.write_noise(test, d),
+               "colour-only": lambda d: controls.write_colour_only({s: labels[s] for s in test}, d),
+               "all-motifs": lambda d: controls.write_all_motifs({s: labels[s] for s in test}, d)}
     for name, write in writers.items():
         if not plan.world and name != "shuffled":
             continue  # drawn controls exist in the world only
