@@ -39,6 +39,17 @@ def _value(choice: Enum | None) -> str | None:
     return None if choice is None else choice.value
 
 
+def parse_rows(text: str) -> list[str]:
+    """``--rows 'no-RL,slots 4,5,6'``: row names split at commas, a bare number joining the name before it."""
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part.isdigit() and names:
+            names[-1] += "," + part
+        elif part:
+            names.append(part)
+    return names
+
+
 def parse_slots(text: str) -> list[int]:
     """``--slots 4,5,6``: slot numbers counted from 1 (their range is checked against the adapter)."""
     from macs_bench.errors import MacsError
@@ -319,7 +330,7 @@ def ablations(
     if folds is not None:
         changes["folds"] = tuple(parse_folds(folds))
     if rows is not None:
-        changes["rows"] = tuple(part.strip() for part in rows.split(",") if part.strip())
+        changes["rows"] = tuple(parse_rows(rows))
     if no_baselines or not world:
         changes["baselines"] = False
     if not world:

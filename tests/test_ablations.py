@@ -72,7 +72,9 @@ def test_plan_rows_separators_and_jobs():
 
 
 def test_real_benchmark_argument_checks(tmp_path):
-    from macs_model.cli import app
+    from macs_model.cli import app, parse_rows
+
+    assert parse_rows("no-RL,slots 4,5,6,top-1") == ["no-RL", "slots 4,5,6", "top-1"]
 
     with pytest.raises(MacsError, match="need --manifest and --media"):
         check_real(None, tmp_path, tmp_path, "cpu")
