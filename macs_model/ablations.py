@@ -247,6 +247,7 @@ def _run(out: Path, plan: AblationPlan, bench: Benchmark | None, progress: bool,
         t = time.perf_counter()
         value = job()
         timings[name] = round(time.perf_counter() - t, 2)
+        log(f"[ablations] {name}: {timings[name]:.0f} s")
         return value
 
     separators = out / "separators"
