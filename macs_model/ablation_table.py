@@ -106,7 +106,8 @@ def write_outputs(out: Path, plan, bench, record: dict[str, Any], *, log: Callab
               f"interval ({plan.rounds} rounds, {diffs and next(iter(next(iter(diffs.values())).values()))['unit']}"
               f" resampling); ▲ / ▼: better / worse than MACS at Holm-corrected p < 0.05 over the whole table. "
               f"Run time {minutes:.1f} min wall, {record['cpu_seconds'] / 60:.1f} min CPU on {record['cpus']} "
-              f"CPUs (load average {record['load_average'][0]:.1f} at the end: a shared machine inflates it).")
+              f"CPUs" + (f" (load average {record['load_average'][0]:.1f} at the end: a shared machine inflates it)"
+                         if record.get("load_average") else "") + ".")
     table = markdown(means, diffs, models, controls, notes, metrics, header)
     board_dir = out / "leaderboard"
     ranges = None
