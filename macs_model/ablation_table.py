@@ -82,7 +82,10 @@ def write_outputs(out: Path, plan, bench, record: dict[str, Any], *, log: Callab
     from macs_model.ablations import CONTROLS, REFERENCE, VARIANTS, AblationResult, pred_dir
     from macs_model.generation.api import fold_ids
 
-    loaded = [r for r in load_results(out / "results") if r.fold in plan.folds]
+    from macs_model.baselines.world import WORLD_BASELINES
+
+    wanted = {*plan.rows, *CONTROLS, *(WORLD_BASELINES if plan.world and plan.baselines else ())}
+    loaded = [r for r in load_results(out / "results") if r.fold in plan.folds and r.model in wanted]
     by_model: dict[str, list] = {}
     for r in loaded:
         by_model.setdefault(r.model, []).append(r)

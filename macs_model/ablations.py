@@ -184,13 +184,19 @@ def check_real(manifest, media, pretrain_media, device: str) -> None:
                         "GPU (--device cuda); use --world for the CPU-sized synthetic world")
 
 
+TABLE_ONLY = ("rows", "baselines", "rounds")  # a rerun may add rows or change the table, reusing the rest
+
+
 def _claim(path: Path, plan: AblationPlan, bench: dict[str, Any]) -> None:
-    """Record the plan a folder holds; refuse another plan before anything is overwritten."""
-    wanted = json.loads(dumps_json({"plan": asdict(plan), "benchmark": bench}))
+    """Record the plan a folder holds; refuse another plan before anything is overwritten. Rows, baselines and
+    resampling rounds may change: each row keeps its own files, so a rerun adds rows and reuses the others."""
+    kept = {k: v for k, v in asdict(plan).items() if k not in TABLE_ONLY}
+    wanted = json.loads(dumps_json({"plan": kept, "benchmark": bench}))
     if path.is_file():
         try:
             held = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            held["plan"] = {k: v for k, v in held["plan"].items() if k not in TABLE_ONLY}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             held = None
         if held != wanted:
             raise MacsError(f"{path.parent}: holds an ablation run with another plan ({path.name}); use another "

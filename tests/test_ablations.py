@@ -4,6 +4,7 @@ of both paths, and (slow) the command on a tiny world fold writing its table wit
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -116,5 +117,8 @@ def test_tiny_world_fold_writes_its_table_with_paired_intervals(tmp_path):
     assert m_slots["run_info"]["conditioning"]["mixture_slots"] == M
     again = run_ablations(tmp_path / "abl", plan=plan, progress=False, log=lines.append)  # all reused
     assert json.loads(again.record.read_text())["means"] == record["means"]
+    fewer = run_ablations(tmp_path / "abl", plan=replace(plan, rows=("slots 4,5,6",)), progress=False,
+                          log=lines.append)  # a row fewer: reused, and the table shows the plan's rows only
+    assert json.loads(fewer.record.read_text())["models"] == [REFERENCE, "slots 4,5,6"]
     with pytest.raises(MacsError, match="another plan"):
         run_ablations(tmp_path / "abl", plan=AblationPlan(folds=(1,)), progress=False, log=lines.append)
