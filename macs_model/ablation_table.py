@@ -126,7 +126,7 @@ def write_outputs(out: Path, plan, bench, record: dict[str, Any], *, log: Callab
     test = fold_ids(bench.manifest, plan.folds[0])[1]
     ids = [s for k in sorted(set(labels[t] for t in test)) for s in sorted(t for t in test if labels[t] == k)[:1]]
     sample_grid(bench.manifest, bench.media, {name: pred_dir(out, name) for name in shown}, grid,
-                sample_ids=ids, tile=96)
+                sample_ids=ids, tile=128)  # 64 px frames x2, 32 px images x4
     record = {**record, "tool": {"macs": __version__}, "metrics": metrics, "means": means, "differences": diffs,
               "models": models, "controls": controls, "table": table,
               "results": {r.model + f"-fold{r.fold}": r.source for r in loaded}}
