@@ -77,7 +77,7 @@ class AblationPlan:
     with the paper presets (a GPU's work). ``rows``: a subset of :data:`ROW_NAMES` (MACS always runs)."""
 
     world: bool = True
-    clips: int = 160
+    clips: int = 600  # the world's default: 120 test clips per fold, 24 per number of sources
     pretrain_clips: int = 96
     folds: tuple[int, ...] = (0, 1)
     separator_steps: int | None = 150
