@@ -85,7 +85,8 @@ def write_outputs(out: Path, plan, bench, record: dict[str, Any], *, log: Callab
     from macs_model.baselines.world import WORLD_BASELINES
 
     wanted = {*plan.rows, *CONTROLS, *(WORLD_BASELINES if plan.world and plan.baselines else ())}
-    loaded = [r for r in load_results(out / "results") if r.fold in plan.folds and r.model in wanted]
+    loaded = [r for r in load_results(out / "results")  # by file name: a baseline's model name is its display name
+              if r.fold in plan.folds and Path(r.source).stem.rsplit("-fold", 1)[0] in wanted]
     by_model: dict[str, list] = {}
     for r in loaded:
         by_model.setdefault(r.model, []).append(r)
@@ -102,13 +103,14 @@ def write_outputs(out: Path, plan, bench, record: dict[str, Any], *, log: Callab
         means.setdefault(name, {})["source_coverage"] = sum(values) / len(values) if values else None
     metrics = [m for m in TABLE_METRICS if any(means[r].get(m) is not None for r in models)]
     diffs = differences(by_model, REFERENCE, [m for m in models if m != REFERENCE], plan.rounds, plan.seed)
-    notes = {v.name: v.note for v in VARIANTS}
+    notes = {**{m: "world baseline (harness)" for m in models}, **{v.name: v.note for v in VARIANTS}}
     minutes = record["run_seconds"] / 60
     header = (f"{board.title}: folds {', '.join(map(str, plan.folds))}, {len(loaded[0].per_sample)} test clips "
               f"per fold (first fold); means over folds. Δ = row − MACS on the same clips with its 95 % paired "
               f"interval ({plan.rounds} rounds, {diffs and next(iter(next(iter(diffs.values())).values()))['unit']}"
               f" resampling); ▲ / ▼: better / worse than MACS at Holm-corrected p < 0.05 over the whole table. "
-              f"Run time {minutes:.1f} min wall, {record['cpu_seconds'] / 60:.1f} min CPU on {record['cpus']} "
+              f"Work time {record['work_seconds'] / 60:.1f} min wall (each job when it ran; this invocation "
+              f"{minutes:.1f} min wall, {record['cpu_seconds'] / 60:.1f} min CPU) on {record['cpus']} "
               f"CPUs" + (f" (load average {record['load_average'][0]:.1f} at the end: a shared machine inflates it)"
                          if record.get("load_average") else "") + ".")
     table = markdown(means, diffs, models, controls, notes, metrics, header)
