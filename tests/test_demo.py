@@ -6,7 +6,7 @@ import json
 import pytest
 from PIL import Image
 
-from macs_model.demo import CONTROLS, MODELS, NOTICE, ROWS, DemoPlan, run_demo
+from macs_model.demo import CONTROLS, MODELS, NOTICE, ROWS, DemoPlan, run_demo, scope_note, stage1_notes
 
 # Measured on the quick run: MACS-world coverage 0.944 vs noise 0.583, IIS-z 1.83 vs shuffled -0.05. The same run
 # with an untrained adapter (generator_steps=1) fails both: coverage 0.583 vs 0.583, IIS-z 0.67 vs shuffled 0.90.
@@ -54,12 +54,26 @@ def test_quick_demo_learns_runs_end_to_end_and_reruns_without_redoing_work(tmp_p
     with Image.open(out / "leaderboard" / "grid.png") as grid:
         assert grid.format == "PNG" and grid.size[0] > grid.size[1] / 10
     assert summary["notice"] == NOTICE and any("stage 1" in line for line in lines)
+    # issue 21 item 5: stage 1 runs the paper's ramp, and the board says where the recipe deviates
+    assert json.loads((out / "separator" / "config.json").read_text())["train_config"]["ramp"] is True
+    assert stage1_notes(DemoPlan.quick()) in markdown and scope_note(DemoPlan.quick()) in markdown
+    assert summary["separation"]["iis"]["a"] == "MACS-world"
+    assert "no-separation-world" in (out / "leaderboard" / "separation.txt").read_text()
 
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "pred").rglob("*.png") if p.parent.name in MODELS}
     again = run_demo(out, plan=DemoPlan.quick(), progress=False, log=lines.append)
     assert {p: p.stat().st_mtime_ns for p in (out / "pred").rglob("*.png") if p.parent.name in MODELS} == mtimes
     assert again["total_seconds"] < summary["total_seconds"]
     assert again["coverage"] == summary["coverage"]
+
+
+def test_stage1_note_names_the_ramp_and_each_deviation_from_the_paper():
+    note = stage1_notes(DemoPlan())
+    assert "loss ramp" in note and "13 epochs of 96" in note  # 96 clips / batch 8 = 12 steps an epoch, 150 steps
+    for deviation in ("grad_accum 1 (paper 2)", "lr 0.003 (paper 0.001)", "mixed_precision no (paper fp16)",
+                      "base_width 8 (paper 64)", "clip_seconds 2.0 (paper 8.0)"):
+        assert deviation in note
+    assert "ramp" not in note.split("Deviations")[1]  # the ramp is the paper's, so it is no deviation
 
 
 def test_a_demo_folder_refuses_another_plan_before_writing(tmp_path):
