@@ -295,6 +295,8 @@ def demo(
     console.print(f"done in {summary['total_seconds']:.0f} s: {summary['leaderboard']}, {summary['radar']}, "
                   f"{summary['grid']}")
     console.print(Path(summary["leaderboard"]).read_text(encoding="utf-8"), markup=False, highlight=False)
+    console.print("MACS-world minus no-separation-world, paired over the same clips (macs_bench.compare):")
+    console.print(Path(summary["separation_table"]).read_text(encoding="utf-8"), markup=False, highlight=False)
 
 
 @app.command("ablations")

@@ -7,6 +7,9 @@ MIN_RIGHT = 24
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 21 open: the retrained world SD base draws single-class prompts at "
+                   "chance (the judge's top-1 is the prompted class 4 times of 36, chance 3; most images are bare "
+                   "ground); it needs a retrain (tools/train_world.py --parts sd) with a recipe that draws them")
 def test_stock_pipeline_draws_the_prompted_motif():
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 

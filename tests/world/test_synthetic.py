@@ -13,10 +13,10 @@ from macs_bench.world.synthetic import make_clip, source_counts, write_synthetic
 
 
 def test_default_benchmark_has_five_folds_and_100_test_clips_per_source_count(tmp_path):
-    from macs_bench.datasets.manifest import LIST_SEP, read_manifest
+    from macs_bench.datasets.manifest import LIST_SEP, manifest_rows
 
     made = write_synthetic(tmp_path / "w", seconds=0.1, image_size=16)
-    rows = read_manifest(made.manifest)
+    rows = manifest_rows(made.manifest)
     counts = Counter(len(r["labels"].split(LIST_SEP)) for r in rows)
     assert sorted(counts) == list(range(1, MAX_SOURCES + 1)) and min(counts.values()) >= 100
     per_fold = Counter((int(r["fold"]), len(r["labels"].split(LIST_SEP))) for r in rows)
