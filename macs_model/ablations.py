@@ -156,6 +156,7 @@ class Benchmark:
     preset: str = "paper"
     separator_preset: str = "paper"
     device: str = "auto"
+    ramp: bool | None = None  # stage 1's loss ramp (None: the preset's; the world turns it on, as the demo)
 
 
 def world_benchmark(out: Path, plan: AblationPlan) -> Benchmark:
@@ -167,7 +168,8 @@ def world_benchmark(out: Path, plan: AblationPlan) -> Benchmark:
     data = write_synthetic(out / "data", n_clips=plan.clips, seed=0, prefix="syn")
     pretrain = write_synthetic(out / "pretrain", n_clips=plan.pretrain_clips, seed=1, prefix="pre")
     return Benchmark(data.manifest, data.media, str(pretrain.manifest), pretrain.media, clap=WORLD_CLAP,
-                     base=str(WORLD_DIR / SD_DIR), preset="world", separator_preset="tiny", device="cpu")
+                     base=str(WORLD_DIR / SD_DIR), preset="world", separator_preset="tiny", device="cpu",
+                     ramp=True)
 
 
 def check_real(manifest, media, pretrain_media, device: str) -> None:
@@ -260,7 +262,7 @@ def _run(out: Path, plan: AblationPlan, bench: Benchmark | None, progress: bool,
     for key in plan.separators():
         timed(f"stage 1: separator {key}", lambda key=key: train_separator(
             bench.pretrain, bench.pretrain_media, separators / key, preset=bench.separator_preset,
-            clap=bench.clap, steps=plan.separator_steps, seed=plan.seed, device=bench.device,
+            clap=bench.clap, steps=plan.separator_steps, seed=plan.seed, device=bench.device, ramp=bench.ramp,
             progress=progress, **SEPARATORS[key]))
     results, pred = out / "results", out / "pred"
     for fold in plan.folds:

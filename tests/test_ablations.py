@@ -115,6 +115,8 @@ def test_tiny_world_fold_writes_its_table_with_paired_intervals(tmp_path):
     assert record["run_seconds"] > 0 and result.radar.is_file() and result.grid.is_file()
     m_slots = json.loads((tmp_path / "abl" / "generators" / "no-sep_M_slots-fold0" / "config.json").read_text())
     assert m_slots["run_info"]["conditioning"]["mixture_slots"] == M
+    stage1 = json.loads((tmp_path / "abl" / "separators" / "full" / "config.json").read_text())
+    assert stage1["train_config"]["ramp"] is True  # the paper's loss ramp, as the demo runs it
     again = run_ablations(tmp_path / "abl", plan=plan, progress=False, log=lines.append)  # all reused
     assert json.loads(again.record.read_text())["means"] == record["means"]
     fewer = run_ablations(tmp_path / "abl", plan=replace(plan, rows=("slots 4,5,6",)), progress=False,
