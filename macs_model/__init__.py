@@ -1,7 +1,7 @@
 """macs_model: the reference two-stage MACS model (separation before generation).
 
 The front door: ``from macs_model import train_separator, separate, train_generator, generate,
-AudioToImagePipeline, reproduce``.
+AudioToImagePipeline, reproduce, run_ablations``.
 Each name is imported on first use, so ``import macs_model`` stays light (no torch until a stage is touched).
 """
 
@@ -22,6 +22,9 @@ _ENTRY_POINTS = {
     "AudioToImagePipeline": "macs_model.generation.audio_to_image",
     "import_release_generator": "macs_model.generation.release_import",
     "reproduce": "macs_model.reproduction",
+    "run_ablations": "macs_model.ablations",
+    "AblationPlan": "macs_model.ablations",
+    "AblationResult": "macs_model.ablations",
     "TrainSummary": "macs_model.results",
     "Separation": "macs_model.results",
 }

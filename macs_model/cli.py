@@ -39,6 +39,30 @@ def _value(choice: Enum | None) -> str | None:
     return None if choice is None else choice.value
 
 
+def parse_rows(text: str) -> list[str]:
+    """``--rows 'no-RL,slots 4,5,6'``: row names split at commas, a bare number joining the name before it."""
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part.isdigit() and names:
+            names[-1] += "," + part
+        elif part:
+            names.append(part)
+    return names
+
+
+def parse_slots(text: str) -> list[int]:
+    """``--slots 4,5,6``: slot numbers counted from 1 (their range is checked against the adapter)."""
+    from macs_bench.errors import MacsError
+
+    try:
+        slots = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise MacsError(f"--slots must be comma-separated slot numbers such as 4,5,6, got {text!r}") from None
+    if not slots:
+        raise MacsError("--slots is empty")
+    return slots
+
+
 @app.command("env")
 def env() -> None:
     """Report torch, CUDA, torchsort and ffmpeg as this environment has them (JSON)."""
@@ -162,6 +186,8 @@ def generate(
     token_order: Optional[TokenOrder] = typer.Option(None, "--token-order", help="Default: the adapter's; "
                                                      "recorded."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Use only the first K source slots."),
+    slots: Optional[str] = typer.Option(None, "--slots", help="Use only these source slots, counted from 1 "
+                                        "(Fig. 4: 4,5,6 is the last three of six)."),
     interpolate: Optional[List[Path]] = typer.Option(None, "--interpolate", help="Two audio files A B: one image "
                                                      "per --alpha of (1 - alpha) A + alpha B."),
     alpha: Optional[List[float]] = typer.Option(None, "--alpha", help="Interpolation weights (repeatable)."),
@@ -178,6 +204,7 @@ def generate(
     from macs_model.generation.api import generate as run_generate
     from macs_model.generation.api import generate_audio
 
+    chosen = parse_slots(slots) if slots is not None else None
     if files and not audio:
         raise MacsError("audio files given as arguments need --audio (generate --audio A.wav B.wav ...)")
     if audio:
@@ -186,7 +213,7 @@ def generate(
         if manifest or media or fold is not None or interpolate or alpha:
             raise MacsError("--audio draws from the files given: drop --manifest, --media, --fold and "
                             "--interpolate")
-        record = generate_audio(files, adapter, out, top_k=top_k, batch_size=batch_size, seed=seed, clap=clap,
+        record = generate_audio(files, adapter, out, top_k=top_k, slots=chosen, batch_size=batch_size, seed=seed, clap=clap,
                                 tokenizer=tokenizer, base=base, device=device, overwrite=overwrite,
                                 allow_partial=allow_partial, token_order=_value(token_order))
         console.print(f"wrote {record['written_now']} image(s) into {out}")
@@ -200,7 +227,8 @@ def generate(
                             "--interpolate B)")
         pair = (interpolate[0], interpolate[1])
     kwargs = {"alphas": tuple(alpha)} if alpha else {}
-    record = run_generate(manifest, media, adapter, out, fold=fold, base=base, top_k=top_k, batch_size=batch_size,
+    record = run_generate(manifest, media, adapter, out, fold=fold, base=base, top_k=top_k, slots=chosen,
+                          batch_size=batch_size,
                           seed=seed, clap=clap, tokenizer=tokenizer, overwrite=overwrite, interpolate=pair,
                           device=device, allow_partial=allow_partial, token_order=_value(token_order), **kwargs)
     console.print(f"wrote {record.get('written_now', record.get('written'))} image(s) into {out}")
@@ -267,6 +295,60 @@ def demo(
     console.print(f"done in {summary['total_seconds']:.0f} s: {summary['leaderboard']}, {summary['radar']}, "
                   f"{summary['grid']}")
     console.print(Path(summary["leaderboard"]).read_text(encoding="utf-8"), markup=False, highlight=False)
+    console.print("MACS-world minus no-separation-world, paired over the same clips (macs_bench.compare):")
+    console.print(Path(summary["separation_table"]).read_text(encoding="utf-8"), markup=False, highlight=False)
+
+
+@app.command("ablations")
+def ablations(
+    world: bool = typer.Option(False, "--world", help="The synthetic world (its CLAP, SD base and towers; CPU)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="A real benchmark's manifest folder."),
+    media: Optional[Path] = typer.Option(None, "--media", help=MEDIA_HELP),
+    pretrain: str = typer.Option("fsd50k", "--pretrain", help="Stage 1's pre-training manifest (the paper: "
+                                 "fsd50k) for the separators the ablations retrain."),
+    pretrain_media: Optional[Path] = typer.Option(None, "--pretrain-media", help="Its MEDIA folder."),
+    clap: Optional[str] = typer.Option(None, "--clap", help=CLAP_HELP),
+    base: Optional[str] = typer.Option(None, "--base", help="Stable Diffusion v1.x folder or hub id."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder; reruns reuse what is done (default: "
+                                       "runs/ablations, runs/ablations-quick with --quick)."),
+    folds: Optional[str] = typer.Option(None, "--folds", help="Folds to run, e.g. 0 or 0,1 (default: the plan's)."),
+    rows: Optional[str] = typer.Option(None, "--rows", help="Comma-separated subset of the rows (MACS always "
+                                       "runs), e.g. 'no-RL,no-CL'."),
+    quick: bool = typer.Option(False, "--quick", help="One fold, short training, 200 resampling rounds."),
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the world baselines."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the jobs and exit."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+) -> None:
+    """The paper's ablations (no-RL, no-CL, no-DC, waveform, no separation with 1 or M slots, Fig. 4's slots)
+    per fold, one table with paired intervals against MACS, controls beside it, a radar and a grid."""
+    from dataclasses import replace
+
+    from macs_bench.errors import MacsError
+    from macs_model.ablations import AblationPlan, Benchmark, check_real, run_ablations
+
+    if world and (manifest or media or pretrain_media):
+        raise MacsError("--world brings its own benchmark: drop --manifest, --media and --pretrain-media")
+    changes: dict = {"world": world}
+    if folds is not None:
+        changes["folds"] = tuple(parse_folds(folds))
+    if rows is not None:
+        changes["rows"] = tuple(parse_rows(rows))
+    if no_baselines or not world:
+        changes["baselines"] = False
+    if not world:
+        changes.update(separator_steps=None, generator_steps=None)  # the paper presets' lengths
+    plan = AblationPlan.quick(**changes) if quick else replace(AblationPlan(), **changes)
+    if dry_run:
+        for line in plan.jobs():
+            console.print(line, markup=False, highlight=False)
+        return
+    benchmark = None
+    if not world:
+        check_real(manifest, media, pretrain_media, device)
+        benchmark = Benchmark(manifest, media, pretrain, pretrain_media, clap=clap, base=base, device=device)
+    out = out or Path("runs/ablations-quick" if quick else "runs/ablations")
+    result = run_ablations(out, plan=plan, benchmark=benchmark, log=console.print)
+    console.print(f"done in {result.seconds / 60:.1f} min: {result.table}, {result.radar}, {result.grid}")
 
 
 def main() -> None:

@@ -372,7 +372,7 @@ def test_committed_paper_tables_do_not_drift(table):
     assert (folder / "leaderboard.csv").read_text(encoding="utf-8") == lb.to_csv(board)
     assert (folder / "leaderboard.json").read_text(encoding="utf-8") == lb.to_json(board)
     with Image.open(folder / "radar.png") as img:
-        assert img.format == "PNG" and img.size == (800, 800)
+        assert img.format == "PNG" and img.size == (800 + 320, 800)  # the legend in a column beside the chart
 
 
 # ------------------------------------------------------------------------------------------------ radar, grid
@@ -391,7 +391,7 @@ def test_radar_values_normalise_and_invert():
 def test_radar_png_size(tmp_path):
     path = lb.radar_png(lb.paper_table(3), tmp_path / "r" / "radar.png", title="t")
     with Image.open(path) as img:
-        assert img.format == "PNG" and img.size == (800, 800)
+        assert img.format == "PNG" and img.size == (800 + 320, 800)  # the legend in a column beside the chart
         assert len(img.convert("RGB").getcolors(1 << 20)) > 10  # something was drawn
     assert not [p for p in path.parent.iterdir() if p.name != "radar.png"]  # no temporary file left
     with pytest.raises(MacsError, match="at least one row"):
@@ -428,12 +428,12 @@ def test_sample_grid(grid_inputs):
     out = root / "grid.png"
     shown = sample_grid(root / "manifest", root / "media", preds, out, n=2, tile=32)
     assert shown == ["s1", "s3"]  # first sorted ids every model has (s2 lacks m2)
-    assert grid_size(2, 2, 32) == (112, 154)
+    assert grid_size(2, 2, 32) == (112, 164)
     with Image.open(out) as img:
-        assert img.format == "PNG" and img.size == (112, 154)
+        assert img.format == "PNG" and img.size == (112, 164)
         rgb = img.convert("RGB")
         for c, name in enumerate(["gt", "m1", "m2"]):  # tile centres of the second row
-            pixel = rgb.getpixel((4 + c * 36 + 16, 22 + (30 + 32 + 4) + 30 + 16))
+            pixel = rgb.getpixel((4 + c * 36 + 16, 32 + (30 + 32 + 4) + 30 + 16))
             assert max(abs(a - b) for a, b in zip(pixel, COLORS[name])) < 12, (name, pixel)
         assert rgb.getpixel((2, 2)) == (255, 255, 255)
     first = out.read_bytes()
@@ -471,7 +471,7 @@ def test_cli_build_paper_and_grid(tmp_path, grid_inputs):
     data = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
     assert [r["name"] for r in data["rows"]] == ["ours", "rand"] and data["rows"][0]["missing_folds"] == [3, 4]
     with Image.open(tmp_path / "board" / "radar.png") as img:
-        assert img.size == (800, 800)
+        assert img.size == (800 + 320, 800)
     out = run_cli("leaderboard", "paper", "--table", "2", "--out", str(tmp_path / "t2"), "--no-radar")
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in (tmp_path / "t2").iterdir()) == ["leaderboard.csv", "leaderboard.json",

@@ -56,7 +56,7 @@ def test_score_result_refuses_a_bad_record_in_one_line(change, problem):
 
 def test_read_manifest_is_a_dataframe_of_the_csv(tmp_path):
     from macs_bench import read_manifest
-    from macs_bench.datasets.synthetic import write_synthetic
+    from macs_bench.world.synthetic import write_synthetic
 
     synthetic = write_synthetic(tmp_path / "syn", n_clips=6, seconds=0.1, image_size=16)
     frame = read_manifest(synthetic.manifest)

@@ -1,10 +1,11 @@
 """Rebuild the world models shipped in macs_bench/world/weights/, or check that they reproduce bit for bit.
 
-    python tools/train_world.py                 # retrain everything into the shipped folder (~15 min, 1 thread)
+    python tools/train_world.py                 # retrain everything into the shipped folder (~20 min, 1 thread)
     python tools/train_world.py --check         # retrain into a temporary folder, compare with SHA256SUMS
     python tools/train_world.py --check --parts clap   # the same for one part (seconds to minutes)
 
-Deterministic on CPU (one thread, fixed seeds): the same torch build writes the same bytes.
+Deterministic on CPU (one thread, fixed seeds): the same torch build writes the same bytes. Training the CLAP
+runs the world gate (``tools/world_gate.py``) before anything else is trained, and stops if it fails.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-PARTS = ("towers", "clap", "sd")
+PARTS = ("clap", "towers", "sd")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,11 @@
 """A qualitative sample grid: per sample, the ground-truth frame beside each model's image (PIL only).
 
-Layout (pixels): a header strip of :data:`HEADER_H` with the column names, then per sample a caption strip of
+Layout (pixels): a header strip of :data:`HEADER_H` with a caption per column (its name, wrapped onto two lines
+of the tile's width), then per sample a caption strip of
 :data:`CAPTION_H` (sample id and labels) above a row of square tiles; :data:`PAD` between and around tiles.
 Width ``PAD + columns * (tile + PAD)``, height ``HEADER_H + rows * (CAPTION_H + tile + PAD)`` (see
-:func:`grid_size`), where the columns are the ground truth plus one per model.
+:func:`grid_size`), where the columns are the ground truth plus one per model. Small images (the synthetic world's 32 px) are
+upscaled nearest-neighbour by a whole factor, so their pixels stay sharp squares; larger ones are reduced (Lanczos).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from macs_bench.io import atomic_write_bytes
 from macs_bench.media.layout import MediaLayout
 from macs_bench.metrics.spec import IMAGE_SUFFIXES
 
-HEADER_H = 22
+HEADER_H = 32  # two lines of the 12 px font
 CAPTION_H = 30  # two lines of the 12 px font
 PAD = 4
 BACKGROUND = (255, 255, 255)
@@ -81,7 +83,12 @@ def _tile(path: Path, tile: int):
 
     try:
         with Image.open(path) as img:
-            img = ImageOps.contain(img.convert("RGB"), (tile, tile), Image.Resampling.LANCZOS)
+            img = img.convert("RGB")
+            factor = tile // max(img.size)
+            if factor >= 1:
+                img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
+            else:
+                img = ImageOps.contain(img, (tile, tile), Image.Resampling.LANCZOS)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise MacsError(f"{path}: cannot read the image ({exc})") from None
     canvas = Image.new("RGB", (tile, tile), TILE_BACKGROUND)
@@ -141,8 +148,10 @@ def sample_grid(manifest_dir: str | os.PathLike, media: str | os.PathLike, predi
     font = _font()
     for c, name in enumerate(columns):
         x = PAD + c * (tile + PAD)
-        text = _fit(name, font, tile)
-        draw.text((x + (tile - font.getlength(text)) / 2, HEADER_H // 2), text, fill=TEXT, font=font, anchor="lm")
+        lines = _wrap(name, font, tile)
+        top = (HEADER_H - 14 * len(lines)) // 2
+        for k, text in enumerate(lines):
+            draw.text((x + (tile - font.getlength(text)) / 2, top + 14 * k), text, fill=TEXT, font=font)
     for r, (sid, frame) in enumerate(zip(ids, frames)):
         y = HEADER_H + r * (CAPTION_H + tile + PAD)
         caption = f"{sid}: {', '.join(labels[sid]) or '(no labels)'}"

@@ -12,7 +12,8 @@ from macs_bench.io import atomic_write_bytes
 from macs_bench.boards.rows import REF_MARK, Row
 from macs_bench.metrics.spec import ARROWS, DIRECTIONS, LABELS, PAPER_METRICS as METRICS
 
-RADAR_SIZE = 800  # pixels, square
+RADAR_SIZE = 800  # pixels: the height, and the chart's square
+LEGEND_WIDTH = 320  # pixels beside the chart for the legend
 
 
 def radar_values(rows: list[Row], ranges: dict[str, tuple[float, float]] | None = None) -> list[list[float]]:
@@ -44,7 +45,8 @@ def radar_png(rows: list[Row], path: str | os.PathLike, *, title: str | None = N
               names: list[str] | None = None, size: int = RADAR_SIZE,
               ranges: dict[str, tuple[float, float]] | None = None, scale_note: str | None = None) -> Path:
     """A radar chart in the style of the paper's Fig. 1 (one axis per metric, values normalised across the rows,
-    outward is better), ``size`` x ``size`` pixels, written atomically with matplotlib's Agg backend."""
+    outward is better): the chart ``size`` x ``size`` pixels with its radial scale (0 at the centre, 1 at the
+    rim) labelled, the legend in a column of ``LEGEND_WIDTH`` pixels beside it; written atomically (Agg)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -54,9 +56,11 @@ def radar_png(rows: list[Row], path: str | os.PathLike, *, title: str | None = N
     names = names or [r.name + (REF_MARK if r.reference_only else "") for r in rows]
     values = radar_values(rows, ranges)
     dpi = 100
-    fig = Figure(figsize=(size / dpi, size / dpi), dpi=dpi)
+    width = size + LEGEND_WIDTH
+    fig = Figure(figsize=(width / dpi, size / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.15, 0.24, 0.70, 0.64), projection="polar")
+    chart = size / width  # the chart's share of the width
+    ax = fig.add_axes((0.12 * chart, 0.1, 0.76 * chart, 0.76), projection="polar")
     ax.set_theta_offset(math.pi / 2)  # FID at the top, clockwise
     ax.set_theta_direction(-1)
     angles = [2 * math.pi * j / len(METRICS) for j in range(len(METRICS))]
@@ -75,14 +79,14 @@ def radar_png(rows: list[Row], path: str | os.PathLike, *, title: str | None = N
     ax.set_ylim(0, 1.05)
     ax.set_rorigin(-0.15)
     ax.set_yticks([0.25, 0.5, 0.75, 1.0])
-    ax.set_yticklabels([])
+    ax.set_yticklabels(["0.25", "0.5", "0.75", "1"], fontsize=8, color="0.35")
+    ax.set_rlabel_position(180 / len(METRICS))  # the scale between the first two axes
     ax.tick_params(axis="x", pad=16)
     if title:
         fig.suptitle(title, fontsize=14, y=0.975)
-    fig.legend(loc="lower center", ncol=2 if len(rows) > 4 else 1, fontsize=10, frameon=False,
-               bbox_to_anchor=(0.5, 0.01))
+    fig.legend(loc="center left", ncol=1, fontsize=10, frameon=False, bbox_to_anchor=(chart, 0.5))
     note = scale_note or ("fixed axis ranges" if ranges else "min-max normalised across rows")
-    fig.text(0.99, 0.005, f"{note}; outward is better", ha="right", va="bottom",
+    fig.text(0.01, 0.005, f"scale: 0 (centre) to 1 (rim), {note}; outward is better", ha="left", va="bottom",
              fontsize=8, color="0.4")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})

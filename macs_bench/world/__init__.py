@@ -1,6 +1,6 @@
 """The synthetic world's own foundation models: small, learned, shipped, reproducible bit for bit on CPU.
 
-The demo's world (``macs_bench.datasets.synthetic``: four sound classes, each tied to a visual motif) gets its
+The demo's world (``macs_bench.world.synthetic``: four sound classes, each tied to a visual motif) gets its
 own miniature of every pre-trained network the paper relies on, trained once by ``tools/train_world.py``:
 
 - scoring stand-ins (``towers.safetensors``): an image tower whose trunk stands in for Inception (FID, KID) and

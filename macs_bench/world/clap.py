@@ -22,7 +22,6 @@ class WorldClap(nn.Module):
     def __init__(self, path: Path | None = None, input_rate: int = 16000):
         super().__init__()
         from macs_bench.world import CLAP_FILE, WORLD_DIR
-        from macs_bench.world.checksums import verify
         from macs_bench.world.towers import AUDIO_RATE, EMBED_DIM, load_clap_pair
 
         if input_rate != AUDIO_RATE:
@@ -31,7 +30,7 @@ class WorldClap(nn.Module):
         self.pair = load_clap_pair(path)
         self.embed_dim = EMBED_DIM
         self.input_rate = input_rate
-        self._sha256 = verify(path)
+        self._sha256 = self.pair.weights_sha256
         super().train(False)
 
     def train(self, mode: bool = True) -> "WorldClap":

@@ -25,12 +25,11 @@ def world_encoders(path: Path | None = None) -> dict:
     from macs_bench.features.encoders import Encoder, audio_input
     from macs_bench.features.inputs import AUDIO_RATE
     from macs_bench.world import TOWERS_FILE, WORLD_DIR
-    from macs_bench.world.checksums import verify
     from macs_bench.world.towers import EMBED_DIM, TRUNK_DIM, load_towers
 
     path = Path(path) if path else WORLD_DIR / TOWERS_FILE
     towers = load_towers(path)
-    weights = f"world-sha256:{verify(path)}"
+    weights = f"world-sha256:{towers.weights_sha256}"
     return {
         "inception": Encoder("inception", "image", TRUNK_DIM, weights, PREPROCESS, image_input, towers.image,
                              lambda m, x: m.features(x)),

@@ -1,9 +1,9 @@
 """The world's Stable Diffusion base, built from diffusers' and transformers' own classes.
 
-32 x 32 RGB images, a 3-level ``AutoencoderKL`` to 4 x 8 x 8 latents, a character-level ``CLIPTokenizer`` and a
-2-layer ``CLIPTextModel`` (width 64), a 2-level ``UNet2DConditionModel`` with cross-attention, SD's DDPM
-schedule. Saved with ``StableDiffusionPipeline.save_pretrained``, so the stock pipeline (and stage 2's
-``load_components``) opens the folder like any SD v1.x snapshot.
+32 x 32 RGB images, a 3-level ``AutoencoderKL`` to 4 x 8 x 8 latents, a ``CLIPTokenizer`` (characters, each
+class name one token) and a 2-layer ``CLIPTextModel`` (width 64), a 2-level ``UNet2DConditionModel`` with
+cross-attention, SD's DDPM schedule. Saved with ``StableDiffusionPipeline.save_pretrained``, so the stock
+pipeline (and stage 2's ``load_components``) opens the folder like any SD v1.x snapshot.
 """
 
 from __future__ import annotations
@@ -25,16 +25,35 @@ def prompt(labels: Sequence[str]) -> str:
     return ", ".join(label.lower() for label in labels)
 
 
+def _word_merges(words) -> list[tuple[str, str]]:
+    """BPE merges that build each word into one token, left to right (``h u`` -> ``hu``, ``hu m</w>``...)."""
+    merges: list[tuple[str, str]] = []
+    for word in words:
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        token = pieces[0]
+        for piece in pieces[1:]:
+            if (token, piece) not in merges:
+                merges.append((token, piece))
+            token += piece
+    return merges
+
+
 def tokenizer():
-    """A character-level CLIP BPE tokenizer (printable ASCII), ``model_max_length`` 32."""
+    """A CLIP BPE tokenizer over printable ASCII characters whose merges make each class name one token (so
+    the small text encoder need not learn to spell), ``model_max_length`` 32."""
     from transformers import CLIPTokenizer
+
+    from macs_bench.world.sounds import CLASSES
 
     symbols = ["<|startoftext|>", "<|endoftext|>"]
     for b in range(33, 127):
         symbols += [chr(b), chr(b) + "</w>"]
+    merges = _word_merges([c.lower() for c in CLASSES])
+    symbols += [a + b for a, b in merges]
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(symbols)}), encoding="utf-8")
-        (Path(tmp) / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+        (Path(tmp) / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges),
+                                              encoding="utf-8")
         return CLIPTokenizer(str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"),
                              model_max_length=MAX_TOKENS)
 

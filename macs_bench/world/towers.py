@@ -40,7 +40,10 @@ def image_tensor(images: Sequence) -> torch.Tensor:
 
 
 class ImageTower(nn.Module):
-    """Conv trunk with global max pooling (a motif anywhere counts), then a linear projection to the joint space."""
+    """Conv trunk with global max pooling (a motif anywhere counts), then a linear projection to the joint space.
+
+    The trunk sees each image minus its mean colour (per channel): a flat field holds no object, so a flat tint
+    of any colour gets the same features as the bare ground."""
 
     def __init__(self):
         super().__init__()
@@ -51,7 +54,7 @@ class ImageTower(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """[N, 3, 32, 32] in [0, 1] -> [N, 128] trunk features (the Inception stand-in)."""
-        return self.trunk((x - 0.5) / 0.25)
+        return self.trunk((x - x.mean(dim=(2, 3), keepdim=True)) / 0.25)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[N, 3, 32, 32] in [0, 1] -> [N, 64] unnormalised embeddings (the CLIP stand-in)."""
@@ -129,12 +132,13 @@ def _rebuilt(key: str) -> bool:
 
 
 def load_module(module: nn.Module, path: Path) -> nn.Module:
-    """Fill ``module`` from a safetensors file, verified against the shipped ``SHA256SUMS``; eval, frozen."""
+    """Fill ``module`` from a safetensors file, verified against the shipped ``SHA256SUMS``; eval, frozen.
+    The file is hashed once: its sha256 is kept as ``module.weights_sha256``."""
     from safetensors.torch import load_file
 
     from macs_bench.world.checksums import verify
 
-    verify(path)
+    digest = verify(path)
     try:
         state = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same problem
@@ -144,6 +148,7 @@ def load_module(module: nn.Module, path: Path) -> nn.Module:
     if missing or unexpected:
         raise MacsError(f"{path}: world weights do not fit ({len(missing)} missing, {len(unexpected)} unexpected)")
     module.eval().requires_grad_(False)
+    module.weights_sha256 = digest
     return module
 
 

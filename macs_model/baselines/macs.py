@@ -21,13 +21,14 @@ class MacsRun:
     """``AudioToImagePipeline.from_pretrained(run)`` behind ``generate(items, seed)``."""
 
     def __init__(self, run: str | os.PathLike, *, clap: str | None = None, base: str | os.PathLike | None = None,
-                 device: str = "auto", top_k: int | None = None, held_out: Sequence[str] | None = None):
+                 device: str = "auto", top_k: int | None = None,
+                 slots: Sequence[int] | None = None, held_out: Sequence[str] | None = None):
         from macs_model.generation.audio_to_image import AudioToImagePipeline
 
         self.run = Path(run).expanduser()
         self.pipe = AudioToImagePipeline.from_pretrained(self.run, clap=clap, base=base, device=device)
-        self.pipe.check_top_k(top_k)
-        self.top_k = top_k
+        self.pipe.check_top_k(top_k, slots)
+        self.top_k, self.slots = top_k, None if slots is None else list(slots)
         self.held_out = set(held_out) if held_out is not None else None
         info = self.pipe.run_info
         self.no_separation = bool(info["conditioning"]["no_separation"])
@@ -63,7 +64,7 @@ class MacsRun:
         info = self.pipe.run_info
         return {"model": self.name, "run": str(self.run), "components": self.pipe.components.source,
                 "conditioning": info["conditioning"], "trained_on": {k: info.get(k) for k in ("manifest", "fold")},
-                "imported": info.get("imported"), "top_k": self.top_k,
+                "imported": info.get("imported"), "top_k": self.top_k, "slots": self.slots,
                 "licence": "macs MIT; SD v1.4 CreativeML OpenRAIL-M; LAION-CLAP Apache-2.0"}
 
     def generate(self, items: Sequence[Item], seed: int) -> list[Any]:
@@ -78,4 +79,4 @@ class MacsRun:
 
                 wave = AF.resample(wave, item.sample_rate, conditioner.sample_rate)
             embedded.append((item.sample_id, conditioner.embed(wave)))
-        return self.pipe.draw(embedded, top_k=self.top_k, seed=seed, batch_size=max(1, len(items)))
+        return self.pipe.draw(embedded, top_k=self.top_k, slots=self.slots, seed=seed, batch_size=max(1, len(items)))

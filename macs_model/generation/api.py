@@ -54,12 +54,13 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
                     fold: int | None = None, separator: str | os.PathLike | None = None,
                     base: str | os.PathLike | None = None, preset: str = "paper", no_separation: bool = False,
                     decoupled: bool = True, prompt: str = "", clap: str | None = None,
-                    tokenizer: str | os.PathLike | None = None, steps: int | None = None,
+                    tokenizer: str | os.PathLike | None = None, steps: int | None = None, mixture_slots: int = 1,
                     token_order: str | None = None, resume: bool = True, progress: bool = True,
                     cache_latents: bool = True, device: str = "auto") -> TrainSummary:
     """Train the audio adapter on the training samples of ``fold``; the run folder holds ``adapter/``.
 
-    Under ``accelerate launch`` the main process computes the missing clip embeddings on its device while the
+    ``mixture_slots`` M (with ``no_separation``): the mixture's embedding repeated into M slots, the
+    separator's capacity without its information. Under ``accelerate launch`` the main process computes the missing clip embeddings on its device while the
     others wait, then every process reads them from the cache; the separator and CLAP are freed before training.
     """
     from macs_model.generation.components import load_components
@@ -79,7 +80,7 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
     accelerator = make_accelerator(preset_config.mixed_precision, device)
     conditioner = Conditioner(separator, clap=clap, tokenizer=tokenizer, no_separation=no_separation,
                               device=accelerator.device, window_seconds=preset_config.audio_seconds,
-                              token_order=preset_config.token_order)
+                              token_order=preset_config.token_order, mixture_slots=mixture_slots)
     overrides: dict[str, Any] = {"decoupled": decoupled, "prompt": prompt, "num_tokens": conditioner.num_tokens,
                                  "clap_dim": conditioner.embed_dim, "token_order": preset_config.token_order}
     if steps is not None:
@@ -109,8 +110,8 @@ def train_generator(manifest: str | os.PathLike, media: str | os.PathLike, out: 
 
 def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None, adapter: str | os.PathLike,
              out: str | os.PathLike, *, fold: int | None = None, base: str | os.PathLike | None = None,
-             top_k: int | None = None, batch_size: int = 4, seed: int = 0, clap: str | None = None,
-             tokenizer: str | os.PathLike | None = None, overwrite: bool = False,
+             top_k: int | None = None, slots: Sequence[int] | None = None, batch_size: int = 4, seed: int = 0,
+             clap: str | None = None, tokenizer: str | os.PathLike | None = None, overwrite: bool = False,
              interpolate: tuple[str | os.PathLike, str | os.PathLike] | None = None,
              alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), device: str = "auto",
              allow_partial: bool = False, token_order: str | None = None, progress: bool = True,
@@ -139,17 +140,17 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
     pipe = pipeline or AudioToImagePipeline.from_pretrained(adapter, base=base, clap=clap, tokenizer=tokenizer,
                                                             device=device, allow_partial=allow_partial,
                                                             token_order=token_order)
-    pipe.check_top_k(top_k)
+    pipe.check_top_k(top_k, slots)
     components, config, conditioner = pipe.components, pipe.config, pipe.conditioner
     gen_config, conditioning = pipe.generation_config, info["conditioning"]
     if interpolate is not None:
         first, second = (conditioner.embed_file(Path(p)) for p in interpolate)
         names = [f"interp-{Path(interpolate[0]).stem}-{Path(interpolate[1]).stem}-{a:.2f}" for a in alphas]
         items = [(name, (1 - a) * first + a * second) for name, a in zip(names, alphas)]
-        identity = _generation_identity(components, config, top_k, seed, {"interpolate": [str(p) for p in interpolate],
+        identity = _generation_identity(components, config, top_k, seed, slots, {"interpolate": [str(p) for p in interpolate],
                                                                 "alphas": list(alphas)})
         _check_record(out / "interpolation.json", identity, overwrite)
-        written = pipe.write(items, out, top_k=top_k, batch_size=batch_size, seed=seed, overwrite=overwrite,
+        written = pipe.write(items, out, top_k=top_k, slots=slots, batch_size=batch_size, seed=seed, overwrite=overwrite,
                              progress=progress)
         record = {**identity, "written": len(written), "images": [str(out / f"{n}.png") for n in names],
                   "conditioning": conditioning, "versions": run_versions()}
@@ -160,12 +161,12 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
     ids, skipped = _present(test_ids, media, need_frames=False)
     if not ids:
         raise MacsError(f"{media}: none of the {len(test_ids)} test samples has audio")
-    identity = _generation_identity(components, config, top_k, seed, {"manifest": str(manifest), "fold": fold,
+    identity = _generation_identity(components, config, top_k, seed, slots, {"manifest": str(manifest), "fold": fold,
                                                                       "token_order": gen_config.token_order})
     record_file = out / (f"generation-fold{fold}.json" if fold is not None else "generation-test.json")
     _check_record(record_file, identity, overwrite)
     embeddings = conditioner.clips(ids, media, adapter / EMBEDDINGS, progress=progress)
-    written = pipe.write([(sid, embeddings[sid]) for sid in ids], out, top_k=top_k, batch_size=batch_size,
+    written = pipe.write([(sid, embeddings[sid]) for sid in ids], out, top_k=top_k, slots=slots, batch_size=batch_size,
                          seed=seed, overwrite=overwrite, progress=progress)
     record = {**identity, "adapter_run": str(adapter), "samples": len(ids), "skipped_without_audio": skipped,
               "written_now": len(written), "conditioning": conditioning, "versions": run_versions(),
@@ -178,8 +179,8 @@ def generate(manifest: str | os.PathLike | None, media: str | os.PathLike | None
 
 
 def generate_audio(files: Sequence[str | os.PathLike], adapter: str | os.PathLike, out: str | os.PathLike, *,
-                   top_k: int | None = None, batch_size: int = 4, seed: int = 0, clap: str | None = None,
-                   tokenizer: str | os.PathLike | None = None, base: str | os.PathLike | None = None,
+                   top_k: int | None = None, slots: Sequence[int] | None = None, batch_size: int = 4,
+                   seed: int = 0, clap: str | None = None, tokenizer: str | os.PathLike | None = None, base: str | os.PathLike | None = None,
                    device: str = "auto", overwrite: bool = False, allow_partial: bool = False,
                    token_order: str | None = None, progress: bool = True) -> dict[str, Any]:
     """One ``<file stem>.png`` per audio file, no manifest needed; ``generation-audio.json`` records the inputs
@@ -195,12 +196,12 @@ def generate_audio(files: Sequence[str | os.PathLike], adapter: str | os.PathLik
     out = Path(out).expanduser()
     pipe = AudioToImagePipeline.from_pretrained(adapter, base=base, clap=clap, tokenizer=tokenizer, device=device,
                                                 allow_partial=allow_partial, token_order=token_order)
-    pipe.check_top_k(top_k)
-    identity = _generation_identity(pipe.components, pipe.config, top_k, seed, {
+    pipe.check_top_k(top_k, slots)
+    identity = _generation_identity(pipe.components, pipe.config, top_k, seed, slots, {
         "audio": {str(f): sha256_file(f) for f in files}, "token_order": pipe.generation_config.token_order})
     record_file = out / "generation-audio.json"
     _check_record(record_file, identity, overwrite)
-    written = pipe.write(pipe.embed(files), out, top_k=top_k, batch_size=batch_size, seed=seed, overwrite=overwrite,
+    written = pipe.write(pipe.embed(files), out, top_k=top_k, slots=slots, batch_size=batch_size, seed=seed, overwrite=overwrite,
                          progress=progress)
     record = {**identity, "adapter_run": str(adapter), "written_now": len(written),
               "images": [str(out / f"{f.stem}.png") for f in files], "conditioning": pipe.run_info["conditioning"],
@@ -244,11 +245,12 @@ def check_no_leak(adapter: Path, info: dict[str, Any], manifest, fold: int | Non
                         "held-out samples or use an adapter that held these out")
 
 
-def _generation_identity(components, config, top_k, seed, extra: dict[str, Any]) -> dict[str, Any]:
+def _generation_identity(components, config, top_k, seed, slots, extra: dict[str, Any]) -> dict[str, Any]:
     """What decides the images of a generate call (the adapter by hash, not by path)."""
     return {"adapter": components.source.get("adapter"), "adapter_sha256": components.source.get("adapter_sha256"),
             "base": {k: v for k, v in components.source.items() if k not in ("adapter", "adapter_sha256")},
-            "generator_config": config.to_dict(), "top_k": top_k, "seed": seed, **extra}
+            "generator_config": config.to_dict(), "top_k": top_k, "seed": seed,
+            **({"slots": list(slots)} if slots is not None else {}), **extra}
 
 
 def _check_record(path: Path, identity: dict[str, Any], overwrite: bool) -> None:
@@ -259,7 +261,7 @@ def _check_record(path: Path, identity: dict[str, Any], overwrite: bool) -> None
         previous = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    keys = ("adapter_sha256", "generator_config", "top_k", "seed", "manifest", "fold", "interpolate", "alphas",
+    keys = ("adapter_sha256", "generator_config", "top_k", "slots", "seed", "manifest", "fold", "interpolate", "alphas",
             "token_order", "audio")
     differ = [k for k in keys if k in identity and json.loads(dumps_json(identity[k])) != previous.get(k)]
     if differ:

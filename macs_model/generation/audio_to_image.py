@@ -78,7 +78,8 @@ class AudioToImagePipeline:
                                   no_separation=conditioning["no_separation"], device=device,
                                   recorded_clap=conditioning.get("clap"), window_seconds=gen_config.audio_seconds,
                                   token_order=gen_config.token_order,  # the import hashed the separator
-                                  separator_sha256=identity["separator_sha256"] if identity else None)
+                                  separator_sha256=identity["separator_sha256"] if identity else None,
+                                  mixture_slots=conditioning.get("mixture_slots", 1))
         if info.get("embeddings_key") is not None and conditioner.key != info["embeddings_key"]:
             raise MacsError(f"{run}: the separator or CLAP available now differ from the ones the adapter was "
                             "trained with (see its config.json); pass the same CLAP")
@@ -86,9 +87,11 @@ class AudioToImagePipeline:
         return cls(components, config, tokens, conditioner, run=run, run_info=info, device=device,
                    generation_config=gen_config, release_identity=identity)
 
-    def check_top_k(self, top_k: int | None) -> None:
-        if top_k is not None and not 1 <= top_k <= self.config.num_tokens:
-            raise MacsError(f"top_k must be between 1 and {self.config.num_tokens}, got {top_k}")
+    def check_top_k(self, top_k: int | None, slots: Sequence[int] | None = None) -> None:
+        """Refuse a slot choice this adapter cannot take: ``top_k`` (first K) or ``slots`` (numbers from 1)."""
+        from macs_model.generation.tokens import chosen_slots
+
+        chosen_slots(self.config.num_tokens, top_k, slots)
 
     def embed(self, audio: Sequence[AudioInput], names: Sequence[str] | None = None
               ) -> list[tuple[str, torch.Tensor]]:
@@ -111,47 +114,48 @@ class AudioToImagePipeline:
             items.append((names[i] if names is not None else name, embeddings))
         return items
 
-    def draw(self, items: Sequence[tuple[str, torch.Tensor]], *, top_k: int | None = None, seed: int = 0,
+    def draw(self, items: Sequence[tuple[str, torch.Tensor]], *, top_k: int | None = None,
+             slots: Sequence[int] | None = None, seed: int = 0,
              num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 4,
              generator: torch.Generator | Sequence[torch.Generator] | None = None) -> list[Any]:
         """PIL images of (name, embeddings) items; each image's noise is seeded by (seed, name), or drawn from
         ``generator`` (one, or one per item) as diffusers does."""
         from macs_model.generation.pipeline import render
 
-        self.check_top_k(top_k)
+        self.check_top_k(top_k, slots)
         config = self._sampling(num_inference_steps, guidance_scale)
         if generator is not None and not isinstance(generator, torch.Generator) and len(generator) != len(items):
             raise MacsError(f"{len(generator)} generators for {len(items)} audio inputs")
         images = []
-        for batch in render(self.components, config, self.tokens, list(items), top_k=top_k, batch_size=batch_size,
+        for batch in render(self.components, config, self.tokens, list(items), top_k=top_k, slots=slots, batch_size=batch_size,
                             seed=seed, device=self.device, generator=generator):
             images += [image for _, image in batch]
         return images
 
     def write(self, items: Sequence[tuple[str, torch.Tensor]], out: str | os.PathLike, *, top_k: int | None = None,
-              seed: int = 0, batch_size: int = 4, overwrite: bool = False, progress: bool = True) -> list[Path]:
+              slots: Sequence[int] | None = None, seed: int = 0, batch_size: int = 4, overwrite: bool = False, progress: bool = True) -> list[Path]:
         """``<name>.png`` per item into ``out`` (existing images kept unless ``overwrite``); the files written."""
         from macs_model.generation.pipeline import generate_images
 
-        self.check_top_k(top_k)
-        return generate_images(self.components, self.config, self.tokens, items, out, top_k=top_k,
+        self.check_top_k(top_k, slots)
+        return generate_images(self.components, self.config, self.tokens, items, out, top_k=top_k, slots=slots,
                                batch_size=batch_size, seed=seed, device=self.device, overwrite=overwrite,
                                progress=progress)
 
     def __call__(self, audio: AudioInput | Sequence[AudioInput], *, names: Sequence[str] | None = None,
-                 top_k: int | None = None, seed: int = 0, num_inference_steps: int | None = None,
-                 guidance_scale: float | None = None, batch_size: int = 4,
+                 top_k: int | None = None, slots: Sequence[int] | None = None, seed: int = 0,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None, batch_size: int = 4,
                  generator: torch.Generator | Sequence[torch.Generator] | None = None) -> AudioToImageOutput:
         """An :class:`AudioToImageOutput` whose ``.images`` hold one PIL image per audio input (file paths or
         waveforms [T] at ``self.conditioner.sample_rate``).
 
-        ``top_k``: condition on the first K source slots; ``num_inference_steps`` / ``guidance_scale`` override
+        ``top_k``: condition on the first K source slots, or ``slots`` on those named (from 1, Fig. 4); ``num_inference_steps`` / ``guidance_scale`` override
         the adapter's sampling settings; without ``generator``, ``seed`` is mixed with each input's name into its
         noise, so a file gives the image fold-wise ``generate`` gives its sample id."""
         if isinstance(audio, (str, os.PathLike)) or (isinstance(audio, torch.Tensor) and audio.dim() == 1):
             audio = [audio]
         return AudioToImageOutput(images=self.draw(
-            self.embed(list(audio), names), top_k=top_k, seed=seed, num_inference_steps=num_inference_steps,
+            self.embed(list(audio), names), top_k=top_k, slots=slots, seed=seed, num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale, batch_size=batch_size, generator=generator))
 
     def to(self, device: str | torch.device) -> AudioToImagePipeline:

@@ -5,7 +5,8 @@ similarities to the window computed once, kept in one safetensors file per clip 
 where the key hashes the separator checkpoint, the CLAP and the window length. Training draws a window per clip
 and epoch from the run's seed (:func:`training_windows`, ``audio_window``); generation takes the centred window.
 Tokens follow the slot order unless ``token_order`` is "similarity". ``no_separation`` is the paper's "without MSS"
-baseline: the mixture's CLAP embedding as a single token.
+baseline: the mixture's CLAP embedding as a single token, or, with ``mixture_slots=M``, repeated into M slots
+(the separator's capacity without its information).
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ class Conditioner:
                  tokenizer: str | os.PathLike | None = None, no_separation: bool = False,
                  device: str | torch.device = "auto", recorded_clap: dict[str, Any] | None = None,
                  window_seconds: float | None = None, token_order: str = "slot",
-                 separator_sha256: str | None = None):
+                 separator_sha256: str | None = None, mixture_slots: int = 1):
         from macs_model.separation.api import clap_identity, load_separator, separator_encoder
 
+        if isinstance(mixture_slots, bool) or not isinstance(mixture_slots, int) or mixture_slots < 1:
+            raise MacsError(f"mixture_slots must be a positive integer, got {mixture_slots!r}")
+        if mixture_slots != 1 and not no_separation:
+            raise MacsError("mixture_slots repeats the mixture's embedding: it needs no_separation")
         self.device = resolve_device(device)
         self.no_separation = no_separation
         if separator is None and not no_separation:
@@ -47,7 +52,8 @@ class Conditioner:
                                          recorded=recorded_clap).to(self.device)
         if self.loaded is not None:
             self.loaded.model.to(self.device)
-        self.num_tokens = 1 if no_separation else self.loaded.config.num_sources
+        self.mixture_slots = mixture_slots
+        self.num_tokens = mixture_slots if no_separation else self.loaded.config.num_sources
         self._embed_dim = int(self.encoder.embed_dim)
         self.window = None if window_seconds is None else round(window_seconds * self.sample_rate)
         self.token_order = token_order
@@ -56,8 +62,11 @@ class Conditioner:
                     "clap": clap_identity(self.encoder.provenance())}
         if self.window is not None:  # keys of runs without a window stay as they were
             identity["window_samples"] = self.window
+        if mixture_slots != 1:  # and so do those of the single-token baseline
+            identity["mixture_slots"] = mixture_slots
         self.key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-        self.provenance = {"no_separation": no_separation, "clap": self.encoder.provenance(),
+        self.provenance = {"no_separation": no_separation, "mixture_slots": mixture_slots,
+                           "clap": self.encoder.provenance(),
                            "separator": None if self.loaded is None else
                            {"source": self.loaded.source, "sha256": self.loaded.sha256}}
 
@@ -77,7 +86,7 @@ class Conditioner:
         audio = audio.to(self.device)
         mixture = self.encoder.embed_audio(audio[None])
         if self.no_separation:
-            return mixture.cpu(), torch.ones(1)
+            return mixture.cpu().repeat(self.mixture_slots, 1), torch.ones(self.mixture_slots)
         embeddings = self.encoder.embed_audio(self.loaded.model(audio[None])[0])
         return embeddings.cpu(), (embeddings @ mixture[0]).cpu()
 

@@ -23,7 +23,7 @@ from macs_model.generation.audio_window import sample_seed
 from macs_model.generation.adapter import ADAPTER_CONFIG, ADAPTER_FILE, load_adapter_state, read_adapter
 from macs_model.generation.components import Components, build_adapter, encode_prompt, load_components
 from macs_model.generation.config import GeneratorConfig
-from macs_model.generation.tokens import AudioTokens
+from macs_model.generation.tokens import AudioTokens, chosen_slots
 from macs_model.run_folder import latest_checkpoint
 from macs_model.run_loop import progress_bar
 
@@ -89,12 +89,13 @@ def pipeline(components: Components):
 
 @torch.no_grad()
 def render(components: Components, config: GeneratorConfig, tokens: AudioTokens,
-           items: Sequence[tuple[str, torch.Tensor]], *, top_k: int | None = None, batch_size: int = 4,
-           seed: int = 0, device: str | torch.device = "auto", generator=None
+           items: Sequence[tuple[str, torch.Tensor]], *, top_k: int | None = None,
+           slots: Sequence[int] | None = None, batch_size: int = 4, seed: int = 0, device: str | torch.device = "auto", generator=None
            ) -> Iterator[list[tuple[str, object]]]:
     """Batches of (sample_id, PIL image) for (sample_id, audio embeddings [K, clap_dim] in token order).
 
-    ``top_k`` keeps the first K embeddings (paper Fig. 4). Each image's noise comes from
+    ``top_k`` keeps the first K embeddings, ``slots`` the slots named (counted from 1, paper Fig. 4), each
+    with its own positional row. Each image's noise comes from
     ``sample_seed(sample_id, seed)``, so an image does not depend on its batch or position; or, given
     ``generator`` (one ``torch.Generator`` for all, or one per item), from it as diffusers draws latents."""
     device = resolve_device(device)
@@ -107,9 +108,10 @@ def render(components: Components, config: GeneratorConfig, tokens: AudioTokens,
     variant = config.audio_variant
     guided = config.guidance_scale > 1
     text = encode_prompt(components, config.prompt, device).to(dtype)
+    selection = chosen_slots(tokens.num_tokens, top_k, slots)
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
-        audio = torch.stack([emb[:top_k] if top_k else emb for _, emb in chunk]).to(device, dtype)
+        audio = torch.stack([emb if selection is None else emb[selection] for _, emb in chunk]).to(device, dtype)
         prompt = text.expand(len(chunk), -1, -1)
         if generator is None:
             generators = [torch.Generator(device="cpu").manual_seed(sample_seed(sid, seed)) for sid, _ in chunk]
@@ -120,15 +122,16 @@ def render(components: Components, config: GeneratorConfig, tokens: AudioTokens,
         latents = torch.stack([torch.randn(pipe.unet.config.in_channels, config.height // pipe.vae_scale_factor,
                                            config.width // pipe.vae_scale_factor, generator=g, device=g.device)
                                for g in generators]).to(device, dtype)
-        images = pipe(num_inference_steps=config.inference_steps, guidance_scale=config.guidance_scale,
-                      height=config.height, width=config.width, latents=latents, output_type="pil",
-                      **variant.call_kwargs(prompt, audio, tokens, guided)).images
+        with tokens.at_slots(selection):
+            images = pipe(num_inference_steps=config.inference_steps, guidance_scale=config.guidance_scale,
+                          height=config.height, width=config.width, latents=latents, output_type="pil",
+                          **variant.call_kwargs(prompt, audio, tokens, guided)).images
         yield [(sid, image) for (sid, _), image in zip(chunk, images)]
 
 
 def generate_images(components: Components, config: GeneratorConfig, tokens: AudioTokens,
                     items: Sequence[tuple[str, torch.Tensor]], out_dir: str | os.PathLike, *, top_k: int | None = None,
-                    batch_size: int = 4, seed: int = 0, device: str | torch.device = "auto",
+                    slots: Sequence[int] | None = None, batch_size: int = 4, seed: int = 0, device: str | torch.device = "auto",
                     overwrite: bool = False, progress: bool = True) -> list[Path]:
     """Write ``<sample_id>.png`` for each (sample_id, audio embeddings [K, clap_dim] in token order) as
     :func:`render` draws them; returns the files written. Existing images are skipped (so an interrupted run
@@ -140,7 +143,7 @@ def generate_images(components: Components, config: GeneratorConfig, tokens: Aud
     written = []
     with progress_bar(progress) as bar:
         task = bar.add_task("generating", total=len(todo)) if bar is not None else None
-        for batch in render(components, config, tokens, todo, top_k=top_k, batch_size=batch_size, seed=seed,
+        for batch in render(components, config, tokens, todo, top_k=top_k, slots=slots, batch_size=batch_size, seed=seed,
                             device=device):
             for sid, image in batch:
                 buffer = io.BytesIO()

@@ -20,19 +20,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from macs_bench.datasets.fsd50k import PAD_LABEL, PROMPT_PREFIX, clap_prompts
 from macs_bench.errors import MacsError
 from macs_model.separation.clap import AudioTextEncoder
-from macs_model.separation.losses import (
-    LOGIT_SCALE_MAX,
-    LOGIT_SCALE_MIN,
-    clamp_logit_scale_,
-    contrastive_loss,
-    ranking_loss,
-)
+from macs_model.separation.losses import clamp_logit_scale_, contrastive_loss, ranking_loss
 
 LOGIT_SCALE_INIT = math.log(1 / 0.07)  # CLIP's initial inverse temperature
 RELEASE_LABELS = 5  # labels per clip in the release's prompts
@@ -43,19 +36,6 @@ def release_prompts(labels: Sequence[str]) -> list[str]:
     """One clip's prompts as the release's ``AudioDataset.get_labels_FSD50K`` makes them (5 per clip)."""
     prompts = [PROMPT_PREFIX + label.replace("_", " ").lower() for label in labels[:RELEASE_LABELS]]
     return prompts + [PAD_LABEL] * (RELEASE_LABELS - len(prompts))
-
-
-def assigned_contrastive_loss(audio_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor,
-                              tau: float) -> torch.Tensor:
-    """The release's ``align_loss`` for M sources [B, M, D] and T prompts [B, T, D] (T may differ from M): each
-    source's text is the softmax(cos / tau)-weighted mean of the prompts, then symmetric InfoNCE between the
-    sources and their assigned texts (scale: the clamped ``logit_scale``, as ``contrastive_loss``)."""
-    audio = F.normalize(audio_emb, dim=-1)
-    text = F.normalize(text_emb.to(audio.dtype), dim=-1)
-    assigned = F.normalize(torch.softmax(audio @ text.transpose(1, 2) / tau, dim=-1) @ text, dim=-1)
-    logits = logit_scale.clamp(LOGIT_SCALE_MIN, LOGIT_SCALE_MAX).exp() * audio @ assigned.transpose(1, 2)
-    target = torch.arange(audio.shape[1], device=audio.device).expand(audio.shape[0], -1)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.transpose(1, 2), target))
 
 
 def mixture_labels(labels: Sequence[Sequence[str]]) -> list[list[str]]:
@@ -138,8 +118,5 @@ class ClapAlignment(nn.Module):
             prompts = self.prompts(batch)
             text = self.encoder.embed_text([p for row in prompts for p in row])
             text_emb = text.reshape(batch_size, len(prompts[0]), -1).to(source_emb.device, source_emb.dtype)
-            if self.prompt_style == "release":
-                l_cl = assigned_contrastive_loss(source_emb, text_emb, self.logit_scale, self.tau)
-            else:
-                l_cl = contrastive_loss(source_emb, text_emb, self.logit_scale, self.tau)
+            l_cl = contrastive_loss(source_emb, text_emb, self.logit_scale, self.tau)
         return l_cl, l_rank

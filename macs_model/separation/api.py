@@ -59,13 +59,14 @@ def train_separator(data: str, media: str | os.PathLike, out: str | os.PathLike,
                     kind: str = "stft-unet", contrastive: bool = True, ranking: bool = True,
                     clap: str | os.PathLike | None = None, tokenizer: str | os.PathLike | None = None,
                     steps: int | None = None, epochs: int | None = None, seed: int | None = None,
-                    checkpoint_every: int | None = None, resume: bool = True, device: str = "auto",
-                    progress: bool = True) -> TrainSummary:
+                    checkpoint_every: int | None = None, ramp: bool | None = None, resume: bool = True,
+                    device: str = "auto", progress: bool = True) -> TrainSummary:
     """Train a stage-1 separator; returns its :class:`TrainSummary` (steps, clips used, latest checkpoint).
 
     ``data``: "fsd50k" or a built manifest folder; ``media``: the folder ``macs-bench datasets fetch`` filled.
     ``contrastive`` / ``ranking`` False are the paper's ablations (both False: MixIT only, no CLAP loaded).
-    ``steps`` / ``epochs`` / ``seed`` / ``checkpoint_every`` override the preset's length, seed and cadence.
+    ``steps`` / ``epochs`` / ``seed`` / ``checkpoint_every`` override the preset's length, seed and cadence;
+    ``ramp`` its reconstruction-to-alignment loss ramp over the epochs (the paper's; the ``tiny`` preset's is off).
     """
     from macs_model.separation.alignment import ClapAlignment
     from macs_model.separation.data import open_clips
@@ -82,6 +83,8 @@ def train_separator(data: str, media: str | os.PathLike, out: str | os.PathLike,
         overrides["seed"] = seed
     if checkpoint_every is not None:
         overrides["checkpoint_every"] = checkpoint_every
+    if ramp is not None:
+        overrides["ramp"] = ramp
     if not contrastive:  # an ablated term weighs 0 in the config, the log and the resume check
         overrides["mu"] = 0.0
     if not ranking:

@@ -184,19 +184,20 @@ def mixit_loss_remix(
 
 
 def _check_embeddings(audio_emb: torch.Tensor, text_emb: torch.Tensor, caller: str):
-    """Both embeddings as computable [B, M, D] tensors of one shape."""
+    """Both embeddings as computable tensors: audio [B, M, D], text [B, T, D] (T prompts, T = M or not)."""
     audio_emb = _computable(audio_emb, "audio_emb")
     text_emb = _computable(text_emb, "text_emb")
-    if audio_emb.ndim != 3 or audio_emb.shape != text_emb.shape:
+    if (audio_emb.ndim != 3 or text_emb.ndim != 3 or audio_emb.shape[0] != text_emb.shape[0]
+            or audio_emb.shape[2] != text_emb.shape[2]):
         raise ValueError(
-            f"{caller}: audio_emb and text_emb must both be [B, M, D], got {tuple(audio_emb.shape)} and "
+            f"{caller}: audio_emb must be [B, M, D] and text_emb [B, T, D], got {tuple(audio_emb.shape)} and "
             f"{tuple(text_emb.shape)}"
         )
     return audio_emb, text_emb
 
 
 def soft_assign(audio_emb: torch.Tensor, text_emb: torch.Tensor, tau: float = 0.01) -> torch.Tensor:
-    """Soft assignment of Eq. 5: P[b, i, j] = softmax_j(cos(audio_i, text_j) / tau), [B, M, M], rows sum to 1."""
+    """Soft assignment of Eq. 5: P[b, i, j] = softmax_j(cos(audio_i, text_j) / tau), [B, M, T], rows sum to 1."""
     audio_emb, text_emb = _check_embeddings(audio_emb, text_emb, "soft_assign")
     if not tau > 0:
         raise ValueError(f"soft_assign: tau must be positive, got {tau}")
@@ -223,8 +224,10 @@ def contrastive_loss(
 ) -> torch.Tensor:
     """Symmetric InfoNCE (Eq. 6-7) between separated-source embeddings and their soft-assigned labels (Eq. 5).
 
-    ``audio_emb`` are the CLAP embeddings of the M separated sources of each mixture, ``text_emb`` those of its
-    M (padded) labels, in any order: the soft assignment makes the loss independent of the label order.
+    ``audio_emb`` [B, M, D] are the CLAP embeddings of the M separated sources of each mixture, ``text_emb``
+    [B, T, D] those of its T (padded) prompts, in any order: the soft assignment makes the loss independent of
+    the prompt order. T may differ from M (the release soft-assigns 10 prompts onto 6 sources); the InfoNCE is
+    M x M between the sources and their assigned texts either way.
     ``logit_scale`` is CLIP's log inverse temperature (scalar; init ln(1/0.07)), clamped to [0, ln 100] here.
     """
     audio_emb, text_emb = _check_embeddings(audio_emb, text_emb, "contrastive_loss")

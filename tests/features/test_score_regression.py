@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageOps
 
-from macs_bench.datasets.synthetic import write_synthetic
+from legacy_synthetic import write_synthetic
 from macs_bench.metrics.scoring import ScoreConfig, score
 
 DATA = Path(__file__).parent / "data" / "score_regression"

@@ -9,6 +9,6 @@ def one_thread(one_torch_thread):
 @pytest.fixture(scope="session")
 def world_fold(tmp_path_factory):
     """20 synthetic-world clips (5 folds of 4) written once."""
-    from macs_bench.datasets.synthetic import write_synthetic
+    from macs_bench.world.synthetic import write_synthetic
 
     return write_synthetic(tmp_path_factory.mktemp("world-harness"), n_clips=20, seed=5, prefix="h")

@@ -150,7 +150,7 @@ def test_default_weights_missing_is_one_line(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_audiotoken_mss_runs_with_one_token_per_source(world_fold, tmp_path):
-    from macs_bench.datasets.synthetic import write_synthetic
+    from macs_bench.world.synthetic import write_synthetic
     from macs_model.separation.api import WORLD_CLAP, train_separator
 
     pretrain = write_synthetic(tmp_path / "pretrain", n_clips=8, seed=77, prefix="p")

@@ -10,7 +10,7 @@ import pytest
 @pytest.mark.slow
 def test_world_baseline_rows_reach_the_leaderboard(world_fold, tmp_path):
     from macs_bench.boards import build_leaderboard, load_results
-    from macs_bench.datasets.synthetic import write_synthetic
+    from macs_bench.world.synthetic import write_synthetic
     from macs_model.baselines.world import WORLD_BASELINES, world_baseline_rows
     from macs_model.separation.api import WORLD_CLAP, train_separator
 

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from macs_bench.datasets.manifest import manifest_rows
-from macs_bench.datasets.synthetic import write_synthetic
+from macs_bench.world.synthetic import write_synthetic
 from macs_bench.media.export import export
 from macs_bench.media.fetch import FetchOptions, fetch
 from macs_bench.media.layout import MediaLayout, all_frame_name

@@ -39,27 +39,92 @@ def test_derangement_moves_every_id():
     assert derangement(ids) == mapping
 
 
-def test_controls_write_one_image_per_clip_and_the_oracle_shows_the_true_motifs(tmp_path):
+def _label_sets(n=60, seed=3):
+    from macs_bench.world.synthetic import CLASSES, source_counts
+
+    rng = np.random.default_rng(seed)
+    return {f"c{i}": tuple(CLASSES[j] for j in sorted(rng.choice(len(CLASSES), size=k, replace=False)))
+            for i, k in enumerate(source_counts(n, rng))}
+
+
+def _row_coverage(folder, labels):
     import torch
 
-    from macs_bench.datasets.synthetic import CLASSES
     from macs_bench.world.scoring import image_input
+    from macs_bench.world.synthetic import CLASSES
     from macs_bench.world.towers import load_towers
 
-    labels = {f"c{i}": tuple(CLASSES[j] for j in combo)
-              for i, combo in enumerate(c for k in (1, 2, 3) for c in itertools.combinations(range(4), k))}
-    write_oracle(labels, tmp_path / "oracle")
-    write_noise(sorted(labels), tmp_path / "noise")
-    write_shuffled(tmp_path / "oracle", sorted(labels), tmp_path / "shuffled")
     towers = load_towers()
     sets = [[CLASSES.index(c) for c in labels[sid]] for sid in sorted(labels)]
     with torch.no_grad():
         text = towers.text(list(CLASSES)).numpy()
-        scores = {row: coverage(towers.image(torch.stack([image_input(tmp_path / row / f"{sid}.png")
-                                                           for sid in sorted(labels)])).numpy(), text, sets)
-                  for row in ("oracle", "noise", "shuffled")}
+        images = towers.image(torch.stack([image_input(folder / f"{sid}.png") for sid in sorted(labels)])).numpy()
+    return coverage(images, text, sets)
+
+
+def test_controls_write_one_image_per_clip_and_the_judge_tells_motifs_from_cheats(tmp_path):
+    from macs_bench.world.controls import chance_coverage, write_all_motifs, write_colour_only
+    from macs_bench.world.synthetic import CLASSES
+
+    labels = _label_sets()
+    write_oracle(labels, tmp_path / "oracle")
+    write_noise(sorted(labels), tmp_path / "noise")
+    write_shuffled(tmp_path / "oracle", sorted(labels), tmp_path / "shuffled")
+    write_colour_only(labels, tmp_path / "colour-only")
+    write_all_motifs(labels, tmp_path / "all-motifs")
+    chance = chance_coverage([[CLASSES.index(c) for c in v] for v in labels.values()], len(CLASSES))
+    assert chance == pytest.approx(0.25)
+    scores = {row: _row_coverage(tmp_path / row, labels)
+              for row in ("oracle", "noise", "shuffled", "colour-only", "all-motifs")}
     assert scores["oracle"]["coverage"] > 0.95
-    assert scores["noise"]["coverage"] < 0.8 and scores["shuffled"]["coverage"] < 0.8
+    for row in ("noise", "shuffled", "colour-only", "all-motifs"):
+        assert abs(scores[row]["coverage"] - chance) < 0.1, (row, scores[row])
+
+
+def test_colour_only_is_one_flat_colour_and_all_motifs_draws_every_class(tmp_path):
+    from PIL import Image
+
+    from macs_bench.world.controls import write_all_motifs, write_colour_only
+
+    labels = {"a": ("Hum", "Siren"), "b": ("Rain",)}
+    write_colour_only(labels, tmp_path / "c")
+    write_all_motifs(labels, tmp_path / "m")
+    flat = np.asarray(Image.open(tmp_path / "c" / "a.png"))
+    assert (flat == flat[0, 0]).all() and flat.shape == (32, 32, 3)
+    assert not (flat[0, 0] == np.asarray(Image.open(tmp_path / "c" / "b.png"))[0, 0]).all()
+    drawn = np.asarray(Image.open(tmp_path / "m" / "a.png").resize((64, 64)))
+    assert (np.abs(drawn.astype(int) - 128).sum(-1) > 60).mean() > 0.25  # a frame full of motifs
+
+
+def test_the_recorded_judge_scores_colour_only_near_chance_and_true_motifs_near_one():
+    import json
+
+    from macs_bench.world import REPORT_FILE, WORLD_DIR
+
+    judge = json.loads((WORLD_DIR / REPORT_FILE).read_text())["towers"]["judge"]
+    assert judge["clips"] >= 500 and judge["chance"] == pytest.approx(0.25)
+    assert judge["motifs"]["coverage"] > 0.97
+    for row in ("colour-only", "all-motifs", "noise"):
+        assert abs(judge[row]["coverage"] - judge["chance"]) < 0.05, row
+    for row in ("dots", "blobs", "wrong-shapes"):  # colour still orders classes, but far below true motifs
+        assert judge[row]["coverage"] < 0.5, row
+
+
+@pytest.mark.slow
+def test_the_recorded_judge_numbers_reproduce():
+    import json
+
+    from macs_bench.world import REPORT_FILE, WORLD_DIR
+    from macs_bench.world.judge import judge_controls
+    from macs_bench.world.towers import load_towers
+    from macs_bench.world.train import HELD_SEED, world_data
+
+    report = json.loads((WORLD_DIR / REPORT_FILE).read_text())
+    held = world_data(report["n_held"], HELD_SEED)
+    measured, recorded = judge_controls(load_towers(), held["sets"]), report["towers"]["judge"]
+    assert measured.keys() == recorded.keys()
+    for row, value in recorded.items():  # approx() compares flat dicts only
+        assert measured[row] == pytest.approx(value), row
 
 
 def test_radar_values_on_fixed_ranges_are_not_min_max():

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from macs_bench.datasets.synthetic import CLASSES
+from macs_bench.world.synthetic import CLASSES
 from macs_bench.errors import MacsError
 from macs_bench.world import CLAP_FILE, SUMS_FILE, TOWERS_FILE, WORLD_DIR
 from macs_bench.world.checksums import verify, verify_tree
@@ -27,6 +27,21 @@ def test_shipped_weights_match_their_checksums_and_a_flipped_byte_is_refused(tmp
         load_towers(copy)
 
 
+def test_each_load_hashes_the_weights_file_once(monkeypatch):
+    import macs_bench.world.checksums as checksums
+    from macs_bench.features.encoders import build_encoders
+    from macs_bench.world.clap import WorldClap
+
+    calls = []
+    real = checksums.sha256_file
+    monkeypatch.setattr(checksums, "sha256_file", lambda path: calls.append(path) or real(path))
+    WorldClap()
+    assert calls == [WORLD_DIR / CLAP_FILE]
+    calls.clear()
+    build_encoders("world")
+    assert calls == [WORLD_DIR / TOWERS_FILE]
+
+
 def test_top_k_hits_against_brute_force():
     scores = torch.tensor([[0.9, 0.1, 0.5, 0.2], [0.1, 0.2, 0.3, 0.4]])
     hot = torch.tensor([[1.0, 0, 0, 1], [0, 0, 1, 1]])
@@ -35,18 +50,20 @@ def test_top_k_hits_against_brute_force():
 
 
 def test_image_and_audio_towers_detect_the_classes_of_fresh_clips(fresh_world):
+    from macs_bench.world.train import chance_top_k_hits
+
     towers = load_towers()
     with torch.no_grad():
         text = normalise(towers.text(list(CLASSES)))
         image = normalise(towers.image(fresh_world["images"]))
         audio = normalise(towers.audio(fresh_world["audio"]))
-    chance = float((fresh_world["hot"].sum(1) ** 2 / 4).sum() / fresh_world["hot"].sum())
-    assert chance < 0.7
+    chance = chance_top_k_hits(fresh_world["hot"])
+    assert chance < 0.35
     assert top_k_hits(image @ text.T, fresh_world["hot"]) > 0.95  # zero-shot, image <-> class names
-    assert top_k_hits(audio @ text.T, fresh_world["hot"]) > 0.9  # audio was trained against images only
+    assert top_k_hits(audio @ text.T, fresh_world["hot"]) > 0.7  # audio was trained against images only
     same_set = (fresh_world["hot"][:, None] == fresh_world["hot"][None]).all(-1)
     nearest = (audio @ image.T).argmax(1)
-    assert same_set[torch.arange(len(nearest)), nearest].float().mean() > 0.8 > 3 * same_set.float().mean()
+    assert same_set[torch.arange(len(nearest)), nearest].float().mean() > 0.3 > 10 * same_set.float().mean()
 
 
 def test_inception_and_clip_stand_ins_are_different_features_of_the_same_tower(fresh_world):
@@ -62,20 +79,23 @@ def test_inception_and_clip_stand_ins_are_different_features_of_the_same_tower(f
     assert enc["inception"].id != enc["clip"].id and enc["clip"].weights.startswith("world-sha256:")
 
 
-def test_world_clap_ranks_the_true_prompts_first_and_passes_gradients(fresh_world):
+def test_world_clap_names_single_sources_and_passes_gradients(fresh_world):
     from macs_bench.world.clap import WorldClap
-    from macs_bench.world.train import clap_prompts
+    from macs_bench.world.train import chance_top_k_hits, clap_prompts, single_source_data
 
     clap = WorldClap()
-    audio = fresh_world["audio"].clone().requires_grad_(True)
+    audio, labels = single_source_data(48, 31337)
+    audio.requires_grad_(True)
     emb = clap.embed_audio(audio)
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(len(audio)))
     emb.sum().backward()
     assert audio.grad is not None and audio.grad.abs().sum() > 0
     text = clap.embed_text(clap_prompts())
-    assert top_k_hits((emb @ text.T).detach()[:, :4], fresh_world["hot"]) > 0.9
+    assert ((emb @ text.T).detach()[:, :-1].argmax(1) == labels).float().mean() > 0.9  # trained on single sources
+    mixtures = clap.embed_audio(fresh_world["audio"]) @ text.T
+    assert top_k_hits(mixtures[:, :-1], fresh_world["hot"]) > chance_top_k_hits(fresh_world["hot"]) + 0.15
     silence = clap.embed_audio(torch.randn(3, 32000) * 1e-3)
-    assert ((silence @ text.T).argmax(1) == 4).all()  # "Noise"
+    assert ((silence @ text.T).argmax(1) == len(CLASSES)).all()  # "Noise"
     assert clap.provenance()["sha256"] == verify(WORLD_DIR / CLAP_FILE)
 
 

@@ -245,11 +245,12 @@ def loop_contrastive(audio, text, logit_scale, tau):
         return float(u @ v) / (float(u.norm()) * float(v.norm()))
 
     batch, m, _ = audio.shape
+    prompts = text.shape[1]
     total = 0.0
     for b in range(batch):
         assigned = []
         for i in range(m):
-            weights = [math.exp(cos(audio[b, i], text[b, j]) / tau) for j in range(m)]
+            weights = [math.exp(cos(audio[b, i], text[b, j]) / tau) for j in range(prompts)]
             assigned.append(sum(w * text[b, j] for j, w in enumerate(weights)) / sum(weights))
         scale = math.exp(min(logit_scale, math.log(100)))
         w = [[scale * cos(audio[b, i], assigned[j]) for j in range(m)] for i in range(m)]
@@ -259,10 +260,13 @@ def loop_contrastive(audio, text, logit_scale, tau):
     return total / batch
 
 
-@pytest.mark.parametrize("logit_scale,tau", [(math.log(1 / 0.07), 0.01), (2.0, 0.3), (5.0, 0.05)])
-def test_contrastive_matches_loop(gen, logit_scale, tau):
-    # label norms differ from row to row: Eq. 5 averages E^T as given, not normalised
-    audio, text = randn(gen, 2, 4, 8), randn(gen, 2, 4, 8) * (0.5 + 3 * torch.rand(2, 4, 1, generator=gen))
+@pytest.mark.parametrize("logit_scale,tau,prompts", [(math.log(1 / 0.07), 0.01, 4), (2.0, 0.3, 4), (5.0, 0.05, 4),
+                                                     (2.0, 0.3, 7), (math.log(1 / 0.07), 0.01, 2)])
+def test_contrastive_matches_loop(gen, logit_scale, tau, prompts):
+    # label norms differ from row to row: Eq. 5 averages E^T as given, not normalised; the release soft-assigns
+    # more (or fewer) prompts than there are sources
+    audio = randn(gen, 2, 4, 8)
+    text = randn(gen, 2, prompts, 8) * (0.5 + 3 * torch.rand(2, prompts, 1, generator=gen))
     expected = loop_contrastive(audio, text, logit_scale, tau)
     assert contrastive_loss(audio, text, logit_scale, tau).item() == pytest.approx(expected, rel=1e-9)
 
@@ -337,7 +341,7 @@ def test_clamp_logit_scale_in_place():
 
 
 @pytest.mark.parametrize(
-    "audio_shape,text_shape", [((2, 4, 8), (2, 4, 7)), ((4, 8), (4, 8)), ((2, 4, 8), (2, 3, 8))]
+    "audio_shape,text_shape", [((2, 4, 8), (2, 4, 7)), ((4, 8), (4, 8)), ((2, 4, 8), (3, 4, 8))]
 )
 def test_contrastive_rejects_bad_shapes(audio_shape, text_shape):
     with pytest.raises(ValueError, match="contrastive_loss"):

@@ -132,6 +132,17 @@ def test_run_folder_records_what_it_used(run, toy):
     assert scale.shape == () and scale.item() != pytest.approx(LOGIT_SCALE_INIT, abs=1e-7)
 
 
+def test_ramp_override_turns_the_papers_loss_ramp_on_for_the_tiny_preset(run, toy, tmp_path):
+    """2 epochs of 2 steps: the ramp ends on alignment only; the tiny preset's own run keeps reconstruction."""
+    out = tmp_path / "ramp"
+    _train(toy, out, ramp=True)
+    assert TrainConfig.from_dict(_run_info(out)["train_config"]) == TrainConfig.preset(
+        "tiny", steps=4, epochs=None, ramp=True)
+    (last,) = _metrics(out)
+    assert (last["w_rec"], last["w_cl"], last["w_rank"]) == (0.0, 1.0, 1.0)
+    assert _metrics(run[0])[-1]["w_rec"] == 1.0
+
+
 def test_metrics_have_both_alignment_terms(run):
     (last,) = _metrics(run[0])  # the tiny preset logs every 10 steps and at the end
     assert last["step"] == 4

@@ -1,10 +1,8 @@
-"""A synthetic multi-source benchmark made on the fly: for the offline demo and tests, never for results.
+"""The score regression test's frozen inputs: the four-class synthetic benchmark the recorded numbers were
+computed on (the builder that lived in ``macs_bench/datasets/synthetic.py`` before the world of issue 21).
 
-Four sound classes, each tied to a visual motif: a low harmonic hum (red disc), a whistle with vibrato (blue
-square), rain-like high-band noise (green stripes) and a click train (yellow triangle). Each clip mixes one to
-three classes at random gains; its frame draws the same classes' motifs at random places on a grey ground.
-Everything is a function of the seed. The output has the layout of a built benchmark plus its fetched media:
-``manifest/manifest.csv`` (with 5 folds) and ``media/audio/<id>.wav`` (16 kHz mono PCM) + ``media/frames/<id>.jpg``.
+Kept here, byte for byte, so that changing the world never changes what the scoring regression test compares;
+the world itself lives in ``macs_bench.world.synthetic``.
 """
 
 from __future__ import annotations
@@ -73,7 +71,7 @@ def _motif(draw: ImageDraw.ImageDraw, name: str, box: tuple[int, int, int, int])
 
 
 def draw_frame(names: list[str] | tuple[str, ...], rng: np.random.Generator, image_size: int = 64) -> Image.Image:
-    """A frame showing the classes' motifs at random places and sizes on the grey ground."""
+    """The old frame: the classes' motifs at random places and sizes on the grey ground."""
     image = Image.new("RGB", (image_size, image_size), (128, 128, 128))
     draw = ImageDraw.Draw(image)
     for name in names:
