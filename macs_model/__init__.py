@@ -23,8 +23,8 @@ _ENTRY_POINTS = {
     "import_release_generator": "macs_model.generation.release_import",
     "reproduce": "macs_model.reproduction",
     "run_ablations": "macs_model.ablations",
-    "AblationPlan": "macs_model.ablations",
-    "AblationResult": "macs_model.ablations",
+    "AblationPlan": "macs_model.ablation_plan",
+    "AblationResult": "macs_model.ablation_plan",
     "TrainSummary": "macs_model.results",
     "Separation": "macs_model.results",
 }

@@ -79,7 +79,7 @@ def write_outputs(out: Path, plan, bench, record: dict[str, Any], *, log: Callab
     from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
     from macs_bench.datasets.manifest import split_list
     from macs_bench.plots.grid import sample_grid
-    from macs_model.ablations import CONTROLS, REFERENCE, VARIANTS, AblationResult, pred_dir
+    from macs_model.ablation_plan import CONTROLS, REFERENCE, VARIANTS, AblationResult, pred_dir
     from macs_model.generation.api import fold_ids
 
     from macs_model.baselines.world import WORLD_BASELINES

@@ -324,7 +324,8 @@ def ablations(
     from dataclasses import replace
 
     from macs_bench.errors import MacsError
-    from macs_model.ablations import AblationPlan, Benchmark, check_real, run_ablations
+    from macs_model.ablation_plan import AblationPlan, Benchmark
+    from macs_model.ablations import check_real, run_ablations
 
     if world and (manifest or media or pretrain_media):
         raise MacsError("--world brings its own benchmark: drop --manifest, --media and --pretrain-media")

@@ -11,7 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from macs_bench.errors import MacsError
-from macs_model.ablations import REFERENCE, ROW_NAMES, SEPARATORS, AblationPlan, check_real
+from macs_model.ablation_plan import REFERENCE, ROW_NAMES, SEPARATORS, AblationPlan
+from macs_model.ablations import check_real
 from macs_model.separation.alignment import ClapAlignment
 from macs_model.separation.clap import TinyClap
 from macs_model.separation.training import make_mixture_of_mixtures

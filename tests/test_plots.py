@@ -7,7 +7,7 @@ from PIL import Image
 
 from macs_bench.boards.rows import Row
 from macs_bench.plots.grid import HEADER_H, PAD, sample_grid
-from macs_bench.plots.radar import LEGEND_WIDTH, RADAR_SIZE, radar_png
+from macs_bench.boards.radar import LEGEND_WIDTH, RADAR_SIZE, radar_png
 
 
 def test_grid_upscales_small_images_nearest_neighbour(tmp_path):

@@ -2,7 +2,7 @@
 best and second best per metric, and render Markdown / CSV / JSON and a radar chart.
 
 :mod:`.aggregate` (results -> rows), :mod:`.paper` (the paper's Tables 1-4), :mod:`.rows` (rows and marks),
-:mod:`.render` (Markdown, CSV, JSON, writing); the radar chart is :mod:`macs_bench.plots.radar`.
+:mod:`.render` (Markdown, CSV, JSON, writing), :mod:`.radar` (the radar chart).
 """
 
 from macs_bench.boards.aggregate import PAPER_ROWS, aggregate, build_leaderboard
@@ -12,7 +12,7 @@ from macs_bench.boards.render import (GENERATOR, board_dict, to_csv, to_json, to
                                            write_leaderboard)
 from macs_bench.boards.rows import PAPER_MARK, REF_MARK, Leaderboard, Row, display_name, mark
 from macs_bench.metrics.spec import DIRECTIONS, LABELS, PAPER_METRICS as METRICS
-from macs_bench.plots.radar import radar_png, radar_values
+from macs_bench.boards.radar import radar_png, radar_values
 from macs_bench.results import ScoreResult
 
 

@@ -176,7 +176,7 @@ def write_leaderboard(out_dir: str | os.PathLike, board: Leaderboard, *, radar: 
     except OSError as exc:
         raise MacsError(f"{exc.filename or out}: cannot write the leaderboard ({exc.strerror})") from None
     if radar:
-        from macs_bench.plots.radar import radar_png
+        from macs_bench.boards.radar import radar_png
 
         paths["radar"] = radar_png(board.rows, out / "radar.png", title=board.title,
                                    names=[display_name(r, board) for r in board.rows], ranges=radar_ranges,

@@ -1,1 +1,2 @@
-"""Figures: the leaderboard's radar chart (:mod:`.radar`) and the qualitative sample grid (:mod:`.grid`)."""
+"""Figures beside the boards: the qualitative sample grid (:mod:`.grid`). The radar chart is board rendering:
+:mod:`macs_bench.boards.radar`."""

@@ -60,7 +60,7 @@ class GateResult:
 def embeddings(pair, n: int, seed: int, chunk: int = 100) -> dict[str, torch.Tensor]:
     """Mixture and summed per-source CLAP embeddings of ``n`` fresh clips, and their multi-hot labels."""
     from macs_bench.world.synthetic import make_clip, source_counts
-    from macs_bench.world.train import SAMPLES, hot_of
+    from macs_bench.world.data import SAMPLES, hot_of
     from macs_bench.world.towers import normalise
 
     rng = np.random.default_rng(seed)

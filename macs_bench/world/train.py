@@ -16,7 +16,6 @@ bytes. Entry point: ``tools/train_world.py``.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,62 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from macs_bench.world.synthetic import CLASSES, make_clip, source_counts
+from macs_bench.world.data import batches, chance_top_k_hits, hot_of, jpeg, single_source_data, top_k_hits, world_data
+from macs_bench.world.synthetic import CLASSES
 from macs_bench.world.towers import ClapPair, Towers, image_tensor, normalise
 
 TRAIN_SEED, HELD_SEED = 1000, 2000
 NOISE = "Noise"
-SECONDS = 2.0
-SAMPLES = int(SECONDS * 16000)
-
-
-def jpeg(image):
-    """The frame as the benchmark stores it (JPEG, quality 95) and reads it back."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=95)
-    buffer.seek(0)
-    with Image.open(buffer) as img:
-        return img.convert("RGB").copy()
-
-
-def hot_of(sets) -> torch.Tensor:
-    return torch.tensor([[float(c in s) for c in CLASSES] for s in sets])
-
-
-def world_data(n: int, seed: int, root: Path | None = None, *, samples: int = SAMPLES) -> dict[str, Any]:
-    """``n`` benchmark clips (1-5 sources, evenly): audio [N, T] as the WAV reads back, JPEG frames as
-    [N, 3, 32, 32] in [0, 1], multi-hot labels [N, 12], label sets. ``root`` is unused (kept for callers)."""
-    rng = np.random.default_rng(seed)
-    clips = [make_clip(k, samples, rng) for k in source_counts(n, rng)]
-    sets = [c.names for c in clips]
-    return {"audio": torch.from_numpy(np.stack([c.mix for c in clips]).astype(np.float32)),
-            "images": image_tensor([jpeg(c.frame) for c in clips]), "hot": hot_of(sets), "sets": sets}
-
-
-def single_source_data(n: int, seed: int, samples: int = SAMPLES) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` single-source clips (classes in turn, shuffled): a random peak level of 0.05-0.9 and, half of the
-    time, sounding over only a 40-100 % stretch of the clip. Returns audio [N, T] and class indices [N]."""
-    from macs_bench.world.sounds import _window, quantise, sound
-
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation([i % len(CLASSES) for i in range(n)])
-    audio = []
-    for c in labels:
-        wave = sound(CLASSES[c], samples, rng) * _window(samples, rng, full=rng.uniform() < 0.5)
-        audio.append(quantise(wave * rng.uniform(0.05, 0.9) / max(1e-9, float(np.abs(wave).max()))))
-    return torch.from_numpy(np.stack(audio).astype(np.float32)), torch.from_numpy(labels)
-
-
-def _batches(n: int, batch: int, steps: int, seed: int):
-    generator = torch.Generator().manual_seed(seed)
-    order: list[int] = []
-    for _ in range(steps):
-        while len(order) < batch:
-            order += torch.randperm(n, generator=generator).tolist()
-        yield torch.tensor(order[:batch])
-        order = order[batch:]
 
 
 def _siglip(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor, scale: torch.Tensor,
@@ -89,21 +38,6 @@ def _siglip(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor, scale: torch
     """Pairwise sigmoid contrastive loss (SigLIP) between embeddings ``a`` [N, D] and ``b`` [C, D]."""
     logits = normalise(a) @ normalise(b).T * scale.exp() + bias
     return F.binary_cross_entropy_with_logits(logits, target)
-
-
-def top_k_hits(scores: torch.Tensor, hot: torch.Tensor) -> float:
-    """Share of true classes among each row's top-|labels| scored classes (what coverage counts)."""
-    hits = total = 0
-    for row, truth in zip(scores, hot):
-        k = int(truth.sum())
-        hits += int(truth[row.topk(k).indices].sum())
-        total += k
-    return hits / max(1, total)
-
-
-def chance_top_k_hits(hot: torch.Tensor) -> float:
-    """``top_k_hits`` of a ranking that knows nothing: sum |Y|^2 / |V| over sum |Y|."""
-    return float((hot.sum(1) ** 2 / hot.shape[1]).sum() / hot.sum())
 
 
 def negatives(sets, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +78,7 @@ def train_towers(train: dict, held: dict, steps: int = 1500, log: Callable[[str]
     images, hot = torch.cat([train["images"], neg_images]), torch.cat([train["hot"], neg_hot])
     params = [*towers.image.parameters(), *towers.text.parameters(), scale, bias]
     optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-4)
-    for step, idx in enumerate(_batches(len(hot), 64, steps, seed=11)):
+    for step, idx in enumerate(batches(len(hot), 64, steps, seed=11)):
         loss = _siglip(towers.image(images[idx]), towers.text(names), hot[idx], scale, bias)
         optimizer.zero_grad()
         loss.backward()
@@ -158,7 +92,7 @@ def train_towers(train: dict, held: dict, steps: int = 1500, log: Callable[[str]
         stats_train = towers.audio.statistics(train["audio"])
     temperature = 0.07
     optimizer = torch.optim.AdamW(towers.audio.mlp.parameters(), lr=2e-3, weight_decay=1e-4)
-    for step, idx in enumerate(_batches(len(train["hot"]), 64, steps, seed=12)):
+    for step, idx in enumerate(batches(len(train["hot"]), 64, steps, seed=12)):
         logits = normalise(towers.audio.mlp(stats_train[idx])) @ target_train[idx].T / temperature
         same = (train["hot"][idx][:, None, :] == train["hot"][idx][None, :, :]).all(-1).float()
         soft = same / same.sum(dim=1, keepdim=True)
@@ -221,7 +155,7 @@ def train_clap(n_train: int, held: dict, steps: int = 800, log: Callable[[str], 
     prompts = clap_prompts()
     optimizer = torch.optim.AdamW([*pair.audio.mlp.parameters(), *pair.text.parameters(), scale, bias], lr=2e-3,
                                   weight_decay=1e-4)
-    for step, idx in enumerate(_batches(len(hot), 64, steps, seed=22)):
+    for step, idx in enumerate(batches(len(hot), 64, steps, seed=22)):
         loss = _siglip(pair.audio.mlp(stats[idx]), pair.text(prompts), hot[idx], scale, bias)
         optimizer.zero_grad()
         loss.backward()

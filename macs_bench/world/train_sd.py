@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from macs_bench.world.train import _batches, chance_top_k_hits, hot_of, top_k_hits
+from macs_bench.world.data import batches, chance_top_k_hits, hot_of, top_k_hits
 from macs_bench.world.towers import Towers, image_tensor, normalise
 
 
@@ -28,7 +28,7 @@ def train_vae(parts: dict, images: torch.Tensor, steps: int, log: Callable[[str]
     weight_all = 1 + 9 * ((x_all - ground).abs().amax(1, keepdim=True) > 0.1).float()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
     generator = torch.Generator().manual_seed(31)
-    for step, idx in enumerate(_batches(len(x_all), 32, steps, seed=30)):
+    for step, idx in enumerate(batches(len(x_all), 32, steps, seed=30)):
         posterior = vae.encode(x_all[idx]).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         error = (vae.decode(z).sample - x_all[idx]) ** 2 * weight_all[idx]
@@ -65,7 +65,7 @@ def train_sd(parts: dict, train: dict, steps: int, log: Callable[[str], None] = 
     generator = torch.Generator().manual_seed(41)
     unet.train()
     text_encoder.train()
-    for step, idx in enumerate(_batches(len(mean), 32, steps, seed=40)):
+    for step, idx in enumerate(batches(len(mean), 32, steps, seed=40)):
         latents = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)) * \
             vae.config.scaling_factor
         drop = torch.rand(len(idx), generator=generator) < 0.1

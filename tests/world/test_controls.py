@@ -117,7 +117,8 @@ def test_the_recorded_judge_numbers_reproduce():
     from macs_bench.world import REPORT_FILE, WORLD_DIR
     from macs_bench.world.judge import judge_controls
     from macs_bench.world.towers import load_towers
-    from macs_bench.world.train import HELD_SEED, world_data
+    from macs_bench.world.data import world_data
+    from macs_bench.world.train import HELD_SEED
 
     report = json.loads((WORLD_DIR / REPORT_FILE).read_text())
     held = world_data(report["n_held"], HELD_SEED)
@@ -129,7 +130,7 @@ def test_the_recorded_judge_numbers_reproduce():
 
 def test_radar_values_on_fixed_ranges_are_not_min_max():
     from macs_bench.boards.rows import Row
-    from macs_bench.plots.radar import radar_values
+    from macs_bench.boards.radar import radar_values
 
     rows = [Row("a", {"fid": 10.0, "ais": 0.50}), Row("b", {"fid": 10.1, "ais": 0.5002})]
     fixed = radar_values(rows, {"fid": (20.0, 0.0), "ais": (0.0, 1.0)})

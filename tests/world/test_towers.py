@@ -10,7 +10,7 @@ from macs_bench.errors import MacsError
 from macs_bench.world import CLAP_FILE, SUMS_FILE, TOWERS_FILE, WORLD_DIR
 from macs_bench.world.checksums import verify, verify_tree
 from macs_bench.world.towers import load_towers, normalise
-from macs_bench.world.train import top_k_hits
+from macs_bench.world.data import top_k_hits
 
 
 def test_shipped_weights_match_their_checksums_and_a_flipped_byte_is_refused(tmp_path):
@@ -50,7 +50,7 @@ def test_top_k_hits_against_brute_force():
 
 
 def test_image_and_audio_towers_detect_the_classes_of_fresh_clips(fresh_world):
-    from macs_bench.world.train import chance_top_k_hits
+    from macs_bench.world.data import chance_top_k_hits
 
     towers = load_towers()
     with torch.no_grad():
@@ -81,7 +81,8 @@ def test_inception_and_clip_stand_ins_are_different_features_of_the_same_tower(f
 
 def test_world_clap_names_single_sources_and_passes_gradients(fresh_world):
     from macs_bench.world.clap import WorldClap
-    from macs_bench.world.train import chance_top_k_hits, clap_prompts, single_source_data
+    from macs_bench.world.data import chance_top_k_hits, single_source_data
+    from macs_bench.world.train import clap_prompts
 
     clap = WorldClap()
     audio, labels = single_source_data(48, 31337)
