@@ -31,6 +31,7 @@ from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json
 from macs_model.ablation_plan import (REFERENCE, SEPARATORS, AblationPlan, AblationResult, Benchmark, Variant,
                                      adapter_dir, pred_dir)
+from macs_model.run_folder import claim_plan
 
 
 
@@ -62,24 +63,6 @@ def check_real(manifest, media, pretrain_media, device: str) -> None:
 
 
 TABLE_ONLY = ("rows", "baselines", "rounds")  # a rerun may add rows or change the table, reusing the rest
-
-
-def _claim(path: Path, plan: AblationPlan, bench: dict[str, Any]) -> None:
-    """Record the plan a folder holds; refuse another plan before anything is overwritten. Rows, baselines and
-    resampling rounds may change: each row keeps its own files, so a rerun adds rows and reuses the others."""
-    kept = {k: v for k, v in asdict(plan).items() if k not in TABLE_ONLY}
-    wanted = json.loads(dumps_json({"plan": kept, "benchmark": bench}))
-    if path.is_file():
-        try:
-            held = json.loads(path.read_text(encoding="utf-8"))
-            held["plan"] = {k: v for k, v in held["plan"].items() if k not in TABLE_ONLY}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            held = None
-        if held != wanted:
-            raise MacsError(f"{path.parent}: holds an ablation run with another plan ({path.name}); use another "
-                            "output folder or delete that one")
-        return
-    atomic_write_text(path, dumps_json(wanted))
 
 
 def run_ablations(out: str | os.PathLike = "runs/ablations", *, plan: AblationPlan | None = None,
@@ -119,10 +102,12 @@ def _run(out: Path, plan: AblationPlan, bench: Benchmark | None, progress: bool,
         from macs_bench.world.checksums import verify_tree
 
         world_weights = verify_tree(WORLD_DIR)
-        _claim(out / "plan.json", plan, {"world": True})
+        claim_plan(out / "plan.json", {**asdict(plan), "benchmark": {"world": True}}, what="an ablation run",
+                   ignore=TABLE_ONLY)
         bench = world_benchmark(out, plan)
     else:
-        _claim(out / "plan.json", plan, {k: str(v) for k, v in asdict(bench).items()})
+        claim_plan(out / "plan.json", {**asdict(plan), "benchmark": {k: str(v) for k, v in asdict(bench).items()}},
+                   what="an ablation run", ignore=TABLE_ONLY)
     scoring = ScoreConfig(preset="world" if plan.world else "paper", cache_dir=str(out / "features"))
 
     def timed(name: str, job: Callable[[], Any]) -> Any:

@@ -50,25 +50,6 @@ class DemoPlan:
         return cls(clips=60, pretrain_clips=32, folds=(0,), separator_steps=20, generator_steps=120)
 
 
-def _claim(path: Path, plan: DemoPlan) -> None:
-    """Record the plan a demo folder holds; refuse another plan before anything is overwritten."""
-    import json
-
-    from macs_bench.errors import MacsError
-
-    wanted = json.loads(dumps_json(plan.__dict__))
-    if path.is_file():
-        try:
-            held = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            held = None
-        if held != wanted:
-            raise MacsError(f"{path.parent}: holds a demo run with another plan ({path.name}); use another output "
-                            "folder (e.g. runs/demo-quick for the quick plan) or delete that folder")
-        return
-    atomic_write_text(path, dumps_json(wanted))
-
-
 def _labels(manifest: Path) -> dict[str, tuple[str, ...]]:
     from macs_bench.datasets.manifest import manifest_rows, split_list
 
@@ -217,9 +198,11 @@ def _run_demo(out: Path, plan: DemoPlan, progress: bool, log: Callable[[str], No
     from macs_bench.world.controls import (write_all_motifs, write_colour_only, write_noise, write_oracle,
                                            write_shuffled)
     from macs_model.generation.api import fold_ids, generate, train_generator
+    from macs_model.run_folder import claim_plan
     from macs_model.separation.api import WORLD_CLAP, train_separator
 
-    _claim(out / "plan.json", plan)
+    claim_plan(out / "plan.json", plan.__dict__, what="a demo run",
+               hint="delete that folder (runs/demo-quick suits the quick plan)")
     world = verify_tree(WORLD_DIR)
     started, cpu_started = time.perf_counter(), time.process_time()
     timings: dict[str, float] = {}

@@ -230,3 +230,25 @@ def generator_run_info(adapter_run: Path) -> tuple[dict[str, Any], dict[str, Any
         if isinstance(info, dict) and "conditioning" in info and isinstance(config, dict):
             return info, config
     raise MacsError(f"{adapter_run}: not a 'macs-model train generator' run folder (no config.json with run_info)")
+
+
+def claim_plan(path: Path, record: Mapping[str, Any], *, what: str, hint: str = "delete that folder",
+               ignore: tuple[str, ...] = ()) -> None:
+    """Record in ``path`` the plan an experiment folder (a demo, an ablation table) holds, or, when it already
+    holds one, refuse another before anything is overwritten. Keys named in ``ignore`` may change between runs
+    (a rerun adds rows or redraws the table, reusing the rest)."""
+
+    def kept(recorded: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in recorded.items() if k not in ignore}
+
+    wanted = json.loads(dumps_json(dict(record)))
+    if path.is_file():
+        try:
+            held = kept(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, AttributeError):
+            held = None
+        if held != kept(wanted):
+            raise MacsError(f"{path.parent}: holds {what} with another plan ({path.name}); use another output "
+                            f"folder or {hint}")
+        return
+    atomic_write_text(path, dumps_json(wanted))
