@@ -77,3 +77,30 @@ def make_av(path: Path, video_seconds: float, audio_seconds: float, audio_start:
                     f"sine=frequency=440:sample_rate=16000:duration={audio_seconds}",
                     "-map", "0:v", "-map", "1:a", *codecs[path.suffix.lower()], str(path)], check=True)
     return path
+
+
+def linked_clips(folder: Path, long_video: Path, prefix: str, n: int) -> tuple[Path, Path, list[dict]]:
+    """``n`` clips of one linked 'full-length' video: (videos folder, manifest, rows)."""
+    import os
+
+    src = folder / "videos"
+    src.mkdir()
+    rows = [clip_row(f"{prefix}{i:0{11 - len(prefix)}d}"[:11], i, i + 10) for i in range(n)]
+    for row in rows:
+        os.symlink(long_video, src / f"{row['ytid']}.mp4")
+    return src, write_manifest(folder / "m", rows), rows
+
+
+def run_fetch_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """``macs-bench datasets fetch ARGS`` in this process: (exit code, stdout, stderr)."""
+    import sys
+
+    import pytest
+
+    from macs_bench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["macs-bench", "datasets", "fetch", *map(str, args)])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out, err = capsys.readouterr()
+    return stop.value.code, out, err

@@ -4,13 +4,11 @@ never the advice to move the ledger away."""
 import errno
 import os
 import sqlite3
-import sys
 
 import pytest
 
-from media_helpers import clip_row, write_manifest
+from media_helpers import linked_clips, run_fetch_cli
 
-from macs_bench.cli import main
 from macs_bench.errors import MacsError
 from macs_bench.media.clip import Fetcher
 from macs_bench.media.fetch import FetchOptions, fetch
@@ -20,20 +18,7 @@ from macs_bench.media.storage import StorageError, disk_error, is_disk_error
 
 @pytest.fixture
 def four_clips(tmp_path, long_video):
-    src = tmp_path / "videos"
-    src.mkdir()
-    rows = [clip_row(f"diskfull{i:03d}", i, i + 10) for i in range(4)]
-    for row in rows:
-        os.symlink(long_video, src / f"{row['ytid']}.mp4")
-    return src, write_manifest(tmp_path / "m", rows), rows
-
-
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["macs-bench", "datasets", "fetch", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    out, err = capsys.readouterr()
-    return stop.value.code, out, err
+    return linked_clips(tmp_path, long_video, "diskfull", 4)
 
 
 class FullDisk:
@@ -63,7 +48,7 @@ def test_disk_full_while_writing_a_clip_stops_with_the_rerun_code(tmp_path, four
 
     original = Fetcher._install
     monkeypatch.setattr(Fetcher, "_install", install)
-    code, _, err = run_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
+    code, _, err = run_fetch_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
                            "--source-dir", src, "--jobs", "1", "--quality-filter", "off")
     assert code == 3, err
     (line,) = err.strip().splitlines()
@@ -80,7 +65,7 @@ def test_a_ledger_write_at_the_limit_is_one_line_not_a_traceback(tmp_path, four_
     src, manifest, _ = four_clips
     connect = sqlite3.connect
     monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: FullDisk(connect(*a, **k)))
-    code, _, err = run_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
+    code, _, err = run_fetch_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
                            "--source-dir", src, "--jobs", "1", "--quality-filter", "off")
     assert code == 3, err
     (line,) = err.strip().splitlines()

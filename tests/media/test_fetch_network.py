@@ -2,15 +2,13 @@
 bot checks in a row, yt-dlp's own lines in the ledger (not on the screen), and a requests-per-minute cap."""
 
 import json
-import sys
 import time
 
 import pytest
 from yt_dlp.utils import DownloadError
 
-from media_helpers import clip_row, write_manifest
+from media_helpers import clip_row, run_fetch_cli, write_manifest
 
-from macs_bench.cli import main
 from macs_bench.errors import RetryLater
 from macs_bench.media import network
 from macs_bench.media.fetch import FetchOptions, fetch
@@ -63,19 +61,11 @@ def many_ids(folder, n):
     return write_manifest(folder, [clip_row(f"v{i:010d}", 0, 10) for i in range(n)])
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["macs-bench", "datasets", "fetch", *map(str, args)])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    out, err = capsys.readouterr()
-    return stop.value.code, out, err
-
-
 def test_offline_run_of_7201_ids_stops_within_a_minute_with_one_line(tmp_path, offline, monkeypatch, capsys):
     """The network drops after the probe: the breaker stops the run, not 7,201 x 3 attempts later."""
     manifest = many_ids(tmp_path / "m", 7201)
     started = time.monotonic()
-    code, out, err = run_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
+    code, out, err = run_fetch_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
                              "--backoff", "0.01")
     assert time.monotonic() - started < 60
     assert code == 3
@@ -93,7 +83,7 @@ def test_offline_run_of_7201_ids_stops_within_a_minute_with_one_line(tmp_path, o
 def test_bot_checks_stop_the_run_with_the_cookies_hint(tmp_path, offline, monkeypatch, capsys):
     offline.message = BOT
     manifest = many_ids(tmp_path / "m", 50)
-    code, _, err = run_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
+    code, _, err = run_fetch_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
                            "--backoff", "0", "--rate-limit-backoff", "0", "--stop-after", "3", "--jobs", "1")
     assert code == 3 and err.strip().splitlines() == [err.strip()]
     assert "blocked by a bot check: pass --cookies FILE" in err
@@ -103,7 +93,7 @@ def test_bot_checks_stop_the_run_with_the_cookies_hint(tmp_path, offline, monkey
 def test_probe_failure_stops_before_any_download(tmp_path, offline, monkeypatch, capsys):
     monkeypatch.setattr(network, "probe", lambda *a, **k: "[Errno -3] Temporary failure in name resolution")
     manifest = many_ids(tmp_path / "m", 20)
-    code, _, err = run_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media")
+    code, _, err = run_fetch_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media")
     assert code == 3 and offline.calls == 0
     assert err.strip() == ("error: YouTube unreachable: [Errno -3] Temporary failure in name resolution; check "
                            "the connection (or proxy), then rerun the same command (finished clips are kept)")
@@ -182,6 +172,6 @@ def test_every_clip_failing_transiently_exits_with_the_rerun_code_not_nothing_fe
     monkeypatch.setenv("FAKE_VIDEOS", str(tmp_path / "v"))
     monkeypatch.setenv("FAKE_TRANSIENT", json.dumps({ytid: 99 for ytid in ids}))  # HTTP 503 every time
     manifest = write_manifest(tmp_path / "m", [clip_row(ytid, 0, 10) for ytid in ids])
-    code, _, err = run_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
+    code, _, err = run_fetch_cli(monkeypatch, capsys, "--manifest", manifest, "--media", tmp_path / "media",
                            "--backoff", "0", "--retries", "1", "--downloader", "fake_downloader:FakeDownloader")
     assert code == 3 and "3 samples failed transiently: rerun" in err and "nothing could be fetched" not in err

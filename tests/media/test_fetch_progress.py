@@ -3,13 +3,12 @@ a typed FetchReport, and a progress bar for Python fetch() in a terminal."""
 
 import io
 import json
-import os
 import sys
 import threading
 
 import pytest
 
-from media_helpers import clip_row, write_manifest
+from media_helpers import linked_clips
 
 import macs_bench
 from macs_bench.media.clip import FetchOptions, Outcome
@@ -25,12 +24,7 @@ REPORT_KEYS = ["tool", "version", "manifest", "manifest_sha256", "shard", "optio
 
 @pytest.fixture
 def three_clips(tmp_path, long_video):
-    src = tmp_path / "videos"
-    src.mkdir()
-    rows = [clip_row(f"longrun{i:04d}", i, i + 10) for i in range(3)]
-    for row in rows:
-        os.symlink(long_video, src / f"{row['ytid']}.mp4")
-    return src, write_manifest(tmp_path / "m", rows), rows
+    return linked_clips(tmp_path, long_video, "longrun", 3)
 
 
 def ids_on_disk(media):
