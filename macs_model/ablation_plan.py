@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from macs_bench.errors import MacsError
+from macs_model.demo import CONTROLS  # the demo's controls: the same rows beside the table
 
 
 SEPARATORS = {  # stage-1 variant -> train_separator options
@@ -49,7 +50,6 @@ VARIANTS = (
     Variant("slots 4,5,6", slots=(4, 5, 6), adapter_of=REFERENCE, note="Fig. 4: the last three slots"),
 )
 ROW_NAMES = tuple(v.name for v in VARIANTS)
-CONTROLS = ("oracle", "shuffled", "noise", "colour-only", "all-motifs")
 
 
 @dataclass(frozen=True)

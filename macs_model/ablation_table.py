@@ -77,9 +77,9 @@ def markdown(means: dict[str, dict[str, float | None]], diffs: dict[str, dict[st
 def write_outputs(out: Path, plan, bench, record: dict[str, Any], *, log: Callable[[str], None] = print):
     """Table, leaderboard + radar and grid of a finished run; returns its :class:`AblationResult`."""
     from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
-    from macs_bench.datasets.manifest import split_list
     from macs_bench.plots.grid import sample_grid
     from macs_model.ablation_plan import CONTROLS, REFERENCE, VARIANTS, AblationResult, pred_dir
+    from macs_model.demo import _labels
     from macs_model.generation.api import fold_ids
 
     from macs_model.baselines.world import WORLD_BASELINES
@@ -124,7 +124,7 @@ def write_outputs(out: Path, plan, bench, record: dict[str, Any], *, log: Callab
                                 if ranges else None)
     grid = board_dir / "grid.png"
     shown = [r for r in GRID_ROWS if r in by_model]
-    labels = {sid: len(split_list(r["labels"])) for sid, r in _rows(bench.manifest).items()}
+    labels = {sid: len(names) for sid, names in _labels(bench.manifest).items()}
     test = fold_ids(bench.manifest, plan.folds[0])[1]
     ids = [s for k in sorted(set(labels[t] for t in test)) for s in sorted(t for t in test if labels[t] == k)[:1]]
     sample_grid(bench.manifest, bench.media, {name: pred_dir(out, name) for name in shown}, grid,
@@ -137,10 +137,4 @@ def write_outputs(out: Path, plan, bench, record: dict[str, Any], *, log: Callab
     log(table)
     return AblationResult(out, out / "ablations.md", out / "ablations.json", written.get("radar", board_dir /
                           "radar.png"), grid, record["run_seconds"], rows=means)
-
-
-def _rows(manifest: Path) -> dict[str, dict[str, str]]:
-    from macs_bench.datasets.manifest import manifest_rows
-
-    return {r["sample_id"]: r for r in manifest_rows(manifest)}
 

@@ -289,7 +289,7 @@ def read_manifest(path: str | os.PathLike):
     extra = [k for k in (rows[0] if rows else {}) if k not in COLUMNS]
     frame = pd.DataFrame(rows, columns=list(COLUMNS) + extra)
     for column in LIST_COLUMNS:
-        frame[column] = [[x for x in v.split(LIST_SEP) if x] for v in frame[column]]
+        frame[column] = [split_list(v) for v in frame[column]]
     frame["frame_seconds"] = [[int(x) for x in v] for v in frame["frame_seconds"]]
     for column in INT_COLUMNS:
         frame[column] = pd.array([int(v) if v != "" else None for v in frame[column]], dtype="Int64")

@@ -217,7 +217,7 @@ class Fetcher:
                                   "pad_start": pad_start, "pad_end": pad_end,
                                   "width": info.width, "height": info.height}
         quality = self._filter(wav, selected, frames)  # the paper's filter first: it reports every problem
-        reject_digital_silence(wav)
+        reject_digital_silence(wav, quality.get("rms_dbfs"))
         self._install(item, wav, selected, frames)
         return Outcome("ok", "", detail=detail, quality=quality)
 
@@ -242,7 +242,7 @@ class Fetcher:
         detail: dict[str, Any] = {"source": "fsd50k", "source_name": src.name, "frame_seconds": [],
                                   "source_duration": round(info.duration, 3)}
         quality = self._filter(wav, [], [])
-        reject_digital_silence(wav)
+        reject_digital_silence(wav, quality.get("rms_dbfs"))
         self._install(item, wav, [], [])
         return Outcome("ok", "", detail=detail, quality=quality)
 
@@ -329,10 +329,11 @@ class Fetcher:
         wav.replace(self.audio_path(item))
 
 
-def reject_digital_silence(wav: Path) -> None:
+def reject_digital_silence(wav: Path, level: float | None = None) -> None:
     """No clip of only zeros (or at most :data:`DIGITAL_SILENCE_DBFS`) is ever ``ok``, whatever the quality
-    filter says: an audio-to-image benchmark cannot score a sample without sound."""
-    level = round(rms_dbfs(wav), 2)
+    filter says: an audio-to-image benchmark cannot score a sample without sound. ``level``: the clip's
+    ``rms_dbfs`` when the quality filter measured it already (the WAV is read only when it did not)."""
+    level = round(rms_dbfs(wav), 2) if level is None else level
     if level <= DIGITAL_SILENCE_DBFS:
         raise Unavailable("silent", f"digital silence (rms_dbfs {level} <= {DIGITAL_SILENCE_DBFS})",
                           {"rms_dbfs": level, "problems": ["silent"]})

@@ -33,6 +33,7 @@ from macs_bench import __version__
 from macs_bench.datasets.manifest import STATS_NAME, manifest_csv, manifest_rows, manifest_stats, split_list
 from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json, file_lock, format_sha256sums, sha256_file
+from macs_bench.media.ffmpeg import SAMPLE_RATE
 from macs_bench.media.layout import LEDGER_NAME, MediaLayout
 from macs_bench.media.ledger import Entry, Ledger
 from macs_bench.media.progress import progress_bar
@@ -42,7 +43,6 @@ INDEX_NAME = "index.json"
 SUMS_NAME = "SHA256SUMS"
 STATS_SUFFIX = "_stats.json"
 PARQUET_BATCH = 16  # rows per Parquet row group: the most samples held in memory at once (~7 MB)
-SAMPLE_RATE = 16000
 META_COLUMNS = ("sample_id", "ytid", "start", "end", "labels", "mids", "n_labels", "frame_seconds", "fold", "split")
 PAD_COLUMNS = ("pad_start", "pad_end")
 
@@ -107,9 +107,7 @@ def selection(manifest: Path, media: MediaLayout) -> list[tuple[dict[str, str], 
     each with its ledger entry."""
     rows = manifest_rows(manifest)
     check_folds(manifest, rows)
-    if not media.ledger.is_file():
-        raise MacsError(f"{media.root}: not a MEDIA folder (no {LEDGER_NAME})")
-    with Ledger(media.ledger) as ledger:
+    with Ledger(media.ledger) as ledger:  # export() checked that the ledger exists before taking the lock
         ok = {sid: e for sid, e in ledger.all().items() if e.status == "ok"}
     chosen = [(r, ok[r["sample_id"]]) for r in rows if r["sample_id"] in ok
               and media.audio(r["sample_id"]).is_file()

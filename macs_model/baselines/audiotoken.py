@@ -109,18 +109,19 @@ def load_embedder_state(path: str | os.PathLike | None = None, sha256: str | Non
     and its provenance; a missing, wrong or unreadable file is one MacsError line."""
     from macs_bench.io import sha256_file
 
-    if path is None:
+    default = path is None
+    if default:
         from macs_bench import weights
 
         path = weights.path(EMBEDDER_WEIGHTS)
-        blob = git_blob_id(path)
-        if blob != RELEASE_BLOB:
-            raise MacsError(f"{path}: not the released AudioToken embedder (git blob {blob}, expected "
-                            f"{RELEASE_BLOB}); fetch it again with: macs-bench weights fetch {EMBEDDER_WEIGHTS}")
     path = Path(path).expanduser()
     if not path.is_file():
         raise MacsError(f"{path}: no AudioToken embedder there; fetch it with: macs-bench weights fetch "
                         f"{EMBEDDER_WEIGHTS}")
+    blob = git_blob_id(path)
+    if default and blob != RELEASE_BLOB:
+        raise MacsError(f"{path}: not the released AudioToken embedder (git blob {blob}, expected "
+                        f"{RELEASE_BLOB}); fetch it again with: macs-bench weights fetch {EMBEDDER_WEIGHTS}")
     actual = sha256_file(path)
     if sha256 is not None and actual != sha256:
         raise MacsError(f"{path}: sha256 {actual}, expected {sha256}")
@@ -130,7 +131,7 @@ def load_embedder_state(path: str | os.PathLike | None = None, sha256: str | Non
         raise MacsError(f"{path}: not a readable AudioToken embedder ({type(exc).__name__})") from None
     if not isinstance(state, dict) or "fc1.weight" not in state or "fc2.weight" not in state:
         raise MacsError(f"{path}: not an AudioToken embedder state dict (no fc1/fc2 weights)")
-    return state, {"path": str(path), "sha256": actual, "release": git_blob_id(path) == RELEASE_BLOB}
+    return state, {"path": str(path), "sha256": actual, "release": blob == RELEASE_BLOB}
 
 
 def fixed_length(wave: torch.Tensor, samples: int) -> torch.Tensor:
