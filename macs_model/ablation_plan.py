@@ -67,6 +67,7 @@ class AblationPlan:
     baselines: bool = True
     rounds: int = 1000
     seed: int = 0
+    workers: int | None = None  # processes for stage 1 and the folds (None: the world's min(folds, CPUs), else 1)
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.rows if r not in ROW_NAMES]
@@ -75,6 +76,9 @@ class AblationPlan:
         if not self.folds or any(isinstance(f, bool) or not isinstance(f, int) or not 0 <= f < 5
                                  for f in self.folds) or len(set(self.folds)) != len(self.folds):
             raise MacsError(f"folds must be distinct fold numbers 0-4, got {list(self.folds)}")
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or self.workers < 1):
+            raise MacsError(f"workers must be a positive number of processes, got {self.workers!r}")
         rows = tuple(dict.fromkeys((REFERENCE, *self.rows)))
         object.__setattr__(self, "rows", rows)
         object.__setattr__(self, "folds", tuple(self.folds))
@@ -84,6 +88,16 @@ class AblationPlan:
         """One fold, short training, few resampling rounds: minutes on 2 CPUs."""
         return replace(cls(clips=60, pretrain_clips=32, folds=(0,), separator_steps=20, generator_steps=120,
                            rounds=200), **changes)
+
+    def processes(self) -> int:
+        """How many processes run stage 1 and the folds: ``workers``, else on the world one per fold up to the
+        CPU count (each runs torch on one thread; the world's jobs are independent and seeded, so the table is
+        the same for any count), else 1 (a real benchmark's jobs share one GPU)."""
+        import os
+
+        if self.workers is not None:
+            return self.workers
+        return max(1, min(len(self.folds), os.cpu_count() or 1)) if self.world else 1
 
     def variants(self) -> list[Variant]:
         return [v for v in VARIANTS if v.name in self.rows]
@@ -107,6 +121,8 @@ class AblationPlan:
                 lines.append(f"fold {fold}: world baselines")
             lines.append(f"fold {fold}: controls {', '.join(CONTROLS)}")
         lines.append("table: fold means, paired intervals and Holm-corrected p against MACS; radar; grid")
+        if self.processes() > 1:
+            lines.insert(0, f"{self.processes()} processes: the stage-1 runs side by side, then the folds")
         return lines
 
 

@@ -31,6 +31,7 @@ from macs_bench.errors import MacsError
 from macs_bench.io import atomic_write_text, dumps_json
 from macs_model.ablation_plan import (REFERENCE, SEPARATORS, AblationPlan, AblationResult, Benchmark, Variant,
                                      adapter_dir, pred_dir)
+from macs_model.jobs import cpu_seconds, run_jobs
 from macs_model.run_folder import claim_plan
 
 
@@ -62,7 +63,7 @@ def check_real(manifest, media, pretrain_media, device: str) -> None:
                         "GPU (--device cuda); use --world for the CPU-sized synthetic world")
 
 
-TABLE_ONLY = ("rows", "baselines", "rounds")  # a rerun may add rows or change the table, reusing the rest
+TABLE_ONLY = ("rows", "baselines", "rounds", "workers")  # a rerun may change these, reusing the rest
 
 
 def run_ablations(out: str | os.PathLike = "runs/ablations", *, plan: AblationPlan | None = None,
@@ -89,12 +90,9 @@ def _run(out: Path, plan: AblationPlan, bench: Benchmark | None, progress: bool,
          log: Callable[[str], None]) -> AblationResult:
     from macs_bench.metrics.scoring import ScoreConfig
     from macs_model.ablation_table import write_outputs
-    from macs_model.generation.api import fold_ids
-    from macs_model.separation.api import train_separator
 
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
     world_weights = None
     if plan.world:
         import macs_bench.world.scoring  # noqa: F401  registers the 'world' encoder preset
@@ -110,39 +108,52 @@ def _run(out: Path, plan: AblationPlan, bench: Benchmark | None, progress: bool,
                    what="an ablation run", ignore=TABLE_ONLY)
     scoring = ScoreConfig(preset="world" if plan.world else "paper", cache_dir=str(out / "features"))
 
-    def timed(name: str, job: Callable[[], Any]) -> Any:
-        log(f"[ablations] {name}")
-        t = time.perf_counter()
-        value = job()
-        timings[name] = round(time.perf_counter() - t, 2)
-        log(f"[ablations] {name}: {timings[name]:.0f} s")
-        return value
-
-    separators = out / "separators"
-    for key in plan.separators():
-        timed(f"stage 1: separator {key}", lambda key=key: train_separator(
-            bench.pretrain, bench.pretrain_media, separators / key, preset=bench.separator_preset,
-            clap=bench.clap, steps=plan.separator_steps, seed=plan.seed, device=bench.device, ramp=bench.ramp,
-            progress=progress, **SEPARATORS[key]))
-    results, pred = out / "results", out / "pred"
-    for fold in plan.folds:
-        _, test = fold_ids(bench.manifest, fold)
-        for v in plan.variants():
-            timed(f"fold {fold}: {v.name}", lambda v=v: _row(v, fold, bench, plan, out, scoring))
-        if plan.world and plan.baselines:
-            from macs_model.baselines.world import world_baseline_rows
-
-            timed(f"fold {fold}: world baselines", lambda: world_baseline_rows(
-                bench.manifest, bench.media, out / "baselines", folds=[fold], results=results,
-                separator=separators / "full", config=scoring, seed=plan.seed, progress=progress))
-        timed(f"fold {fold}: controls", lambda: _controls(fold, test, bench, plan, pred, results, scoring))
+    inline = plan.processes() == 1  # else each job runs in a worker process, where only print reaches the terminal
+    separators = [(f"stage 1: separator {key}", _separator, (key, bench, plan, out, progress and inline))
+                  for key in plan.separators()]
+    timings = run_jobs(separators, plan.processes(), log, "[ablations]")
+    folds = [(f"fold {fold}", _fold, (fold, bench, plan, out, scoring, log if inline else None))
+             for fold in plan.folds]
+    timings |= {name: seconds for fold_timings in run_jobs(folds, plan.processes(), log, "[ablations]").values()
+                for name, seconds in fold_timings.items()}
     seconds = round(time.perf_counter() - started, 2)
     work = _work_ledger(out / "timings.json", timings)
-    record = {"work_seconds": round(sum(work.values()), 2), "work": work, "plan": asdict(plan), "benchmark": {k: str(v) for k, v in asdict(bench).items()},
-              "world_weights": world_weights, "seconds": timings, "run_seconds": seconds,
-              "cpu_seconds": round(time.process_time() - cpu_started, 2),
+    record = {"work_seconds": round(sum(work.values()), 2), "work": work, "plan": asdict(plan),
+              "benchmark": {k: str(v) for k, v in asdict(bench).items()}, "world_weights": world_weights,
+              "seconds": timings, "run_seconds": seconds, "processes": plan.processes(),
+              "cpu_seconds": round(cpu_seconds() - cpu_started, 2),
               "cpus": os.cpu_count(), "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
-    return timed("table, radar and grid", lambda: write_outputs(out, plan, bench, record, log=log))
+    log("[ablations] table, radar and grid")
+    return write_outputs(out, plan, bench, record, log=log)
+
+
+def _separator(key: str, bench: Benchmark, plan: AblationPlan, out: Path, progress: bool) -> None:
+    from macs_model.separation.api import train_separator
+
+    train_separator(bench.pretrain, bench.pretrain_media, out / "separators" / key, preset=bench.separator_preset,
+                    clap=bench.clap, steps=plan.separator_steps, seed=plan.seed, device=bench.device,
+                    ramp=bench.ramp, progress=progress, **SEPARATORS[key])
+
+
+def _fold(fold: int, bench: Benchmark, plan: AblationPlan, out: Path, scoring,
+          log: Callable[[str], None] | None) -> dict[str, float]:
+    """Every row of one fold, its world baselines and controls; returns each job's seconds."""
+    from macs_model.generation.api import fold_ids
+
+    _, test = fold_ids(bench.manifest, fold)
+    results, pred = out / "results", out / "pred"
+    jobs = [(f"fold {fold}: {v.name}", _row, (v, fold, bench, plan, out, scoring)) for v in plan.variants()]
+    if plan.world and plan.baselines:
+        jobs.append((f"fold {fold}: world baselines", _baselines, (fold, bench, plan, out, scoring)))
+    jobs.append((f"fold {fold}: controls", _controls, (fold, test, bench, plan, pred, results, scoring)))
+    return run_jobs(jobs, 1, log or print, "[ablations]")
+
+
+def _baselines(fold: int, bench: Benchmark, plan: AblationPlan, out: Path, scoring) -> None:
+    from macs_model.baselines.world import world_baseline_rows
+
+    world_baseline_rows(bench.manifest, bench.media, out / "baselines", folds=[fold], results=out / "results",
+                        separator=out / "separators" / "full", config=scoring, seed=plan.seed)
 
 
 def _work_ledger(path: Path, timings: dict[str, float]) -> dict[str, float]:

@@ -4,6 +4,7 @@ of both paths, and (slow) the command on a tiny world fold writing its table wit
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 import pytest
@@ -65,6 +66,10 @@ def test_plan_rows_separators_and_jobs():
     full = AblationPlan()
     assert set(full.separators()) == set(SEPARATORS) and full.rows == ROW_NAMES
     assert sum(j.startswith("fold 0: train adapter") for j in full.jobs()) == 7
+    assert full.processes() == min(2, os.cpu_count()) and AblationPlan(world=False).processes() == 1
+    assert AblationPlan(workers=3).processes() == 3 and AblationPlan.quick().processes() == 1
+    with pytest.raises(MacsError, match="workers must be a positive number"):
+        AblationPlan(workers=0)
     with pytest.raises(MacsError, match="unknown ablation row 'no-XY'"):
         AblationPlan(rows=("no-XY",))
     with pytest.raises(MacsError, match="folds must be distinct fold numbers 0-4"):
@@ -125,3 +130,20 @@ def test_tiny_world_fold_writes_its_table_with_paired_intervals(tmp_path):
     assert json.loads(fewer.record.read_text())["models"] == [REFERENCE, "slots 4,5,6"]
     with pytest.raises(MacsError, match="another plan"):
         run_ablations(tmp_path / "abl", plan=AblationPlan(folds=(1,)), progress=False, log=lines.append)
+
+
+@pytest.mark.slow
+def test_folds_in_worker_processes_give_the_same_table_as_one_process(tmp_path):
+    from macs_model.ablations import run_ablations
+
+    plan = AblationPlan(clips=40, pretrain_clips=16, folds=(0, 1), separator_steps=2, generator_steps=4,
+                        rows=("no-sep 1 token",), baselines=False, rounds=50, workers=2)
+    two = json.loads(run_ablations(tmp_path / "two", plan=plan, progress=False, log=lambda _: None).record.read_text())
+    one = json.loads(run_ablations(tmp_path / "one", plan=replace(plan, workers=1), progress=False,
+                                   log=lambda _: None).record.read_text())
+    assert (two["processes"], one["processes"]) == (2, 1)
+    assert {"fold 0: MACS", "fold 1: MACS", "fold 1: controls"} <= set(two["seconds"])
+    assert two["means"] == one["means"] and two["differences"] == one["differences"]
+    for name in ("MACS-fold1.json", "no-sep 1 token-fold0.json"):
+        assert (json.loads((tmp_path / "two" / "results" / name).read_text())["metrics"]
+                == json.loads((tmp_path / "one" / "results" / name).read_text())["metrics"])
