@@ -285,12 +285,14 @@ def demo(
     out: Optional[Path] = typer.Option(None, "--out", help="Where every stage writes; reruns resume (default: "
                                        "runs/demo, or runs/demo-quick with --quick)."),
     quick: bool = typer.Option(False, "--quick", help="The shortened form the test suite runs."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes for the folds (default: one "
+                                          "per fold up to the CPU count)."),
 ) -> None:
     """Offline end-to-end demo in the synthetic world, with its shipped models and control rows."""
     from macs_model.demo import NOTICE, DemoPlan, run_demo
 
     out = out or Path("runs/demo-quick" if quick else "runs/demo")
-    summary = run_demo(out, plan=DemoPlan.quick() if quick else DemoPlan(), log=console.print)
+    summary = run_demo(out, plan=DemoPlan.quick() if quick else DemoPlan(), processes=workers, log=console.print)
     console.print(f"[bold]{NOTICE}[/bold]")
     console.print(f"done in {summary['total_seconds']:.0f} s: {summary['leaderboard']}, {summary['radar']}, "
                   f"{summary['grid']}")
@@ -316,6 +318,8 @@ def ablations(
                                        "runs), e.g. 'no-RL,no-CL'."),
     quick: bool = typer.Option(False, "--quick", help="One fold, short training, 200 resampling rounds."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the world baselines."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes for stage 1 and the folds "
+                                          "(default: the world's one per fold up to the CPU count; else 1)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the jobs and exit."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
@@ -336,6 +340,8 @@ def ablations(
         changes["rows"] = tuple(parse_rows(rows))
     if no_baselines or not world:
         changes["baselines"] = False
+    if workers is not None:
+        changes["workers"] = workers
     if not world:
         changes.update(separator_steps=None, generator_steps=None)  # the paper presets' lengths
     plan = AblationPlan.quick(**changes) if quick else replace(AblationPlan(), **changes)

@@ -168,43 +168,46 @@ def _grid_ids(labels: dict[str, tuple[str, ...]], ids: list[str], per_count: int
 
 
 def run_demo(out: str | os.PathLike = "runs/demo", *, plan: DemoPlan | None = None, progress: bool = True,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+             processes: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary also written to ``out/summary.json``.
 
     Runs torch on one thread (restored afterwards): the world's models are so small that a second thread costs
-    more in synchronisation than it gains (ten times slower per adapter step on a busy 2-CPU machine).
+    more in synchronisation than it gains (ten times slower per adapter step on a busy 2-CPU machine). The folds
+    run side by side in ``processes`` processes instead (default: one per fold up to the CPU count); the jobs
+    are seeded, so the numbers do not depend on it.
     """
     import torch
 
+    plan = plan or DemoPlan()
+    processes = processes or max(1, min(len(plan.folds), os.cpu_count() or 1))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _run_demo(Path(out), plan or DemoPlan(), progress, log)
+        return _run_demo(Path(out), plan, progress, processes, log)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run_demo(out: Path, plan: DemoPlan, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+def _run_demo(out: Path, plan: DemoPlan, progress: bool, processes: int,
+              log: Callable[[str], None]) -> dict[str, Any]:
     import json
 
     from macs_bench import compare
     from macs_bench.boards import build_leaderboard, load_results, write_leaderboard
     from macs_bench.world.synthetic import write_synthetic
     from macs_bench.plots.grid import sample_grid
-    from macs_bench.metrics.scoring import ScoreConfig, score
     import macs_bench.world.scoring  # noqa: F401  registers the 'world' encoder preset
-    from macs_bench.world import SD_DIR, WORLD_DIR
+    from macs_bench.world import WORLD_DIR
     from macs_bench.world.checksums import verify_tree
-    from macs_bench.world.controls import (write_all_motifs, write_colour_only, write_noise, write_oracle,
-                                           write_shuffled)
-    from macs_model.generation.api import fold_ids, generate, train_generator
+    from macs_model.generation.api import fold_ids
+    from macs_model.jobs import cpu_seconds, run_jobs
     from macs_model.run_folder import claim_plan
     from macs_model.separation.api import WORLD_CLAP, train_separator
 
     claim_plan(out / "plan.json", plan.__dict__, what="a demo run",
                hint="delete that folder (runs/demo-quick suits the quick plan)")
     world = verify_tree(WORLD_DIR)
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     timings: dict[str, float] = {}
 
     def stage(name: str):
@@ -225,33 +228,16 @@ def _run_demo(out: Path, plan: DemoPlan, progress: bool, log: Callable[[str], No
                     steps=plan.separator_steps, ramp=True, progress=progress)
     done("stage 1: separator on the pre-training clips (world CLAP)")
 
-    results, pred = out / "results", out / "pred"
-    scoring = ScoreConfig(preset="world", cache_dir=str(out / "features"))
+    results = out / "results"
+    inline = processes == 1  # else each fold runs in a worker process, where only print reaches the terminal
+    folds = run_jobs([(f"fold {fold}", _fold, (out, data.manifest, data.media, plan, fold, progress and inline,
+                                                log if inline else None)) for fold in plan.folds],
+                     processes, log, "[demo]")
     coverage: dict[str, list[dict[str, float]]] = {row: [] for row in ROWS}
-    for fold in plan.folds:
-        _, test = fold_ids(data.manifest, fold)
-        for model in MODELS:
-            name = f"stage 2: {model}, fold {fold}"
-            stage(name)
-            run = out / "generators" / f"{model}-fold{fold}"
-            conditioning = {"separator": out / "separator"} if model == "MACS-world" else {"no_separation": True}
-            train_generator(data.manifest, data.media, run, fold=fold, preset="world", base=WORLD_DIR / SD_DIR,
-                            clap=WORLD_CLAP, steps=plan.generator_steps, progress=progress, **conditioning)
-            generate(data.manifest, data.media, run, pred / model, fold=fold, clap=WORLD_CLAP, progress=progress)
-            done(name)
-        stage(f"controls + scoring, fold {fold}")
-        write_oracle({sid: labels[sid] for sid in test}, pred / "oracle")
-        write_shuffled(pred / "MACS-world", test, pred / "shuffled")
-        write_noise(test, pred / "noise")
-        write_colour_only({sid: labels[sid] for sid in test}, pred / "colour-only")
-        write_all_motifs({sid: labels[sid] for sid in test}, pred / "all-motifs")
+    for fold_timings, fold_coverage_ in folds.values():
+        timings.update(fold_timings)
         for row in ROWS:
-            score(data.manifest, pred / row, data.media, model_name=row, fold=fold,
-                  out=results / f"{row}-fold{fold}.json", config=scoring)
-            if row in CONTROLS:
-                _mark_control(results / f"{row}-fold{fold}.json")
-            coverage[row].append(fold_coverage(pred / row, test, labels))
-        done(f"controls + scoring, fold {fold}")
+            coverage[row].append(fold_coverage_[row])
 
     stage("leaderboard, checks, radar and grid")
     board_dir = out / "leaderboard"
@@ -272,7 +258,7 @@ def _run_demo(out: Path, plan: DemoPlan, progress: bool, log: Callable[[str], No
     separation = compare([results / f"{m}-fold{f}.json" for m in MODELS for f in plan.folds], rounds=1000)
     atomic_write_text(board_dir / "separation.txt", separation.table() + "\n")
     shown = _grid_ids(labels, fold_ids(data.manifest, plan.folds[0])[1])
-    sample_grid(data.manifest, data.media, {m: pred / m for m in ("oracle", *MODELS)}, board_dir / "grid.png",
+    sample_grid(data.manifest, data.media, {m: out / "pred" / m for m in ("oracle", *MODELS)}, board_dir / "grid.png",
                 sample_ids=shown, tile=128)
     done("leaderboard, checks, radar and grid")
 
@@ -280,10 +266,57 @@ def _run_demo(out: Path, plan: DemoPlan, progress: bool, log: Callable[[str], No
                          "p_holm": d.p_adjusted} for d in separation.differences}
     summary = {"notice": NOTICE, "scope": scope_note(plan), "stage1": stage1_notes(plan), "out": str(out),
                "plan": plan.__dict__, "seconds": timings, "total_seconds": round(time.perf_counter() - started, 2),
-               "cpu_seconds": round(time.process_time() - cpu_started, 2), "world_weights": world,
+               "cpu_seconds": round(cpu_seconds() - cpu_started, 2), "processes": processes,
+               "world_weights": world,
                "metric_checks": checks, "coverage": coverage_means, "coverage_folds": coverage,
                "metrics": means, "separation": paired, "separation_table": str(board_dir / "separation.txt"),
                "leaderboard": str(board_dir / "leaderboard.md"),
                "radar": str(board_dir / "radar.png"), "grid": str(board_dir / "grid.png")}
     atomic_write_text(out / "summary.json", dumps_json(json.loads(dumps_json(summary))))
     return summary
+
+
+def _fold(out: Path, manifest: Path, media: Path, plan: DemoPlan, fold: int, progress: bool,
+          log: Callable[[str], None] | None) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """One fold: both adapters trained on the other folds, their test images, the controls, every row scored;
+    returns each stage's seconds and each row's coverage."""
+    from macs_bench.metrics.scoring import ScoreConfig, score
+    from macs_bench.world import SD_DIR, WORLD_DIR
+    from macs_bench.world.controls import (write_all_motifs, write_colour_only, write_noise, write_oracle,
+                                           write_shuffled)
+    from macs_model.generation.api import fold_ids, generate, train_generator
+    from macs_model.separation.api import WORLD_CLAP
+
+    log = log or print
+    labels = _labels(manifest)
+    results, pred = out / "results", out / "pred"
+    scoring = ScoreConfig(preset="world", cache_dir=str(out / "features"))
+    timings: dict[str, float] = {}
+    _, test = fold_ids(manifest, fold)
+    for model in MODELS:
+        name = f"stage 2: {model}, fold {fold}"
+        log(f"[demo] {name}")
+        started = time.perf_counter()
+        run = out / "generators" / f"{model}-fold{fold}"
+        conditioning = {"separator": out / "separator"} if model == "MACS-world" else {"no_separation": True}
+        train_generator(manifest, media, run, fold=fold, preset="world", base=WORLD_DIR / SD_DIR, clap=WORLD_CLAP,
+                        steps=plan.generator_steps, progress=progress, **conditioning)
+        generate(manifest, media, run, pred / model, fold=fold, clap=WORLD_CLAP, progress=progress)
+        timings[name] = round(time.perf_counter() - started, 2)
+    name = f"controls + scoring, fold {fold}"
+    log(f"[demo] {name}")
+    started = time.perf_counter()
+    write_oracle({sid: labels[sid] for sid in test}, pred / "oracle")
+    write_shuffled(pred / "MACS-world", test, pred / "shuffled")
+    write_noise(test, pred / "noise")
+    write_colour_only({sid: labels[sid] for sid in test}, pred / "colour-only")
+    write_all_motifs({sid: labels[sid] for sid in test}, pred / "all-motifs")
+    coverage = {}
+    for row in ROWS:
+        score(manifest, pred / row, media, model_name=row, fold=fold, out=results / f"{row}-fold{fold}.json",
+              config=scoring)
+        if row in CONTROLS:
+            _mark_control(results / f"{row}-fold{fold}.json")
+        coverage[row] = fold_coverage(pred / row, test, labels)
+    timings[name] = round(time.perf_counter() - started, 2)
+    return timings, coverage
