@@ -67,15 +67,16 @@ class Comparison:
     def table(self) -> str:
         """A plain-text table, one line per metric and pair."""
         pct = f"{round(self.level * 100)}%"
+        pair = max([len(d.a + " - " + d.b) + 1 for d in self.differences] + [28])  # whole names, never cut
         lines = [f"{len(self.models)} models on the same {self.n} samples ({self.units} {self.unit}s), "
                  f"{self.rounds} rounds, seed {self.seed}; p: paired permutation, Holm-corrected",
-                 f"{'metric':<22}{'A - B':<28}{'difference':>12}  {pct + ' interval':<26}{'p':>8}{'p (Holm)':>10}"]
+                 f"{'metric':<22}{'A - B':<{pair}}{'difference':>12}  {pct + ' interval':<26}{'p':>8}{'p (Holm)':>10}"]
         for d in self.differences:
             ci = "undefined" if d.low is None else f"[{d.low:.4g}, {d.high:.4g}]"
             value = "undefined" if d.value is None else f"{d.value:.4g}"
             p = "—" if d.p is None else f"{d.p:.3g}"
             q = "—" if d.p_adjusted is None else f"{d.p_adjusted:.3g}"
-            lines.append(f"{d.metric:<22}{(d.a + ' - ' + d.b)[:27]:<28}{value:>12}  {ci:<26}{p:>8}{q:>10}")
+            lines.append(f"{d.metric:<22}{d.a + ' - ' + d.b:<{pair}}{value:>12}  {ci:<26}{p:>8}{q:>10}")
         return "\n".join(lines)
 
     __str__ = table

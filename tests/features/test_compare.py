@@ -130,3 +130,16 @@ def test_too_few_interval_rounds_fail_before_encoding(scored, tmp_path):
         score(case.manifest, case.pred, case.media, model_name="a", out=tmp_path / "r.json",
               config=ScoreConfig(**{**config.__dict__, "bootstrap": 2, "cache_dir": str(tmp_path / "c")}))
     assert not (tmp_path / "c").exists()
+
+
+def test_the_table_prints_long_model_names_whole(scored):
+    from dataclasses import replace
+
+    root = scored[0]
+    c = macs_bench.compare([root / "a.json", root / "b.json"], rounds=8, seed=0, metrics=["iis", "fid"])
+    c.differences = [replace(d, a="MACS-world", b="no-separation-world-with-a-longer-name") for d in c.differences]
+    lines = c.table().splitlines()
+    rows = [line for line in lines[2:] if line.startswith(("iis", "fid"))]
+    assert len(rows) == 2 and all("MACS-world - no-separation-world-with-a-longer-name " in r for r in rows)
+    start = lines[1].index("difference")  # every value sits in the difference column
+    assert all(r[start - 2:start + len("difference")].strip() for r in rows)
