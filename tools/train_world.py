@@ -1,6 +1,6 @@
 """Rebuild the world models shipped in macs_bench/world/weights/, or check that they reproduce bit for bit.
 
-    python tools/train_world.py                 # retrain everything into the shipped folder (~20 min, 1 thread)
+    python tools/train_world.py                 # retrain everything into the shipped folder (~40 min, 1 thread)
     python tools/train_world.py --check         # retrain into a temporary folder, compare with SHA256SUMS
     python tools/train_world.py --check --parts clap   # the same for one part (seconds to minutes)
 

@@ -212,7 +212,7 @@ def _train_world(out: Path, parts: tuple[str, ...], n_train: int, n_held: int, s
     from macs_bench.world import CLAP_FILE, SD_DIR, TOWERS_FILE
     from macs_bench.world.towers import load_towers, state_of
 
-    steps = {"clap": 800, "towers": 1500, "vae": 800, "unet": 2000, **(steps or {})}
+    steps = {"clap": 800, "towers": 1500, "vae": 800, "unet": 6000, **(steps or {})}
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     out.mkdir(parents=True, exist_ok=True)
