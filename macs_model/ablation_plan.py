@@ -93,11 +93,11 @@ class AblationPlan:
         """How many processes run stage 1 and the folds: ``workers``, else on the world one per fold up to the
         CPU count (each runs torch on one thread; the world's jobs are independent and seeded, so the table is
         the same for any count), else 1 (a real benchmark's jobs share one GPU)."""
-        import os
+        from macs_model.jobs import default_processes
 
         if self.workers is not None:
             return self.workers
-        return max(1, min(len(self.folds), os.cpu_count() or 1)) if self.world else 1
+        return default_processes(len(self.folds)) if self.world else 1
 
     def variants(self) -> list[Variant]:
         return [v for v in VARIANTS if v.name in self.rows]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from functools import partial
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -123,8 +124,8 @@ def _run(out: Path, plan: AblationPlan, bench: Benchmark | None, progress: bool,
               "seconds": timings, "run_seconds": seconds, "processes": plan.processes(),
               "cpu_seconds": round(cpu_seconds() - cpu_started, 2),
               "cpus": os.cpu_count(), "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
-    log("[ablations] table, radar and grid")
-    return write_outputs(out, plan, bench, record, log=log)
+    table = "table, radar and grid"
+    return run_jobs([(table, partial(write_outputs, log=log), (out, plan, bench, record))], 1, log, "[ablations]")[table]
 
 
 def _separator(key: str, bench: Benchmark, plan: AblationPlan, out: Path, progress: bool) -> None:

@@ -178,8 +178,10 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, plan: DemoPlan | None = No
     """
     import torch
 
+    from macs_model.jobs import default_processes
+
     plan = plan or DemoPlan()
-    processes = processes or max(1, min(len(plan.folds), os.cpu_count() or 1))
+    processes = processes or default_processes(len(plan.folds))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

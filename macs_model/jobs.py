@@ -11,6 +11,13 @@ from typing import Any
 Job = tuple[str, Callable[..., Any], tuple]  # (name, a module-level function, its arguments)
 
 
+def default_processes(jobs: int) -> int:
+    """One process per job up to the CPU count."""
+    import os
+
+    return max(1, min(jobs, os.cpu_count() or 1))
+
+
 def run_jobs(jobs: Sequence[Job], processes: int, log: Callable[[str], None], prefix: str = "[jobs]"
              ) -> dict[str, Any]:
     """Run the jobs inline (``processes`` 1, or a single job) or in that many spawned processes; returns name
