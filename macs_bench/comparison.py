@@ -176,13 +176,13 @@ def compare(results: Sequence[ScoreResult | str | os.PathLike], *, metrics: Sequ
 
     ``metrics``: names (default: every metric all results can recompute); results scored on different samples
     are refused unless ``intersect``; ``intervals=False`` computes the p-values only (faster)."""
-    from macs_bench.metrics.sets import set_metric_functions
+    from macs_bench.metrics.sets import rows_metric_functions, set_metric_functions
 
     loaded = [_load(r) for r in results]
     models, folds, by = _strata(loaded)
     config = loaded[0].provenance.get("config") or {}
-    set_fns = set_metric_functions(config.get("kid_subsets", 100), config.get("kid_subset_size", 1000),
-                                   config.get("kid_seed", 0))
+    kid_options = (config.get("kid_subsets", 100), config.get("kid_subset_size", 1000), config.get("kid_seed", 0))
+    set_fns, rows_fns = set_metric_functions(*kid_options), rows_metric_functions(*kid_options)
     with_features = all(r.provenance.get("features_file") or r.features for r in loaded)
     available = _available(loaded, set_fns, with_features)
     if metrics is None:
@@ -220,7 +220,7 @@ def compare(results: Sequence[ScoreResult | str | os.PathLike], *, metrics: Sequ
                 else:
                     space, fn = set_fns[metric]
                     stats.append(set_difference(fn, feats[i][f"gen_{space}"], feats[j][f"gen_{space}"],
-                                                feats[0][f"gt_{space}"]))
+                                                feats[0][f"gt_{space}"], rows_fns.get(metric)))
             diffs.append(difference(stats, [s[2] for s in strata], "mean" if metric in MEAN_METRICS else "set",
                                     metric=metric, a=models[i], b=models[j], rounds=rounds, seed=seed,
                                     level=level, with_interval=intervals))

@@ -28,6 +28,8 @@ from macs_bench.metrics.resample import LEVEL, check_options, interval, unit_gro
 
 # d(rows, swap): the difference on those rows after swapping the models' images where swap is True (or None)
 PairedStat = Callable[[np.ndarray, "np.ndarray | None"], "float | None"]
+# on_rows(generated pool, reference) -> fn(generated rows, reference rows): a set metric over row indices
+PooledMetric = Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray, np.ndarray], "float | None"]]
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,26 @@ def mean_difference(a: np.ndarray, b: np.ndarray) -> PairedStat:
 
 
 def set_difference(metric: Callable[[np.ndarray, np.ndarray], float | None], gen_a: np.ndarray,
-                   gen_b: np.ndarray, ref: np.ndarray) -> PairedStat:
-    """The paired statistic of a set metric ``metric(generated, reference)``: its value on A's rows minus B's."""
+                   gen_b: np.ndarray, ref: np.ndarray, on_rows: PooledMetric | None = None) -> PairedStat:
+    """The paired statistic of a set metric ``metric(generated, reference)``: its value on A's rows minus B's.
+
+    ``on_rows`` (optional) builds the same metric as a function of row indices into the stacked generated
+    features ``[gen_a; gen_b]`` and into ``ref`` (KID's precomputed kernels): a swap then picks rows instead of
+    copying features."""
     gen_a, gen_b, ref = (np.asarray(x) for x in (gen_a, gen_b, ref))
     if not gen_a.shape == gen_b.shape == ref.shape:
         raise MacsError(f"paired features must have one shape, got {gen_a.shape}, {gen_b.shape}, {ref.shape}")
+    if on_rows is not None:
+        pooled, n = on_rows(np.concatenate([gen_a, gen_b]), ref), len(gen_a)
+        own = np.arange(n)
+
+        def stat_on_rows(rows: np.ndarray, swap: np.ndarray | None = None) -> float | None:
+            a_rows = own if swap is None else np.where(swap, own + n, own)  # A's images, B's where swapped
+            b_rows = own + n if swap is None else np.where(swap, own, own + n)
+            va, vb = pooled(a_rows[rows], rows), pooled(b_rows[rows], rows)
+            return float(va - vb) if va is not None and vb is not None and np.isfinite(va - vb) else None
+
+        return stat_on_rows
 
     def stat(rows: np.ndarray, swap: np.ndarray | None = None) -> float | None:
         a, b = gen_a, gen_b

@@ -151,6 +151,16 @@ def set_metric_functions(kid_subsets: int = 100, kid_subset_size: int = 1000, ki
     return out
 
 
+def rows_metric_functions(kid_subsets: int = 100, kid_subset_size: int = 1000, kid_seed: int = 0
+                          ) -> dict[str, Callable[[np.ndarray, np.ndarray], Callable]]:
+    """The set metrics that have a row-index form (``fn(pool, ref)`` -> ``f(pool_rows, ref_rows)``, equal to
+    :func:`set_metric_functions`' on those rows): KID from kernels computed once. ``compare`` uses it for its
+    paired test, whose swapped sets are rows of the two models' stacked features."""
+    from macs_bench.metrics.kid import kid_on_rows
+
+    return {"kid": lambda pool, ref: kid_on_rows(pool, ref, kid_subsets, kid_subset_size, kid_seed)}
+
+
 def interval_functions(selected: tuple[str, ...], features: dict[str, np.ndarray], paper_per_sample,
                        extra_per_sample, config, kid_ok: bool) -> dict[str, tuple[str, Callable]]:
     """Each reported metric as (``"mean"`` or ``"set"``, a function of row indices), for

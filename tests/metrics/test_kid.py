@@ -145,3 +145,28 @@ def test_kid_resampler_equals_kid_on_the_resampled_rows(rng):
         expected = kernel_inception_distance(a[rows], b[rows], num_subsets=7, max_subset_size=25, seed=5)[0]
         assert fast(rows) == pytest.approx(expected, rel=1e-10)
         assert slow(rows) == expected
+
+
+@pytest.mark.parametrize("subset", [1000, 9])  # every subset the whole set (one evaluation); real subsets
+def test_kid_on_rows_gathers_what_kid_computes_on_the_rows(rng, subset):
+    from macs_bench.metrics.kid import kid_on_rows
+
+    pool, ref = rng.normal(size=(30, 8)) + 0.3, rng.normal(size=(15, 8))
+    on_rows = kid_on_rows(pool, ref, num_subsets=6, max_subset_size=subset, seed=3)
+    recompute = kid_on_rows(pool, ref, num_subsets=6, max_subset_size=subset, seed=3, max_rows=10)
+    for _ in range(3):
+        gen_rows, ref_rows = rng.choice(30, 15, replace=False), rng.integers(0, 15, size=15)
+        expected = kernel_inception_distance(pool[gen_rows], ref[ref_rows], num_subsets=6,
+                                             max_subset_size=subset, seed=3)[0]
+        assert on_rows(gen_rows, ref_rows) == pytest.approx(expected, rel=1e-10)
+        assert recompute(gen_rows, ref_rows) == expected
+
+
+def test_whole_set_kid_is_the_mean_over_its_permuted_subsets(rng):
+    # with subsets as large as both sets every subset is a permutation of them: one evaluation, std 0
+    a, b = two_sets(rng, 12, 12, 4)
+    draw = np.random.RandomState(2)
+    values = [brute_force_mmd2(b[draw.choice(12, 12, replace=False)].tolist(),
+                               a[draw.choice(12, 12, replace=False)].tolist()) for _ in range(5)]
+    mean, std = kernel_inception_distance(a, b, num_subsets=5, max_subset_size=12, seed=2)
+    assert mean == pytest.approx(np.mean(values), rel=1e-9) and std == 0.0

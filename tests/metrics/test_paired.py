@@ -69,3 +69,21 @@ def test_holm_restated():
 def test_arrays_of_other_lengths_are_refused():
     with pytest.raises(MacsError, match="one value per sample"):
         paired_difference([1.0, 2.0], [1.0], ["v", "w"])
+
+
+def test_set_difference_on_rows_gives_the_same_statistic_as_copying_features():
+    from macs_bench.metrics.kid import kernel_inception_distance
+    from macs_bench.metrics.sets import rows_metric_functions
+
+    rng = np.random.default_rng(3)
+    ga, gb, ref = rng.normal(size=(3, 20, 5)) + np.array([[[0.4]], [[0.0]], [[0.1]]])
+    for subset in (1000, 8):
+        def kid(gen, r, subset=subset):
+            return kernel_inception_distance(gen, r, 4, subset, 0)[0]
+
+        copied = set_difference(kid, ga, gb, ref)
+        gathered = set_difference(kid, ga, gb, ref, rows_metric_functions(4, subset, 0)["kid"])
+        for _ in range(4):
+            rows, swap = np.sort(rng.choice(20, 12, replace=False)), rng.random(20) < 0.5
+            assert gathered(rows, swap) == pytest.approx(copied(rows, swap), rel=1e-9, abs=1e-12)
+        assert gathered(np.arange(20), None) == pytest.approx(copied(np.arange(20), None), rel=1e-9)
