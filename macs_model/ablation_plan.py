@@ -60,14 +60,14 @@ class AblationPlan:
     world: bool = True
     clips: int = 600  # the world's default: 120 test clips per fold, 24 per number of sources
     pretrain_clips: int = 96
-    folds: tuple[int, ...] = (0, 1)
+    folds: tuple[int, ...] = (0, 1, 2, 3, 4)  # 600 test clips, 120 per number of sources
     separator_steps: int | None = 150
     generator_steps: int | None = 300
     rows: tuple[str, ...] = ROW_NAMES
     baselines: bool = True
     rounds: int = 1000
     seed: int = 0
-    workers: int | None = None  # processes for stage 1 and the folds (None: the world's min(folds, CPUs), else 1)
+    workers: int | None = None  # processes sharing the jobs (None: the world's min(folds, CPUs), else 1)
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.rows if r not in ROW_NAMES]
@@ -90,9 +90,10 @@ class AblationPlan:
                            rounds=200), **changes)
 
     def processes(self) -> int:
-        """How many processes run stage 1 and the folds: ``workers``, else on the world one per fold up to the
-        CPU count (each runs torch on one thread; the world's jobs are independent and seeded, so the table is
-        the same for any count), else 1 (a real benchmark's jobs share one GPU)."""
+        """How many processes share the jobs (stage 1, the folds' rows, the table's comparisons): ``workers``,
+        else on the world one per fold up to the CPU count (each runs torch on one thread; the world's jobs are
+        independent and seeded, so the table is the same for any count), else 1 (a real benchmark's jobs share
+        one GPU)."""
         from macs_model.jobs import default_processes
 
         if self.workers is not None:
@@ -122,7 +123,8 @@ class AblationPlan:
             lines.append(f"fold {fold}: controls {', '.join(CONTROLS)}")
         lines.append("table: fold means, paired intervals and Holm-corrected p against MACS; radar; grid")
         if self.processes() > 1:
-            lines.insert(0, f"{self.processes()} processes: the stage-1 runs side by side, then the folds")
+            lines.insert(0, f"{self.processes()} processes share the jobs: the stage-1 runs, then every fold's "
+                            "adapters and baselines, then its Fig. 4 rows and controls")
         return lines
 
 

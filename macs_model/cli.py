@@ -318,8 +318,8 @@ def ablations(
                                        "runs), e.g. 'no-RL,no-CL'."),
     quick: bool = typer.Option(False, "--quick", help="One fold, short training, 200 resampling rounds."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the world baselines."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes for stage 1 and the folds "
-                                          "(default: the world's one per fold up to the CPU count; else 1)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes sharing the jobs (default: "
+                                          "on the world one per fold up to the CPU count; else 1)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the jobs and exit."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:

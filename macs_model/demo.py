@@ -56,12 +56,13 @@ def _labels(manifest: Path) -> dict[str, tuple[str, ...]]:
     return {r["sample_id"]: tuple(split_list(r["labels"])) for r in manifest_rows(manifest)}
 
 
-def fold_coverage(pred: Path, ids: list[str], labels: dict[str, tuple[str, ...]]) -> dict[str, float]:
-    """Per-source coverage of one row on one fold, with the world's image and text towers as the detector."""
+def judged_coverage(pred: Path, ids: list[str], labels: dict[str, tuple[str, ...]]):
+    """Each clip's per-source coverage (:class:`~macs_bench.metrics.coverage.CoverageScores`) of the images
+    ``pred/<id>.png``, with the world's image and text towers as the detector (the world's judge)."""
     import torch
 
+    from macs_bench.metrics.coverage import source_coverage
     from macs_bench.world.synthetic import CLASSES
-    from macs_bench.world.controls import coverage
     from macs_bench.world.scoring import image_input
     from macs_bench.world.towers import load_towers
 
@@ -69,7 +70,14 @@ def fold_coverage(pred: Path, ids: list[str], labels: dict[str, tuple[str, ...]]
     with torch.no_grad():
         images = towers.image(torch.stack([image_input(pred / f"{sid}.png") for sid in ids])).numpy()
         text = towers.text(list(CLASSES)).numpy()
-    return coverage(images, text, [[CLASSES.index(c) for c in labels[sid]] for sid in ids]) | {"n": float(len(ids))}
+    return source_coverage(images, text, [[CLASSES.index(c) for c in labels[sid]] for sid in ids])
+
+
+def fold_coverage(pred: Path, ids: list[str], labels: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    """Per-source coverage of one row on one fold (the world's judge): the mean, by number of sources, n."""
+    from macs_bench.world.controls import coverage_summary
+
+    return coverage_summary(judged_coverage(pred, ids, labels)) | {"n": float(len(ids))}
 
 
 def metric_checks(means: dict[str, dict[str, float]]) -> list[str]:

@@ -66,7 +66,8 @@ def test_plan_rows_separators_and_jobs():
     full = AblationPlan()
     assert set(full.separators()) == set(SEPARATORS) and full.rows == ROW_NAMES
     assert sum(j.startswith("fold 0: train adapter") for j in full.jobs()) == 7
-    assert full.processes() == min(2, os.cpu_count()) and AblationPlan(world=False).processes() == 1
+    assert full.folds == (0, 1, 2, 3, 4)  # 120 test clips per number of sources over the folds
+    assert full.processes() == min(5, os.cpu_count()) and AblationPlan(world=False).processes() == 1
     assert AblationPlan(workers=3).processes() == 3 and AblationPlan.quick().processes() == 1
     with pytest.raises(MacsError, match="workers must be a positive number"):
         AblationPlan(workers=0)
@@ -118,7 +119,26 @@ def test_tiny_world_fold_writes_its_table_with_paired_intervals(tmp_path):
         assert d["p_holm_table"] is not None
         assert row in result.table.read_text()
     assert "paired" in result.table.read_text() and "(control)" in result.table.read_text()
+    # the world judge's coverage, paired like AIS: the means and the difference are the judge's on the images
+    from macs_model.demo import _labels, fold_coverage
+    from macs_model.generation.api import fold_ids
+
+    bench = tmp_path / "abl" / "data"
+    test, labels = fold_ids(bench / "manifest", 0)[1], _labels(bench / "manifest")
+    judged = {row: fold_coverage(tmp_path / "abl" / "pred" / folder, test, labels)["coverage"]
+              for row, folder in ((REFERENCE, "MACS"), ("no-sep M slots", "no-sep_M_slots"), ("oracle", "oracle"))}
+    assert record["means"][REFERENCE]["source_coverage"] == pytest.approx(judged[REFERENCE])
+    assert record["means"]["oracle"]["source_coverage"] == pytest.approx(judged["oracle"])
+    d = record["differences"]["no-sep M slots"]["source_coverage"]
+    assert d["value"] == pytest.approx(judged["no-sep M slots"] - judged[REFERENCE])
+    assert d["low"] <= d["value"] <= d["high"] and d["p_holm_table"] is not None
+    assert "world's judge" in result.table.read_text()
     assert record["run_seconds"] > 0 and result.radar.is_file() and result.grid.is_file()
+    assert result.seconds == record["total_seconds"] >= record["run_seconds"] + record["table_seconds"] - 1
+    for row in ("no-sep M slots", "slots 4,5,6"):  # the marks follow Holm over the row's metrics
+        for d in record["differences"][row].values():
+            assert (d["verdict"] != "") == (d["p_adjusted"] is not None and d["p_adjusted"] < 0.05 and d["value"] != 0)
+            assert d["p_holm_table"] is None or d["p_holm_table"] >= d["p_adjusted"]
     m_slots = json.loads((tmp_path / "abl" / "generators" / "no-sep_M_slots-fold0" / "config.json").read_text())
     assert m_slots["run_info"]["conditioning"]["mixture_slots"] == M
     stage1 = json.loads((tmp_path / "abl" / "separators" / "full" / "config.json").read_text())

@@ -107,7 +107,11 @@ def coverage(image_embeddings: np.ndarray, text_embeddings: np.ndarray, label_se
     number of sources K (``coverage_<K>``), with the world's class-name text embeddings as the detector."""
     from macs_bench.metrics.coverage import source_coverage
 
-    scores = source_coverage(image_embeddings, text_embeddings, label_sets)
+    return coverage_summary(source_coverage(image_embeddings, text_embeddings, label_sets))
+
+
+def coverage_summary(scores) -> dict[str, float]:
+    """The mean of :class:`~macs_bench.metrics.coverage.CoverageScores` overall and by number of sources."""
     return {"coverage": scores.mean} | {f"coverage_{k}": v["coverage"] for k, v in scores.by_sources().items()}
 
 
