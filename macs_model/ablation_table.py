@@ -70,8 +70,10 @@ def add_judged_coverage(results: list, labels: dict[str, tuple[str, ...]]) -> No
     scored (its recorded predictions folder)."""
     from macs_bench.errors import MacsError
     from macs_bench.results import per_sample_path, read_per_sample
+    from macs_bench.world.towers import load_towers
     from macs_model.demo import judged_coverage
 
+    towers = load_towers()
     for r in results:
         if r.per_sample is None:
             r.per_sample = read_per_sample(per_sample_path(r.source))
@@ -79,7 +81,7 @@ def add_judged_coverage(results: list, labels: dict[str, tuple[str, ...]]) -> No
         if not pred.is_dir():
             raise MacsError(f"{r.source}: its predictions folder {pred} is gone; the judge needs the images")
         ids = list(r.per_sample.index)
-        scores = judged_coverage(pred, ids, labels)
+        scores = judged_coverage(pred, ids, labels, towers)
         r.per_sample["source_coverage"] = scores.per_sample
         r.metrics["source_coverage"] = scores.mean
         r.directions["source_coverage"] = "higher"

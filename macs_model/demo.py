@@ -56,9 +56,10 @@ def _labels(manifest: Path) -> dict[str, tuple[str, ...]]:
     return {r["sample_id"]: tuple(split_list(r["labels"])) for r in manifest_rows(manifest)}
 
 
-def judged_coverage(pred: Path, ids: list[str], labels: dict[str, tuple[str, ...]]):
+def judged_coverage(pred: Path, ids: list[str], labels: dict[str, tuple[str, ...]], towers=None):
     """Each clip's per-source coverage (:class:`~macs_bench.metrics.coverage.CoverageScores`) of the images
-    ``pred/<id>.png``, with the world's image and text towers as the detector (the world's judge)."""
+    ``pred/<id>.png``, with the world's image and text towers as the detector (the world's judge; loaded
+    here unless given, so that a caller judging many folders loads them once)."""
     import torch
 
     from macs_bench.metrics.coverage import source_coverage
@@ -66,7 +67,7 @@ def judged_coverage(pred: Path, ids: list[str], labels: dict[str, tuple[str, ...
     from macs_bench.world.scoring import image_input
     from macs_bench.world.towers import load_towers
 
-    towers = load_towers()
+    towers = towers or load_towers()
     with torch.no_grad():
         images = towers.image(torch.stack([image_input(pred / f"{sid}.png") for sid in ids])).numpy()
         text = towers.text(list(CLASSES)).numpy()

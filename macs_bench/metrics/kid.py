@@ -50,7 +50,7 @@ def kernel_inception_distance(
         raise MacsError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     m = min(a.shape[0], b.shape[0], max_subset_size)
     if m == a.shape[0] == b.shape[0]:
-        return _subset_mmd2(b, a), 0.0  # every subset is both whole sets (see :func:`_whole_sets`)
+        return _subset_mmd2(b, a), 0.0  # every subset is both whole sets (see the docstring)
     rng = np.random.RandomState(seed)
     values = np.empty(num_subsets)
     for k in range(num_subsets):
@@ -65,11 +65,7 @@ def kid_resampler(feats_a, feats_b, num_subsets: int = 100, max_subset_size: int
     """For the bootstrap: a function of row indices ``rows`` giving ``kernel_inception_distance(feats_a[rows],
     feats_b[rows], ...)``'s mean (paired sets of equal size), from kernel matrices computed once
     (:func:`kid_on_rows`)."""
-    a = as_feature_matrix(feats_a, "feats_a")
-    b = as_feature_matrix(feats_b, "feats_b")
-    if a.shape[0] != b.shape[0]:
-        return lambda rows: kernel_inception_distance(a[rows], b[rows], num_subsets, max_subset_size, seed)[0]
-    on_rows = kid_on_rows(a, b, num_subsets, max_subset_size, seed, max_rows)
+    on_rows = kid_on_rows(feats_a, feats_b, num_subsets, max_subset_size, seed, max_rows)
     return lambda rows: on_rows(rows, rows)
 
 
