@@ -36,16 +36,22 @@ def differences(results: dict[str, list], reference: str, rows: list[str], round
     (``p_holm_table``, recorded; with R permutation rounds no p is below 1 / (R + 1), so over m cells it
     cannot fall below m / (R + 1)). The rows' comparisons are independent and seeded, so they run in
     ``processes`` worker processes with the same numbers as in one."""
-    from macs_bench.metrics.paired import holm
     from macs_model.jobs import run_jobs
 
     jobs = [(f"table: {row} - {reference}", _difference, ([*results[row], *results[reference]], rounds, seed))
             for row in rows]
     done = run_jobs(jobs, processes, log, "[ablations]")
-    found = {row: done[name] for row, (name, _, _) in zip(rows, jobs)}
+    return mark({row: done[name] for row, (name, _, _) in zip(rows, jobs)})
+
+
+def mark(found: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Add to each (row, metric) cell its Holm p over the whole table (``p_holm_table``) and its verdict:
+    ``better`` / ``worse`` than the reference where Holm's p over the row's metrics (``p_adjusted``) is below
+    :data:`ALPHA`, by the metric's direction; else empty."""
+    from macs_bench.metrics.paired import holm
+
     cells = [(row, metric) for row in found for metric in found[row]]
-    adjusted = holm([found[r][m]["p"] for r, m in cells])
-    for (row, metric), q in zip(cells, adjusted):
+    for (row, metric), q in zip(cells, holm([found[r][m]["p"] for r, m in cells])):
         d = found[row][metric]
         d["p_holm_table"] = q
         sign = 1 if DIRECTIONS.get(metric, "higher") == "higher" else -1

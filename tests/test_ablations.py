@@ -79,6 +79,28 @@ def test_plan_rows_separators_and_jobs():
     assert SEPARATORS["waveform"]["kind"] == "waveform"
 
 
+def test_marks_follow_holm_over_the_row_and_the_metric_direction():
+    from macs_model.ablation_table import mark
+
+    def cell(value, p, row_p):
+        return {"value": value, "p": p, "p_adjusted": row_p}
+
+    # 1000 rounds: no p below 1/1001; over these 112 cells Holm could reach no adjusted p below 0.11
+    found = {f"row {i}": {m: cell(0.1, 1 / 1001, 8 / 1001) for m in ("ais", "iis", "fid", "kid", "ais_z",
+                                                                     "iis_z", "clip_fid", "source_coverage")}
+             for i in range(14)}
+    found["row 0"]["ais"] = cell(-0.2, 0.003, 0.02)
+    found["row 0"]["fid"] = cell(0.5, 0.03, 0.2)
+    found["row 1"]["ais"] = cell(0.0, 1 / 1001, 0.008)
+    marked = mark(found)
+    assert all(d["p_holm_table"] >= 0.11 for row in marked.values() for d in row.values())
+    assert marked["row 0"]["ais"]["verdict"] == "worse"  # higher is better, value below MACS
+    assert marked["row 0"]["fid"]["verdict"] == ""  # not significant in its row
+    assert marked["row 1"]["ais"]["verdict"] == ""  # no difference, no mark
+    assert marked["row 2"]["fid"]["verdict"] == "worse" and marked["row 2"]["iis"]["verdict"] == "better"
+    assert marked["row 2"]["source_coverage"]["verdict"] == "better"
+
+
 def test_real_benchmark_argument_checks(tmp_path):
     from macs_model.cli import app, parse_rows
 
